@@ -1,0 +1,61 @@
+"""Settings, read from SINGER_* environment variables (pydantic-settings).
+
+Nothing is created at import time: call :func:`Settings` (or ``Settings.from_env()``) where needed and pass
+the object down. Paths are resolved lazily so tests can point everything at a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _default_home() -> Path:
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "singer"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SINGER_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home, description="Root for cache, runs and voices.")
+    cache_dir: Path | None = Field(default=None, description="Content-addressed step cache (default HOME/cache).")
+    models_dir: Path | None = Field(default=None, description="Model files and user voices (default HOME/models).")
+    library: str = Field(default="", description="Local music library folders, separated by os.pathsep.")
+    workflows_dir: Path | None = Field(default=None, description="Extra workflow TOML files.")
+    device: str = Field(default="cpu", description="Torch device for neural engines.")
+    threads: int = Field(default=0, description="Torch/CPU threads; 0 = all cores.")
+    max_duration: float = Field(default=20 * 60, description="Longest input accepted, seconds.")
+    search_max_duration: float = Field(default=15 * 60, description="Search skips candidates longer than this.")
+    search_results: int = Field(default=5, description="Candidates returned by search.")
+    network_timeout: float = Field(default=10.0, description="Seconds before a network call gives up.")
+    allow_private_urls: bool = Field(default=False, description="Allow URL sources on loopback/private hosts.")
+
+    @property
+    def cache_path(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else Path(self.home) / "cache"
+
+    @property
+    def models_path(self) -> Path:
+        return Path(self.models_dir) if self.models_dir else Path(self.home) / "models"
+
+    @property
+    def runs_path(self) -> Path:
+        return Path(self.home) / "runs"
+
+    @property
+    def voices_path(self) -> Path:
+        return self.models_path / "voices"
+
+    @property
+    def downloads_path(self) -> Path:
+        return self.cache_path / "downloads"
+
+    @property
+    def library_paths(self) -> list[Path]:
+        return [Path(p).expanduser() for p in self.library.split(os.pathsep) if p.strip()]

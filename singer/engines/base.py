@@ -1,0 +1,83 @@
+"""Small protocols every engine implements.
+
+Engines are file-to-file: they read WAV/media files and write WAV files, so long songs can be streamed with flat
+memory and so heavy engines wrapping other tools (audio-separator, RVC) fit the same shape. Progress goes
+through a plain callable ``progress(fraction, message)``; engines never print.
+
+Every engine class has:
+  name       registry name (``spleeter``, ``world``, ...)
+  kind       "source" | "separator" | "converter"
+  version    bumped when output for the same input changes; part of every cache key
+  check(settings) -> None    raise EngineUnavailable(reasons...) when it cannot run here, cheaply
+                             (no heavy imports: find_spec and file checks only)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
+
+Progress = Callable[[float, str | None], None]
+
+
+def no_progress(fraction: float, message: str | None = None) -> None:
+    return None
+
+
+@runtime_checkable
+class Engine(Protocol):
+    name: ClassVar[str]
+    kind: ClassVar[str]
+    version: ClassVar[str]
+    description: ClassVar[str]
+
+    @classmethod
+    def check(cls, settings: Any) -> None: ...
+
+
+@runtime_checkable
+class Separator(Engine, Protocol):
+    """Splits a song into stems. ``stems`` names what :meth:`separate` returns."""
+
+    stems: ClassVar[tuple[str, ...]]
+
+    def separate(self, src: Path, out_dir: Path, progress: Progress = no_progress) -> dict[str, Path]:
+        """Write one WAV per stem into ``out_dir``; same sample rate and length as ``src``."""
+        ...
+
+
+@runtime_checkable
+class Converter(Engine, Protocol):
+    """Sings/speaks ``src`` again in ``voice``. Output WAV has the same sample rate and length as ``src``."""
+
+    def convert(self, src: Path, dst: Path, voice: Any, params: dict, progress: Progress = no_progress) -> dict:
+        """Write ``dst``; return metadata (e.g. measured pitch range) for the step manifest."""
+        ...
+
+
+@dataclass
+class Candidate:
+    """One search hit or resolved input, shown to the user as a numbered line."""
+
+    title: str
+    source: str  # engine name: local | library | ytdlp
+    ref: str  # what fetch() needs: a path, a URL, a video id
+    artist: str = ""
+    duration: float | None = None
+    url: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@runtime_checkable
+class Source(Engine, Protocol):
+    """Finds songs and fetches them into local files."""
+
+    def search(self, query: str, limit: int) -> list[Candidate]: ...
+
+    def fetch(self, candidate: Candidate, dest_dir: Path, progress: Progress = no_progress) -> Path:
+        """Return a local media file for ``candidate`` (may be cached; never modified)."""
+        ...

@@ -1,0 +1,85 @@
+"""Lazy engine registry: name -> "module:Class". Nothing heavy is imported until an engine is chosen.
+
+Like audio-separator's architecture map and yt-dlp's extractor list, the table is plain data; the import
+happens in :func:`get_class`. Later issues add entries (``uvr``, ``rvc``) here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import EngineUnavailable, InputError
+
+ENGINES: dict[str, dict[str, str]] = {
+    "source": {
+        "local": "singer.engines.sources.local:LocalFileSource",
+        "library": "singer.engines.sources.library:LibrarySource",
+        "ytdlp": "singer.engines.sources.ytdlp:YtDlpSource",
+    },
+    "separator": {
+        "spleeter": "singer.engines.separators.spleeter:SpleeterSeparator",
+    },
+    "converter": {
+        "world": "singer.engines.converters.world:WorldConverter",
+    },
+}
+
+DEFAULTS = {"separator": "spleeter", "converter": "world"}
+
+
+@dataclass
+class EngineStatus:
+    kind: str
+    name: str
+    available: bool
+    reason: str
+    description: str
+    version: str
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def names(kind: str) -> list[str]:
+    return list(ENGINES.get(kind, {}))
+
+
+def get_class(kind: str, name: str) -> Any:
+    table = ENGINES.get(kind)
+    if table is None:
+        raise InputError(f"Unknown engine kind '{kind}'", hint=f"Kinds: {', '.join(ENGINES)}.")
+    if name not in table:
+        raise InputError(f"Unknown {kind} engine '{name}'", hint=f"Choose one of: {', '.join(table)} (see `singer engines`).")
+    module, _, cls = table[name].partition(":")
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ImportError as e:
+        raise EngineUnavailable(
+            f"The {kind} engine '{name}' cannot be loaded: {e}", hint="Install singer with its dependencies (make install)."
+        ) from e
+
+
+def create(kind: str, name: str, settings: Any, **kwargs: Any) -> Any:
+    cls = get_class(kind, name)
+    cls.check(settings)
+    return cls(settings, **kwargs)
+
+
+def status(settings: Any) -> list[EngineStatus]:
+    out = []
+    for kind, table in ENGINES.items():
+        for name in table:
+            try:
+                cls = get_class(kind, name)
+            except Exception as e:  # report, never hide: a broken engine is listed with its reason
+                out.append(EngineStatus(kind, name, False, getattr(e, "user_message", str(e)), "", ""))
+                continue
+            try:
+                cls.check(settings)
+                ok, reason = True, ""
+            except EngineUnavailable as e:
+                ok, reason = False, str(e)
+            out.append(EngineStatus(kind, name, ok, reason, getattr(cls, "description", ""), getattr(cls, "version", "")))
+    return out

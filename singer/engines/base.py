@@ -10,6 +10,9 @@ Every engine class has:
   version    bumped when output for the same input changes; part of every cache key
   check(settings) -> None    raise EngineUnavailable(reasons...) when it cannot run here, cheaply
                              (no heavy imports: find_spec and file checks only)
+  __init__(self, settings)   construction may load models (heavy imports go here or later, never at module top)
+  Params     optional nested pydantic BaseModel of user-tunable parameters with defaults; the workflow
+             validates step params with it and hashes its canonical JSON into the cache key
 """
 
 from __future__ import annotations

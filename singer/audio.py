@@ -198,3 +198,38 @@ def sniff(path: str | os.PathLike) -> bool:
         return True
     except InputError:
         return False
+
+
+def pitch_shift(src: str | os.PathLike, dst: str | os.PathLike, semitones: float) -> Path:
+    """Re-key ``src`` by ``semitones`` keeping tempo (ffmpeg's rubberband filter); output length == input length."""
+    import ffmpeg
+    import soundfile as sf
+
+    info = sf.info(str(src))
+    ratio = 2.0 ** (semitones / 12.0)
+    dst = Path(dst)
+    stream = ffmpeg.input(str(src)).filter("rubberband", pitch=ratio, pitchq="quality", channels="together")
+    stream = stream.output(str(dst), acodec="pcm_f32le", ar=info.samplerate, format="wav")
+    cmd = [_ffmpeg_bin(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *ffmpeg.get_args(stream)]
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        from .errors import EngineUnavailable as _EU
+
+        raise _EU("ffmpeg could not re-key the instrumental (rubberband filter).",
+                  hint="Install an ffmpeg built with librubberband (Debian's is), or use --key 0. "
+                  + proc.stderr.decode("utf-8", "replace").strip()[-200:])
+    fix_length(dst, info.frames)
+    return dst
+
+
+def fix_length(path: str | os.PathLike, frames: int) -> None:
+    """Trim or zero-pad a WAV in place to exactly ``frames`` samples."""
+    audio, sr = read_wav(path)
+    n = audio.shape[1]
+    if n == frames:
+        return
+    if n > frames:
+        audio = audio[:, :frames]
+    else:
+        audio = np.pad(audio, ((0, 0), (0, frames - n)))
+    write_wav(path, audio, sr)

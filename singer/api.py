@@ -1,0 +1,193 @@
+"""The library facade. The CLI, the HTTP service and the batch runner call only this.
+
+    from singer import Singer, CoverRequest
+    s = Singer()
+    result = s.cover(CoverRequest(input="./song.flac", voice="ayana", key=2, format="ogg", out="./out/"))
+    print(result.output)
+
+Requests are one pydantic model (:class:`CoverRequest`) rather than dozens of keyword arguments, so every entry
+point validates the same way. The facade never prints and never exits; it raises :mod:`singer.errors`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from .config import Settings
+from .errors import InputError, UsageError
+from .progress import Hooks, NullHooks
+
+
+class CoverRequest(BaseModel):
+    """Everything a cover or a conversion needs. Unset fields take the workflow's defaults."""
+
+    input: str = Field(..., description="Search text, URL or path of a local file.")
+    voice: str | None = Field(None, description="Voice name (see `singer voices list`).")
+    workflow: str = Field("cover", description="Workflow name (workflows/*.toml) or path.")
+    key: float | None = Field(None, description="Key shift in semitones (-24..24).")
+    format: str | None = Field(None, description="Output format: mp3, wav, flac, ogg, opus, m4a.")
+    pick: int | None = Field(None, ge=1, description="Take search candidate N instead of the best match.")
+    separator: str | None = None
+    converter: str | None = None
+    separate: bool | None = Field(None, description="voice_note workflow: separate the voice from background first.")
+    target_lufs: float | None = Field(None, ge=-40, le=-5)
+    step_params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="step id -> params overrides.")
+    recompute: list[str] = Field(default_factory=list, description="Steps to compute again even when cached.")
+    no_cache: bool = False
+    out: str | None = Field(None, description="Output file or folder (default: current folder).")
+
+    @field_validator("format")
+    @classmethod
+    def _fmt(cls, v: str | None) -> str | None:
+        return v.lower().lstrip(".") if v else v
+
+    def variables(self) -> dict:
+        v = {"input": self.input, "voice": self.voice, "key": self.key, "format": self.format, "pick": self.pick,
+             "separator": self.separator, "converter": self.converter, "separate": self.separate,
+             "target_lufs": self.target_lufs}
+        return {k: x for k, x in v.items() if x is not None}
+
+
+@dataclass
+class CoverResult:
+    output: Path
+    title: str
+    voice: str
+    format: str
+    duration: float
+    run: Any  # RunResult
+
+    def to_dict(self) -> dict:
+        return {"output": str(self.output), "title": self.title, "voice": self.voice, "format": self.format,
+                "duration": self.duration, "run": self.run.to_dict()}
+
+
+def _safe_name(text: str) -> str:
+    text = re.sub(r"[\\/:*?\"<>|\x00-\x1f]+", " ", text).strip(" .")
+    return re.sub(r"\s+", " ", text)[:120] or "cover"
+
+
+class Singer:
+    def __init__(self, settings: Settings | None = None, hooks: Hooks | None = None):
+        self.settings = settings or Settings()
+        self.hooks = hooks or NullHooks()
+
+    # ---- lazily built parts -----------------------------------------------------------------------------------
+    @cached_property
+    def store(self):
+        from .workflow.store import Store
+
+        return Store(self.settings.cache_path)
+
+    @cached_property
+    def voices(self):
+        from .voices import VoiceStore
+
+        return VoiceStore(self.settings)
+
+    @cached_property
+    def pool(self):
+        from .workflow.runner import EnginePool
+
+        return EnginePool(self.settings)
+
+    def runner(self, hooks: Hooks | None = None):
+        from .workflow.runner import RunContext, Runner
+
+        return Runner(self.settings, self.store, RunContext(self.settings, self.pool, self.voices), hooks or self.hooks)
+
+    # ---- songs ------------------------------------------------------------------------------------------------
+    def search(self, query: str, limit: int | None = None) -> list:
+        from .engines.sources import resolve
+
+        return resolve.search(query, self.settings, limit or self.settings.search_results)
+
+    def cover(self, request: CoverRequest, hooks: Hooks | None = None) -> CoverResult:
+        """Run the request's workflow and place the result at ``request.out``. Nothing is written there on error."""
+        from .workflow import spec as wspec
+
+        spec = wspec.load(request.workflow, self.settings)
+        variables = request.variables()
+        engines = {}
+        for step in spec.steps:  # let --separator/--converter reach steps that name an engine literally
+            if step.op == "separate" and request.separator:
+                engines[step.id] = request.separator
+            if step.op == "convert" and request.converter:
+                engines[step.id] = request.converter
+        target = self._target_path(request, spec)  # validate the output place before any work
+        result = self.runner(hooks).run(spec, variables, overrides=request.step_params, engines=engines,
+                                        recompute=set(request.recompute), no_cache=request.no_cache,
+                                        label=Path(request.input).stem if os.path.exists(request.input) else request.input)
+        enc = result.steps[-1].meta
+        src = result.step("source").meta if "source" in spec.step_ids else {}
+        title = src.get("title") or "cover"
+        voice = variables.get("voice", spec.vars.get("voice", ""))
+        fmt = enc.get("format") or variables.get("format") or spec.vars.get("format", "mp3")
+        if target is None or target.is_dir() or str(request.out or "").endswith(os.sep):
+            folder = target or Path.cwd()
+            folder.mkdir(parents=True, exist_ok=True)
+            suffix = "cover" if spec.name == "cover" else "voice"
+            target = folder / f"{_safe_name(title)} ({voice} {suffix}).{'ogg' if fmt == 'opus' else fmt}"
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:6]}.part")
+        try:
+            shutil.copyfile(result.output, tmp)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return CoverResult(target, title, voice, fmt, float(enc.get("duration", 0.0)), result)
+
+    def convert(self, request: CoverRequest, hooks: Hooks | None = None) -> CoverResult:
+        """A voice note (or any speech/singing without backing) in the voice; workflow voice_note by default."""
+        if request.workflow == "cover":
+            request = request.model_copy(update={"workflow": "voice_note"})
+        return self.cover(request, hooks)
+
+    def _target_path(self, request: CoverRequest, spec) -> Path | None:
+        if not request.out:
+            return None
+        out = Path(request.out).expanduser()
+        if out.is_dir() or request.out.endswith(("/", os.sep)):
+            return out
+        if not out.parent.exists():
+            raise InputError(f"Output folder does not exist: {out.parent}", hint="Create it or choose another --out.")
+        fmt = request.format or spec.vars.get("format")
+        ext = out.suffix.lower().lstrip(".")
+        if ext and fmt and ext != fmt and not (fmt == "opus" and ext == "ogg"):
+            raise UsageError(f"--out {out.name} does not match --format {fmt}", hint=f"Use a .{fmt} name or drop --format.")
+        return out
+
+    # ---- engines, voices, cache ---------------------------------------------------------------------------------
+    def engines(self) -> list:
+        from .engines import registry
+
+        return registry.status(self.settings)
+
+    def list_voices(self) -> list:
+        return self.voices.list()
+
+    def create_voice(self, name: str, samples: list[str | Path], **meta: Any):
+        return self.voices.create(name, [Path(s) for s in samples], **meta)
+
+    def merge_voices(self, names: list[str], weights: list[float], new_name: str):
+        return self.voices.merge(names, weights, new_name)
+
+    def remove_voice(self, name: str) -> None:
+        self.voices.remove(name)
+
+    def cache_entries(self) -> list:
+        return self.store.entries()
+
+    def cache_size(self) -> int:
+        return self.store.total_size()
+
+    def prune_cache(self, max_bytes: int | None = None, older_than_s: float | None = None, dry_run: bool = False) -> list:
+        return self.store.prune(max_bytes=max_bytes, older_than_s=older_than_s, dry_run=dry_run)

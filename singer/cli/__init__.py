@@ -1,0 +1,28 @@
+"""The `singer` command line. Thin: every command builds a request and calls :mod:`singer.api`."""
+
+from __future__ import annotations
+
+import typer
+
+from . import cache, cover, engines, search, voices
+
+app = typer.Typer(name="singer", help="Sing any song in a character's voice: search, separate, convert, remix.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app.command()(cover.cover)
+app.command()(cover.convert)
+app.command()(search.search)
+app.command()(engines.engines)
+app.add_typer(voices.app, name="voices")
+app.add_typer(cache.app, name="cache")
+
+
+@app.command()
+def version() -> None:
+    """Print singer's version."""
+    from .. import __version__
+
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,91 @@
+"""Shared CLI plumbing: one place that turns results into text or JSON and errors into exit codes.
+
+Exit codes: 0 ok, 2 usage, 3 bad input, 4 engine/model unavailable, 1 internal error.
+User errors never show a stack trace; set SINGER_DEBUG=1 to see one for internal errors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Callable
+
+import typer
+from rich.console import Console
+
+err_console = Console(stderr=True, highlight=False)
+out_console = Console(highlight=False)
+
+JsonOpt = typer.Option(False, "--json", help="Print one machine-readable JSON object on stdout.")
+
+
+def settings():
+    from ..config import Settings
+
+    try:
+        return Settings()
+    except Exception as e:  # pydantic validation of SINGER_* variables
+        from ..errors import UsageError
+
+        raise UsageError(f"Bad SINGER_* environment setting: {e}") from None
+
+
+def emit(obj: Any, as_json: bool, render: Callable[[Any], None]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps({"ok": True, **obj} if isinstance(obj, dict) else {"ok": True, "result": obj},
+                                    default=str, ensure_ascii=False) + "\n")
+    else:
+        render(obj)
+
+
+def run(fn: Callable[[], Any], as_json: bool, render: Callable[[Any], None]) -> None:
+    """Call ``fn``; print its result; map errors to exit codes."""
+    from ..errors import SingerError
+
+    try:
+        obj = fn()
+    except SingerError as e:
+        fail(e.to_dict(), e.exit_code, as_json)
+    except KeyboardInterrupt:
+        fail({"error": "interrupted", "message": "Interrupted."}, 130, as_json)
+    except Exception as e:  # a bug: short message, trace only on request
+        if os.environ.get("SINGER_DEBUG"):
+            raise
+        fail({"error": "internal_error", "message": f"Internal error: {type(e).__name__}: {e}",
+              "hint": "Set SINGER_DEBUG=1 to see the trace, and report it."}, 1, as_json)
+    else:
+        emit(obj, as_json, render)
+
+
+def fail(payload: dict, code: int, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps({"ok": False, **payload}, default=str, ensure_ascii=False) + "\n")
+    else:
+        err_console.print(f"[bold red]error:[/] {payload.get('message')}")
+        if payload.get("hint"):
+            err_console.print(f"[dim]hint:[/] {payload['hint']}")
+        for name, why in (payload.get("reasons") or {}).items():
+            err_console.print(f"  - {name}: {why}")
+    raise typer.Exit(code)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def parse_size(text: str) -> int:
+    import re
+
+    from ..errors import UsageError
+
+    m = re.fullmatch(r"\s*([\d.]+)\s*([kmgt]?i?b?)\s*", text.lower())
+    if not m:
+        raise UsageError(f"Cannot read size '{text}'", hint="Write it like 500MB, 5GB or 1.5GiB.")
+    num, unit = float(m.group(1)), m.group(2).rstrip("b")
+    mult = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}[unit]
+    return int(num * mult)

@@ -1,0 +1,102 @@
+"""`singer cover` and `singer convert`: one request model, built once from the options."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from . import _common as c
+
+
+def parse_sets(items: list[str]) -> dict[str, dict]:
+    """--set convert.strength=0.8 -> {"convert": {"strength": 0.8}} (values parsed as TOML scalars)."""
+    import tomllib
+
+    from ..errors import UsageError
+
+    out: dict[str, dict] = {}
+    for item in items:
+        target, eq, value = item.partition("=")
+        step, dot, name = target.partition(".")
+        if not (eq and dot and step and name):
+            raise UsageError(f"Cannot read --set '{item}'", hint="Write it as STEP.PARAM=VALUE, e.g. --set mix.vocal_gain_db=2")
+        try:
+            parsed = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed = value
+        out.setdefault(step, {})[name] = parsed
+    return out
+
+
+def parse_key(key: Optional[str]) -> Optional[float]:
+    from ..errors import UsageError
+
+    if key is None:
+        return None
+    try:
+        return float(key)
+    except ValueError:
+        raise UsageError(f"--key must be a number of semitones like +2 or -3, got '{key}'") from None
+
+
+def _render(res: dict) -> None:
+    run = res["run"]
+    hits = sum(1 for s in run["steps"] if s["cached"] or s["skipped"])
+    c.out_console.print(f"[green]done[/] {res['output']}")
+    c.out_console.print(f"[dim]{res['title']} · voice {res['voice']} · {res['duration']:.1f}s · "
+                        f"{run['seconds']:.1f}s ({hits}/{len(run['steps'])} steps cached) · run {run['run_id']}[/]")
+
+
+def _go(request_kwargs: dict, sets: list[str], as_json: bool, quiet: bool, method: str) -> None:
+    def work():
+        from ..api import CoverRequest, Singer
+        from .progress import RichHooks
+
+        req = CoverRequest(**request_kwargs, step_params=parse_sets(sets))
+        hooks = RichHooks(enabled=not (as_json or quiet))
+        singer = Singer(c.settings(), hooks)
+        return getattr(singer, method)(req).to_dict()
+
+    c.run(work, as_json, _render)
+
+
+def cover(
+    query: str = typer.Argument(..., help="Search text, URL, or path of a local audio/video file."),
+    voice: Optional[str] = typer.Option(None, "--voice", "-v", help="Voice name (singer voices list)."),
+    key: Optional[str] = typer.Option(None, "--key", "-k", help="Key shift in semitones, e.g. +2; the backing follows."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="mp3 (default), wav, flac, ogg, opus, m4a."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Output file or folder (default: current folder)."),
+    pick: Optional[int] = typer.Option(None, "--pick", min=1, help="Use search candidate N (see singer search)."),
+    separator: Optional[str] = typer.Option(None, "--separator", help="Separator engine (singer engines)."),
+    converter: Optional[str] = typer.Option(None, "--engine", "--converter", help="Converter engine (singer engines)."),
+    workflow: str = typer.Option("cover", "--workflow", "-w", help="Workflow name or .toml path."),
+    sets: list[str] = typer.Option([], "--set", help="STEP.PARAM=VALUE override; repeatable."),
+    recompute: list[str] = typer.Option([], "--recompute", help="Compute STEP again even if cached; repeatable."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Compute every step again."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    as_json: bool = c.JsonOpt,
+) -> None:
+    """Make a cover: find the song, separate, sing it again in VOICE, remix."""
+    _go(dict(input=query, voice=voice, key=parse_key(key), format=fmt, out=out, pick=pick, separator=separator,
+             converter=converter, workflow=workflow, recompute=recompute, no_cache=no_cache), sets, as_json, quiet, "cover")
+
+
+def convert(
+    path: str = typer.Argument(..., help="Voice note or any recording (file path or URL)."),
+    voice: Optional[str] = typer.Option(None, "--voice", "-v", help="Voice name (singer voices list)."),
+    key: Optional[str] = typer.Option(None, "--key", "-k", help="Pitch shift in semitones."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="ogg (voice note, default), mp3, wav, flac, m4a."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Output file or folder."),
+    separate: bool = typer.Option(False, "--separate/--no-separate", help="Remove background music/noise first."),
+    converter: Optional[str] = typer.Option(None, "--engine", "--converter", help="Converter engine."),
+    workflow: str = typer.Option("voice_note", "--workflow", "-w", help="Workflow name or .toml path."),
+    sets: list[str] = typer.Option([], "--set", help="STEP.PARAM=VALUE override; repeatable."),
+    recompute: list[str] = typer.Option([], "--recompute", help="Compute STEP again; repeatable."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Compute every step again."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    as_json: bool = c.JsonOpt,
+) -> None:
+    """Convert a voice note (no separation by default) into VOICE."""
+    _go(dict(input=path, voice=voice, key=parse_key(key), format=fmt, out=out, separate=separate or None,
+             converter=converter, workflow=workflow, recompute=recompute, no_cache=no_cache), sets, as_json, quiet, "convert")

@@ -1,0 +1,101 @@
+"""`singer voices list | show | create | merge | remove`."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from . import _common as c
+
+app = typer.Typer(help="Manage voices: bundled profiles, your own, merges.", no_args_is_help=True)
+
+
+def _singer():
+    from ..api import Singer
+
+    return Singer(c.settings())
+
+
+def voice_dict(v) -> dict:
+    meta = dict(getattr(v, "meta", {}) or {})
+    return {"name": v.name, "kind": v.kind, "bundled": bool(getattr(v, "bundled", meta.get("bundled", False))),
+            "description": meta.get("description", ""), "gender": meta.get("gender", ""),
+            "range": meta.get("range", meta.get("f0_range")), "licence": meta.get("licence", meta.get("license", "")),
+            "provenance": meta.get("provenance"), "files": [str(f) for f in v.files]}
+
+
+def _render_one(res: dict) -> None:
+    v = res["voice"]
+    c.out_console.print(f"[bold]{v['name']}[/] ({v['kind']}{', bundled' if v['bundled'] else ''}) {v['description']}")
+    if v.get("range"):
+        c.out_console.print(f"  range: {v['range']}")
+    if v.get("licence"):
+        c.out_console.print(f"  licence: {v['licence']}")
+
+
+@app.command("list")
+def list_(as_json: bool = c.JsonOpt) -> None:
+    """List voices you can use with --voice."""
+
+    def render(res):
+        from rich.table import Table
+
+        t = Table("name", "kind", "origin", "description")
+        for v in res["voices"]:
+            t.add_row(v["name"], v["kind"], "bundled" if v["bundled"] else "yours", v["description"])
+        c.out_console.print(t)
+
+    c.run(lambda: {"voices": [voice_dict(v) for v in _singer().list_voices()]}, as_json, render)
+
+
+@app.command("show")
+def show(name: str, as_json: bool = c.JsonOpt) -> None:
+    """Show one voice with its provenance."""
+    c.run(lambda: {"voice": voice_dict(_singer().voices.get(name))}, as_json, _render_one)
+
+
+@app.command("create")
+def create(
+    name: str = typer.Argument(..., help="New voice name (letters, digits, - and _)."),
+    samples: list[str] = typer.Option(..., "--from", help="Reference recording(s) of the voice; repeatable."),
+    as_json: bool = c.JsonOpt,
+) -> None:
+    """Learn a voice profile from reference recordings."""
+    c.run(lambda: {"voice": voice_dict(_singer().create_voice(name, samples))}, as_json, _render_one)
+
+
+@app.command("merge")
+def merge(
+    names: list[str] = typer.Argument(..., help="Voices to merge."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Comma-separated weights, e.g. 0.6,0.4 (default equal)."),
+    new_name: str = typer.Option(..., "--name", help="Name of the merged voice."),
+    as_json: bool = c.JsonOpt,
+) -> None:
+    """Merge voices by weights into a new voice."""
+
+    def work():
+        from ..errors import UsageError
+
+        if len(names) < 2:
+            raise UsageError("Merging needs at least two voices.", hint="singer voices merge A B --weights 0.6,0.4 --name C")
+        try:
+            w = [float(x) for x in weights.split(",")] if weights else [1.0] * len(names)
+        except ValueError:
+            raise UsageError(f"Cannot read --weights '{weights}'", hint="Write numbers separated by commas: 0.6,0.4") from None
+        if len(w) != len(names):
+            raise UsageError(f"{len(names)} voices but {len(w)} weights", hint="Give one weight per voice.")
+        return {"voice": voice_dict(_singer().merge_voices(names, w, new_name))}
+
+    c.run(work, as_json, _render_one)
+
+
+@app.command("remove")
+def remove(name: str, as_json: bool = c.JsonOpt) -> None:
+    """Remove one of your voices (bundled voices stay)."""
+
+    def work():
+        _singer().remove_voice(name)
+        return {"removed": name}
+
+    c.run(work, as_json, lambda r: c.out_console.print(f"removed {r['removed']}"))

@@ -1,0 +1,127 @@
+"""ITU-R BS.1770-4 loudness and true peak, computed block by block so memory stays flat on long songs.
+
+Matches pyloudnorm (the tests check it) but streams: the K-weighting biquads carry their state across blocks
+and only 100 ms mean-square values are kept. True peak uses 4x polyphase oversampling (BS.1770 Annex 2).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Iterator
+
+import numpy as np
+from scipy.signal import lfilter, resample_poly
+
+SILENCE_LUFS = -70.0
+
+
+def k_weighting(rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The two BS.1770 pre-filter stages, designed for ``rate`` (exact ITU coefficients at 48 kHz)."""
+    # stage 1: high shelf (head acoustics)
+    fc, gain_db, q = 1681.9744509555319, 3.99984385397, 0.7071752369554193
+    k = math.tan(math.pi * fc / rate)
+    vh = 10 ** (gain_db / 20)
+    vb = vh ** 0.4996667741545416
+    a0 = 1 + k / q + k * k
+    shelf_b = np.array([(vh + vb * k / q + k * k) / a0, 2 * (k * k - vh) / a0, (vh - vb * k / q + k * k) / a0])
+    shelf_a = np.array([1.0, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0])
+    # stage 2: RLB high pass
+    fc, q = 38.13547087613982, 0.5003270373253953
+    k = math.tan(math.pi * fc / rate)
+    d = 1 + k / q + k * k
+    hp_b = np.array([1.0, -2.0, 1.0])
+    hp_a = np.array([1.0, 2 * (k * k - 1) / d, (1 - k / q + k * k) / d])
+    return [(shelf_b, shelf_a), (hp_b, hp_a)]
+
+
+class LoudnessMeter:
+    """Feed blocks shaped (channels, samples); read :attr:`integrated` at the end."""
+
+    def __init__(self, rate: int, channels: int):
+        self.rate = rate
+        self.channels = channels
+        self.filters = k_weighting(rate)
+        self.zi = [np.zeros((channels, 2)) for _ in self.filters]
+        self.step = int(round(0.1 * rate))  # 100 ms sub-blocks; a gating block is 4 of them (400 ms, 75% overlap)
+        self.pending = np.zeros((channels, 0))
+        self.sub_ms: list[float] = []  # channel-summed mean square per 100 ms
+
+    def feed(self, block: np.ndarray) -> None:
+        y = np.atleast_2d(block).astype(np.float64)
+        for i, (b, a) in enumerate(self.filters):
+            y, self.zi[i] = lfilter(b, a, y, axis=-1, zi=self.zi[i])
+        y = np.concatenate([self.pending, y], axis=1) if self.pending.shape[1] else y
+        n = y.shape[1] // self.step
+        if n:
+            sq = np.square(y[:, : n * self.step]).reshape(self.channels, n, self.step).mean(axis=2)
+            self.sub_ms.extend(sq.sum(axis=0).tolist())  # channel weights are 1.0 for L/R/mono
+        self.pending = y[:, n * self.step:]
+
+    @property
+    def integrated(self) -> float:
+        sub = np.asarray(self.sub_ms)
+        if sub.size < 4:
+            return SILENCE_LUFS if sub.size == 0 else _lufs(sub.mean())
+        blocks = np.convolve(sub, np.ones(4) / 4, mode="valid")
+        with np.errstate(divide="ignore"):
+            loud = -0.691 + 10 * np.log10(blocks)
+        gated = blocks[loud >= -70.0]
+        if gated.size == 0:
+            return SILENCE_LUFS
+        rel = _lufs(gated.mean()) - 10.0
+        with np.errstate(divide="ignore"):
+            gated2 = gated[-0.691 + 10 * np.log10(gated) >= rel]
+        return _lufs(gated2.mean()) if gated2.size else SILENCE_LUFS
+
+
+def _lufs(mean_square: float) -> float:
+    return -0.691 + 10 * math.log10(mean_square) if mean_square > 0 else SILENCE_LUFS
+
+
+def integrated_loudness(blocks: Iterable[np.ndarray] | np.ndarray, rate: int) -> float:
+    """Integrated loudness (LUFS) of an array (channels, samples) or an iterable of such blocks."""
+    if isinstance(blocks, np.ndarray):
+        blocks = [np.atleast_2d(blocks)]
+    meter: LoudnessMeter | None = None
+    for b in blocks:
+        b = np.atleast_2d(b)
+        meter = meter or LoudnessMeter(rate, b.shape[0])
+        meter.feed(b)
+    return meter.integrated if meter else SILENCE_LUFS
+
+
+def true_peak_db(blocks: Iterable[np.ndarray] | np.ndarray, oversample: int = 4) -> float:
+    """Maximum true peak in dBTP (4x oversampled). Blocks are treated independently with a small margin
+    error at their edges; callers pass overlapping context when exactness matters (see mix.iter_blocks)."""
+    if isinstance(blocks, np.ndarray):
+        blocks = [np.atleast_2d(blocks)]
+    peak = 0.0
+    for b in blocks:
+        peak = max(peak, oversampled_peak(np.atleast_2d(b), oversample).max(initial=0.0))
+    return 20 * math.log10(peak) if peak > 0 else -math.inf
+
+
+def oversampled_peak(block: np.ndarray, oversample: int = 4) -> np.ndarray:
+    """Per-sample true-peak estimate: max |x| over channels and the ``oversample`` interpolated points."""
+    up = resample_poly(block.astype(np.float32), oversample, 1, axis=-1)
+    n = block.shape[1]
+    up = np.abs(up[:, : n * oversample]).reshape(block.shape[0], n, oversample).max(axis=2)
+    return np.maximum(up.max(axis=0), np.abs(block).max(axis=0))
+
+
+def iter_wav(path, block_seconds: float = 10.0) -> Iterator[np.ndarray]:
+    import soundfile as sf
+
+    with sf.SoundFile(str(path)) as f:
+        frames = int(block_seconds * f.samplerate)
+        for block in f.blocks(blocksize=frames, dtype="float32", always_2d=True):
+            yield block.T
+
+
+def file_loudness(path) -> float:
+    import soundfile as sf
+
+    return integrated_loudness(iter_wav(path), sf.info(str(path)).samplerate)
+
+
+__all__ = ["LoudnessMeter", "integrated_loudness", "true_peak_db", "oversampled_peak", "file_loudness"]

@@ -1,0 +1,206 @@
+"""Step operations: what a workflow step named ``op = "..."`` does.
+
+Each op has a ``version`` (part of the cache key), ``bind()`` which turns user params into canonical params and
+declares extra input files hashed by content (a local song, a voice's files), and ``run()`` which writes outputs
+into the step's temp folder. Ops are thin: the real work lives in engines, :mod:`singer.mix` and
+:mod:`singer.audio`. Later issues add ops (lead/backing split, de-reverb, trim) by adding a class here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import audio
+from ..engines import registry
+from ..errors import InputError, UsageError
+
+Progress = Callable[[float, str | None], None]
+
+
+@dataclass
+class Bound:
+    params: dict  # canonical, hashed
+    files: dict[str, Path] = field(default_factory=dict)  # extra inputs, hashed by content
+    state: dict = field(default_factory=dict)  # objects run() needs but that are not hashed (a loaded voice)
+
+
+class Op:
+    name = ""
+    version = "1"
+
+    def bind(self, ctx: Any, params: dict, engine: str | None) -> Bound:
+        return Bound(dict(params))
+
+    def is_noop(self, bound: Bound) -> bool:
+        return False
+
+    def run(self, ctx: Any, work: Path, inputs: dict[str, Path], bound: Bound, progress: Progress) -> tuple[dict, dict]:
+        raise NotImplementedError
+
+
+def _engine_params(kind: str, engine: str, params: dict) -> dict:
+    cls = registry.get_class(kind, engine)
+    model = getattr(cls, "Params", None)
+    if model is None:
+        if params:
+            raise UsageError(f"The {kind} engine '{engine}' takes no parameters (got {', '.join(params)})")
+        return {}
+    try:
+        return model(**params).model_dump(mode="json")
+    except Exception as e:  # pydantic.ValidationError
+        raise UsageError(f"Bad parameter for {kind} engine '{engine}': {e}", hint=f"See `singer engines` for {engine}.") from None
+
+
+class SourceOp(Op):
+    """Resolve the input (local file, URL, search text), fetch it and decode to a float WAV."""
+
+    name = "source"
+    version = "1"
+
+    def bind(self, ctx, params, engine):
+        query = str(params.get("query", "")).strip()
+        rate, channels = int(params.get("sample_rate", 44100)), int(params.get("channels", 2))
+        if not query:
+            raise InputError("Nothing to sing: the song query is empty.", hint="Give a search text, a URL or a file path.")
+        p = Path(query).expanduser()
+        if p.exists():
+            return Bound({"sample_rate": rate, "channels": channels}, files={"media": p}, state={"name": p.name})
+        return Bound({"query": query, "pick": int(params.get("pick") or 0) or None, "sample_rate": rate, "channels": channels})
+
+    def run(self, ctx, work, inputs, bound, progress):
+        meta: dict = {}
+        media = inputs.get("media")
+        if media is None:
+            from ..engines.sources import resolve
+
+            cand, _ = resolve.resolve(bound.params["query"], ctx.settings, pick=bound.params.get("pick"))
+            progress(0.05, f"fetching {cand.title}")
+            media = resolve.fetch(cand, ctx.settings, lambda f, m=None: progress(0.05 + 0.8 * f, m))
+            meta.update(title=cand.title, artist=cand.artist, origin=cand.url or cand.ref, source=cand.source,
+                        warning=cand.extra.get("warning", ""))
+        info = audio.probe(media)
+        meta.setdefault("title", info.tags.get("title") or bound.state.get("name") or Path(media).stem)
+        meta.setdefault("artist", info.tags.get("artist", ""))
+        progress(0.9, "decoding")
+        data = audio.decode(media, bound.params["sample_rate"], bound.params["channels"], ctx.settings.max_duration)
+        if audio.is_silent(data):
+            raise InputError(f"'{meta['title']}' is silent.", hint="Give a recording with audible sound.")
+        out = work / "audio.wav"
+        audio.write_wav(out, data, bound.params["sample_rate"])
+        meta.update(duration=round(data.shape[1] / bound.params["sample_rate"], 3), input_codec=info.codec,
+                    input_sample_rate=info.sample_rate, input_channels=info.channels)
+        return {"audio": out}, meta
+
+
+class SeparateOp(Op):
+    name = "separate"
+    version = "1"
+
+    def bind(self, ctx, params, engine):
+        engine = engine or registry.DEFAULTS["separator"]
+        cls = registry.get_class("separator", engine)
+        return Bound({"engine": engine, "engine_version": cls.version, **_engine_params("separator", engine, params)})
+
+    def run(self, ctx, work, inputs, bound, progress):
+        sep = ctx.engine("separator", bound.params["engine"])
+        outs = sep.separate(inputs["audio"], work, progress)
+        return outs, {"stems": sorted(outs)}
+
+
+class ConvertOp(Op):
+    name = "convert"
+    version = "1"
+
+    def bind(self, ctx, params, engine):
+        engine = engine or registry.DEFAULTS["converter"]
+        params = dict(params)
+        name = params.pop("voice", None)
+        if not name:
+            raise UsageError("No voice chosen.", hint="Pass --voice NAME (see `singer voices list`).")
+        voice = ctx.voices.get(name)
+        cls = registry.get_class("converter", engine)
+        files = {f"voice_{i}": Path(f) for i, f in enumerate(voice.files)}
+        bound = {"engine": engine, "engine_version": cls.version, "voice": name, **_engine_params("converter", engine, params)}
+        return Bound(bound, files=files, state={"voice": voice})
+
+    def run(self, ctx, work, inputs, bound, progress):
+        conv = ctx.engine("converter", bound.params["engine"])
+        p = {k: v for k, v in bound.params.items() if k not in ("engine", "engine_version", "voice")}
+        out = work / "converted.wav"
+        meta = conv.convert(inputs["audio"], out, bound.state["voice"], p, progress) or {}
+        return {"audio": out}, {"voice": bound.params["voice"], **meta}
+
+
+class PitchShiftOp(Op):
+    """Re-key a stem (the instrumental follows the vocal key shift)."""
+
+    name = "pitch_shift"
+    version = "1"
+
+    def bind(self, ctx, params, engine):
+        try:
+            semis = float(params.get("semitones", 0))
+        except (TypeError, ValueError):
+            raise UsageError(f"Key shift must be a number of semitones, got '{params.get('semitones')}'") from None
+        if not -24 <= semis <= 24:
+            raise UsageError(f"Key shift {semis:+g} is out of range", hint="Use -24..+24 semitones.")
+        return Bound({"semitones": semis})
+
+    def is_noop(self, bound):
+        return bound.params["semitones"] == 0
+
+    def run(self, ctx, work, inputs, bound, progress):
+        out = work / "audio.wav"
+        audio.pitch_shift(inputs["audio"], out, bound.params["semitones"])
+        return {"audio": out}, {"semitones": bound.params["semitones"]}
+
+
+class MixOp(Op):
+    name = "mix"
+    version = "1"
+
+    def bind(self, ctx, params, engine):
+        from ..mix import MixParams
+
+        try:
+            return Bound(MixParams(**params).model_dump(mode="json"))
+        except Exception as e:
+            raise UsageError(f"Bad mix parameter: {e}") from None
+
+    def run(self, ctx, work, inputs, bound, progress):
+        from ..mix import MixParams, mix
+
+        out = work / "mix.wav"
+        figures = mix(inputs["vocals"], out, MixParams(**bound.params), instrumental=inputs.get("instrumental"),
+                      reference_vocals=inputs.get("reference_vocals"))
+        return {"audio": out}, figures
+
+
+class EncodeOp(Op):
+    name = "encode"
+    version = "1"
+
+    def bind(self, ctx, params, engine):
+        fmt = str(params.get("format", "mp3")).lower().lstrip(".")
+        if fmt not in audio.FORMATS:
+            raise UsageError(f"Unknown output format '{fmt}'", hint=f"Choose one of: {', '.join(sorted(audio.FORMATS))}.")
+        return Bound({"format": fmt, "title": str(params.get("title", ""))})
+
+    def run(self, ctx, work, inputs, bound, progress):
+        fmt = bound.params["format"]
+        out = work / f"output.{'ogg' if fmt == 'opus' else fmt}"
+        tags = {"title": bound.params["title"]} if bound.params["title"] else None
+        audio.encode(inputs["audio"], out, fmt, tags=tags)
+        info = audio.probe(out)
+        return {"audio": out}, {"format": fmt, "duration": round(info.duration, 3), "content_type": audio.content_type(fmt)}
+
+
+OPS: dict[str, Op] = {op.name: op for op in (SourceOp(), SeparateOp(), ConvertOp(), PitchShiftOp(), MixOp(), EncodeOp())}
+
+
+def get(name: str) -> Op:
+    if name not in OPS:
+        raise InputError(f"Unknown step op '{name}'", hint=f"Ops: {', '.join(OPS)}.")
+    return OPS[name]

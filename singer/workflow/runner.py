@@ -1,0 +1,211 @@
+"""Runs a :class:`WorkflowSpec`: binds params, computes content-addressed keys, computes or reuses each step through
+the :class:`Store`, links a readable run folder, and reports progress events.
+
+Value syntax in a workflow's params and inputs:
+  "$name"          a workflow variable (defaults in [vars], overridden by the caller)
+  "@step.field"    a field of an earlier step's manifest meta (e.g. "@source.title")
+  "step.output"    (inputs only) an output file of an earlier step
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from ..errors import SingerError, StepFailed, UsageError
+from ..progress import Hooks, NullHooks
+from . import ops
+from .hashing import file_digest, step_key
+from .spec import StepSpec, WorkflowSpec
+from .store import Entry, Store
+
+
+class EnginePool:
+    """Keeps constructed engines (and their loaded models) warm for the life of the process."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._engines: dict[tuple[str, str], Any] = {}
+
+    def get(self, kind: str, name: str) -> Any:
+        from ..engines import registry
+
+        key = (kind, name)
+        if key not in self._engines:
+            self._engines[key] = registry.create(kind, name, self.settings)
+        return self._engines[key]
+
+
+@dataclass
+class RunContext:
+    settings: Settings
+    pool: EnginePool
+    voices: Any
+
+    def engine(self, kind: str, name: str) -> Any:
+        return self.pool.get(kind, name)
+
+
+@dataclass
+class StepRecord:
+    id: str
+    op: str
+    key: str | None
+    cached: bool
+    skipped: bool
+    seconds: float
+    params: dict
+    outputs: dict[str, str] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    workflow: str
+    run_dir: Path
+    output: Path
+    steps: list[StepRecord]
+    seconds: float
+
+    def step(self, step_id: str) -> StepRecord:
+        return next(s for s in self.steps if s.id == step_id)
+
+    def to_dict(self) -> dict:
+        return {"run_id": self.run_id, "workflow": self.workflow, "run_dir": str(self.run_dir), "output": str(self.output),
+                "seconds": round(self.seconds, 3), "steps": [s.to_dict() for s in self.steps]}
+
+
+def _resolve_value(v: Any, variables: dict, metas: dict[str, dict]) -> Any:
+    if isinstance(v, str) and v.startswith("$"):
+        name = v[1:]
+        if name not in variables:
+            raise UsageError(f"Workflow variable '{name}' is not set", hint=f"Pass it, or add it under [vars].")
+        return variables[name]
+    if isinstance(v, str) and v.startswith("@"):
+        step_id, _, fld = v[1:].partition(".")
+        return metas.get(step_id, {}).get(fld, "")
+    if isinstance(v, dict):
+        return {k: _resolve_value(x, variables, metas) for k, x in v.items()}
+    return v
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:40] or "run"
+
+
+class Runner:
+    def __init__(self, settings: Settings, store: Store, context: RunContext, hooks: Hooks | None = None):
+        self.settings = settings
+        self.store = store
+        self.ctx = context
+        self.hooks = hooks or NullHooks()
+
+    def run(self, spec: WorkflowSpec, variables: dict, overrides: dict[str, dict] | None = None,
+            engines: dict[str, str] | None = None, recompute: set[str] | frozenset = frozenset(),
+            no_cache: bool = False, label: str = "") -> RunResult:
+        """Execute ``spec``. ``overrides`` maps step id -> params merged over the spec's; ``engines`` maps step id
+        -> engine name; ``recompute`` names steps to compute even when cached; ``no_cache`` recomputes all."""
+        overrides = overrides or {}
+        engines = engines or {}
+        unknown = (set(overrides) | set(engines) | set(recompute)) - set(spec.step_ids)
+        if unknown:
+            raise UsageError(f"No step named {', '.join(sorted(unknown))} in workflow '{spec.name}'",
+                             hint=f"Steps: {', '.join(spec.step_ids)}.")
+        variables = {**spec.vars, **{k: v for k, v in variables.items() if v is not None}}
+        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6] + (f"-{_slug(label)}" if label else "")
+        run_dir = self.settings.runs_path / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.hooks.on_run_start(run_id, spec.name, spec.step_ids)
+        t_run = time.perf_counter()
+        files: dict[str, tuple[Path, str]] = {}  # "step.output" -> (path, digest)
+        metas: dict[str, dict] = {}
+        records: list[StepRecord] = []
+        ok = False
+        try:
+            for n, step in enumerate(spec.steps, start=1):
+                records.append(self._run_step(n, step, variables, overrides, engines, recompute, no_cache, files, metas, run_dir))
+            out_ref = spec.output
+            if out_ref not in files:
+                raise StepFailed(f"Workflow '{spec.name}' output '{out_ref}' was not produced")
+            ok = True
+            return RunResult(run_id, spec.name, run_dir, files[out_ref][0], records, time.perf_counter() - t_run)
+        finally:
+            self.hooks.on_run_end(run_id, ok)
+
+    def _run_step(self, n, step: StepSpec, variables, overrides, engines, recompute, no_cache, files, metas, run_dir) -> StepRecord:
+        op = ops.get(step.op)
+        enabled = _resolve_value(step.enabled, variables, metas)
+        if not enabled or (isinstance(enabled, str) and enabled.lower() in ("false", "no", "0", "")):
+            return self._passthrough(step, step.passthrough, files, reason="disabled")
+        params = _resolve_value({**step.params, **overrides.get(step.id, {})}, variables, metas)
+        engine = engines.get(step.id) or _resolve_value(step.engine, variables, metas)
+        bound = op.bind(self.ctx, params, engine)
+        inputs: dict[str, Path] = {}
+        digests: dict[str, str] = {}
+        for name, ref in step.inputs.items():
+            ref = _resolve_value(ref, variables, metas)
+            if ref not in files:
+                raise StepFailed(f"Step '{step.id}' needs '{ref}', which no earlier step produced")
+            inputs[name], digests[name] = files[ref]
+        for name, path in bound.files.items():
+            inputs[name], digests[name] = Path(path), file_digest(path)
+        if op.is_noop(bound):
+            first = next(iter(step.inputs))
+            return self._passthrough(step, {"audio": step.inputs[first]}, files, reason="no-op", params=bound.params)
+        key = step_key(op.name, op.version, bound.params, digests)
+        force = no_cache or step.id in recompute
+        cached_hint = (not force) and self.store.lookup(key) is not None
+        self.hooks.on_step_start(step.id, cached_hint)
+        t0 = time.perf_counter()
+
+        def progress(fraction: float, message: str | None = None) -> None:
+            self.hooks.on_step_progress(step.id, min(max(fraction, 0.0), 1.0), message)
+
+        def compute(work: Path):
+            try:
+                return op.run(self.ctx, work, inputs, bound, progress)
+            except SingerError:
+                raise
+            except MemoryError:
+                raise StepFailed(f"Step '{step.id}' ran out of memory") from None
+            except Exception as e:
+                raise StepFailed(f"Step '{step.id}' failed: {type(e).__name__}: {e}") from e
+
+        describe = {"step": step.id, "op": op.name, "version": op.version, "params": bound.params, "inputs": digests}
+        entry, cached = self.store.compute(key, compute, describe, force=force)
+        seconds = time.perf_counter() - t0
+        self.hooks.on_step_end(step.id, cached, seconds)
+        self._link(run_dir, n, step.id, entry)
+        for name, path in entry.outputs.items():
+            files[f"{step.id}.{name}"] = (path, entry.output_digests[name])
+        metas[step.id] = entry.meta
+        return StepRecord(step.id, op.name, key, cached, False, round(seconds, 3), bound.params,
+                          {k: str(v) for k, v in entry.outputs.items()}, entry.meta)
+
+    def _passthrough(self, step, mapping, files, reason, params=None) -> StepRecord:
+        for name, ref in mapping.items():
+            if ref in files:
+                files[f"{step.id}.{name}"] = files[ref]
+        self.hooks.on_step_start(step.id, True)
+        self.hooks.on_step_end(step.id, True, 0.0)
+        return StepRecord(step.id, step.op, None, False, True, 0.0, params or {}, meta={"skipped": reason})
+
+    @staticmethod
+    def _link(run_dir: Path, n: int, step_id: str, entry: Entry) -> None:
+        link = run_dir / f"{n:02d}-{step_id}"
+        try:
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            os.symlink(entry.path, link, target_is_directory=True)
+        except OSError:  # file systems without symlinks: leave a pointer file instead
+            link.with_suffix(".txt").write_text(str(entry.path))

@@ -71,10 +71,12 @@ def iter_sum(stems: list[Stem], frames: int, rate: int, channels: int, margin: i
             f.close()
 
 
-def stem_loudness(path: Path) -> float:
+def stem_loudness(path: Path, channels: int | None = None) -> float:
+    """Loudness of a stem as it sounds in the mix: a mono stem up-mixed to ``channels`` is measured up-mixed."""
     info = sf.info(str(path))
-    meter = LoudnessMeter(info.samplerate, info.channels)
-    for _, blk in iter_sum([Stem(path)], info.frames, info.samplerate, info.channels):
+    channels = channels or info.channels
+    meter = LoudnessMeter(info.samplerate, channels)
+    for _, blk in iter_sum([Stem(path)], info.frames, info.samplerate, channels):
         meter.feed(blk)
     return meter.integrated
 
@@ -123,17 +125,17 @@ def mix(vocals: Path, dst: Path, params: MixParams, instrumental: Path | None = 
             raise InputError(f"Stems have different sample rates ({rate} vs {ii.samplerate})", hint="Resample before mixing.")
         frames, channels = ii.frames, max(channels, ii.channels)
     figures: dict = {}
-    v_loud = stem_loudness(vocals)
+    v_loud = stem_loudness(vocals, channels)
     gv_db = params.vocal_gain_db
     if params.match_vocals and reference_vocals is not None:
-        ref = stem_loudness(reference_vocals)
+        ref = stem_loudness(reference_vocals, channels)
         figures["reference_vocals_lufs"] = round(ref, 2)
         if ref > SILENCE_LUFS and v_loud > SILENCE_LUFS:
             gv_db += ref - v_loud
     figures["converted_vocals_lufs"] = round(v_loud, 2)
     stems = [Stem(vocals, 10 ** (gv_db / 20))]
     if instrumental is not None:
-        figures["instrumental_lufs"] = round(stem_loudness(instrumental), 2)
+        figures["instrumental_lufs"] = round(stem_loudness(instrumental, channels), 2)
         stems.append(Stem(instrumental, 10 ** (params.instrumental_gain_db / 20)))
     meter = LoudnessMeter(rate, channels)
     for _, blk in iter_sum(stems, frames, rate, channels):

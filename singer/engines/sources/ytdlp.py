@@ -1,0 +1,363 @@
+"""Songs from the web through yt-dlp: YouTube search, and any URL yt-dlp understands (its generic extractor
+included: a plain page with an ``<audio>`` tag or a direct file link).
+
+yt-dlp is imported inside methods only. It runs quietly (its messages are collected, never printed). Downloads
+are the best audio format as served (singer decodes with ffmpeg later), go to a temporary folder first and are
+renamed into ``settings.downloads_path / <extractor>-<id>.<ext>``, so no partial file ever has a final name.
+A repeated fetch of the same video id or the same URL reuses the finished file without network access.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import tempfile
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ...errors import EngineUnavailable, InputError, NetworkUnavailable, SourceError
+from ..base import Candidate, Progress, no_progress
+from .urls import check_url
+
+_PARTIAL_SUFFIXES = {".part", ".ytdl", ".tmp", ".json"}
+_NETWORK_WORDS = re.compile(
+    r"name resolution|name or service not known|nodename nor servname|failed to resolve|getaddrinfo"
+    r"|connection refused|network is unreachable|no route to host|timed out|unable to connect to proxy"
+    r"|connection reset|temporarily unavailable",
+    re.IGNORECASE,
+)
+# extractors whose ids are just a file's base name, so the same id can come from different sites
+_URL_NAMED_EXTRACTORS = {"generic", "html5mediaembed"}
+_LIBRARY_HINT = "the local library (SINGER_LIBRARY) is searched instead"
+
+
+class _Collector:
+    """yt-dlp logger that keeps messages (for error reports) instead of printing them."""
+
+    def __init__(self, keep: int = 200):
+        self.messages: list[str] = []
+        self.keep = keep
+
+    def _add(self, msg: str) -> None:
+        self.messages.append(msg)
+        del self.messages[: -self.keep]
+
+    debug = info = warning = error = _add
+
+
+def _url_key(url: str) -> str:
+    return hashlib.sha256(url.strip().encode("utf-8")).hexdigest()[:16]
+
+
+def _safe(text: str, limit: int = 64) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_")[:limit]
+
+
+def _media_key(extractor: str, video_id: str | None, url: str) -> str:
+    """``<extractor>-<id>``. Generic ids (a file's base name) are not unique, so those, and id-less results,
+    get a hash of the URL too."""
+    extractor = _safe(extractor.lower()) or "url"
+    vid = _safe(str(video_id)) if video_id else ""
+    if not vid or extractor in _URL_NAMED_EXTRACTORS:
+        return f"{extractor}-{vid + '-' if vid else ''}{_url_key(url)[:12]}"
+    return f"{extractor}-{vid}"
+
+
+def _causes(err: BaseException) -> list[BaseException]:
+    """``err`` and everything it wraps (yt-dlp's exc_info/cause, Python's __cause__/__context__)."""
+    out: list[BaseException] = []
+    stack: list[Any] = [err]
+    while stack:
+        e = stack.pop()
+        if not isinstance(e, BaseException) or any(e is o for o in out):
+            continue
+        out.append(e)
+        exc_info = getattr(e, "exc_info", None)
+        if isinstance(exc_info, tuple) and len(exc_info) > 1:
+            stack.append(exc_info[1])
+        stack += [getattr(e, "cause", None), getattr(e, "reason", None), e.__cause__, e.__context__]
+    return out
+
+
+def is_network_error(err: BaseException) -> bool:
+    """True when ``err`` means the host could not be reached (DNS, refused, timeout, proxy), not an HTTP error."""
+    from yt_dlp.networking.exceptions import HTTPError, TransportError
+
+    chain = _causes(err)
+    if any(isinstance(e, HTTPError) for e in chain):
+        return False
+    if any(isinstance(e, (TransportError, socket.gaierror, ConnectionError, TimeoutError)) for e in chain):
+        return True
+    return bool(_NETWORK_WORDS.search(str(err)))
+
+
+def first_line(err: BaseException) -> str:
+    """The useful part of a yt-dlp error: no ``ERROR:``/``[extractor] id:`` prefix, no bug-report boilerplate."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    text = lines[0] if lines else type(err).__name__
+    text = re.sub(r"^ERROR:\s*", "", text)
+    text = re.sub(r"^\[[\w:.-]+\]\s*", "", text)
+    text = re.sub(r"^[\w-]{6,}:\s+(?=[A-Z])", "", text)  # "<video id>: Video unavailable"
+    text = re.split(r";\s*please report this issue|\s*\(caused by ", text)[0]
+    return text.strip() or type(err).__name__
+
+
+def hint_for(message: str) -> str:
+    low = message.lower()
+    if "unsupported url" in low:
+        return "yt-dlp found no audio or video at that address; give a video page or a direct link to a media file."
+    if any(w in low for w in ("unavailable", "private video", "removed", "terminated", "not available")):
+        return "The video is private, removed or blocked here; pick another search result (`singer search`)."
+    if any(w in low for w in ("sign in", "age", "members-only", "login")):
+        return "That video needs a signed-in account; pick another search result."
+    if "http error 404" in low or "not found" in low:
+        return "The page does not exist; check the link."
+    if "http error 403" in low or "forbidden" in low:
+        return (
+            "The site refused the download; try again later, another result, or update yt-dlp (pip install -U yt-dlp)."
+        )
+    return "Check the link in a browser, try another result, or update yt-dlp (pip install -U yt-dlp)."
+
+
+class YtDlpSource:
+    """Search YouTube and download from any site yt-dlp supports."""
+
+    name: ClassVar[str] = "ytdlp"
+    kind: ClassVar[str] = "source"
+    version: ClassVar[str] = "1"
+    description: ClassVar[str] = "YouTube search and any URL yt-dlp supports (downloads best audio)."
+    #: extra yt-dlp options applied to every call (e.g. {"proxy": ...}); tests use it to simulate a dead network
+    extra_params: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def check(cls, settings: Any) -> None:
+        if find_spec("yt_dlp") is None:
+            raise EngineUnavailable("yt-dlp is not installed.", hint="pip install yt-dlp")
+
+    def __init__(self, settings: Any, params: dict[str, Any] | None = None):
+        self.settings = settings
+        self.params = dict(params or {})
+        self.log = _Collector()
+
+    def _options(self, **extra: Any) -> dict[str, Any]:
+        opts: dict[str, Any] = {
+            "quiet": True,
+            "no_warnings": True,
+            "noprogress": True,
+            "no_color": True,
+            "logger": self.log,
+            "socket_timeout": float(self.settings.network_timeout),
+            "cachedir": str(Path(self.settings.cache_path) / "yt-dlp"),
+        }
+        opts.update(extra)
+        opts.update(self.extra_params)
+        opts.update(self.params)
+        return opts
+
+    # ---- search -------------------------------------------------------------------------------------------
+
+    def search(self, query: str, limit: int | None = None) -> list[Candidate]:
+        """YouTube search; candidates longer than ``search_max_duration`` are skipped and counted in
+        ``extra['skipped_long']``. Raises NetworkUnavailable when the search host cannot be reached."""
+        from yt_dlp import YoutubeDL
+        from yt_dlp.utils import YoutubeDLError
+
+        query = " ".join(query.split())
+        if not query:
+            raise InputError("Empty search query.", hint="Give a song title, e.g. singer search 'artist title'.")
+        limit = max(1, int(limit or self.settings.search_results))
+        wanted = min(50, limit + max(3, limit))  # a few spare results replace skipped long ones
+        opts = self._options(extract_flat=True, skip_download=True, extractor_retries=1)
+        try:
+            with YoutubeDL(opts) as ydl:
+                result = ydl.extract_info(f"ytsearch{wanted}:{query}", download=False) or {}
+        except YoutubeDLError as e:
+            if is_network_error(e):
+                raise NetworkUnavailable(
+                    f"Cannot search online for '{query}': the network is unreachable; {_LIBRARY_HINT}",
+                    hint="Check your connection, give a local file, or set SINGER_LIBRARY to your music folders.",
+                ) from None
+            raise SourceError(f"Online search for '{query}' failed: {first_line(e)}", hint=hint_for(str(e))) from None
+        max_len = float(self.settings.search_max_duration or 0)
+        kept: list[Candidate] = []
+        skipped = 0
+        for entry in result.get("entries") or []:
+            if not entry or entry.get("live_status") in ("is_live", "is_upcoming", "post_live"):
+                continue
+            duration = entry.get("duration")
+            if max_len and duration and float(duration) > max_len:
+                skipped += 1
+                continue
+            if len(kept) < limit:
+                kept.append(self._candidate(entry))
+        if not kept and skipped:
+            raise SourceError(
+                f"All {skipped} results for '{query}' are longer than {max_len / 60:.0f} min.",
+                hint="Refine the query, or raise SINGER_SEARCH_MAX_DURATION (seconds).",
+            )
+        for cand in kept:
+            cand.extra["skipped_long"] = skipped
+        return kept
+
+    def _candidate(self, entry: dict) -> Candidate:
+        vid = entry.get("id")
+        url = entry.get("webpage_url") or entry.get("url") or ""
+        if vid and not url.startswith(("http://", "https://")):
+            url = f"https://www.youtube.com/watch?v={vid}"
+        duration = entry.get("duration")
+        return Candidate(
+            title=entry.get("title") or url,
+            source=self.name,
+            ref=url,
+            artist=entry.get("artist") or entry.get("channel") or entry.get("uploader") or "",
+            duration=float(duration) if duration else None,
+            url=url,
+            extra={
+                "id": vid,
+                "extractor": (entry.get("ie_key") or entry.get("extractor_key") or "youtube").lower(),
+                "channel": entry.get("channel") or entry.get("uploader") or "",
+                "view_count": entry.get("view_count"),
+            },
+        )
+
+    # ---- fetch --------------------------------------------------------------------------------------------
+
+    def fetch(self, candidate: Candidate | str, dest_dir: Path | None = None, progress: Progress = no_progress) -> Path:
+        """Download ``candidate`` (or a URL) as best audio; return the cached file when it was fetched before."""
+        if isinstance(candidate, str):
+            candidate = Candidate(title=candidate, source=self.name, ref=candidate, url=candidate)
+        url = (candidate.url or candidate.ref).strip()
+        dest = Path(dest_dir or self.settings.downloads_path)
+        known = None
+        if candidate.extra.get("id") and candidate.extra.get("extractor"):
+            known = _media_key(candidate.extra["extractor"], candidate.extra["id"], url)
+        try:
+            check_url(url, bool(self.settings.allow_private_urls))
+        except NetworkUnavailable:
+            hit = self._cached(dest, url, known)
+            if hit:  # offline, but we have it: the policy was applied when it was downloaded
+                return hit
+            raise
+        hit = self._cached(dest, url, known)
+        if hit:
+            progress(1.0, f"Using cached download {hit.name}")
+            return hit
+        dest.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=dest))
+        try:
+            return self._download(url, dest, tmp, progress)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _cached(self, dest: Path, url: str, key: str | None) -> Path | None:
+        alias = dest / ".urls" / f"{_url_key(url)}.json"
+        try:
+            name = json.loads(alias.read_text(encoding="utf-8")).get("file", "")
+            path = dest / Path(name).name
+            if name and path.is_file() and path.stat().st_size > 0:
+                return path
+        except (OSError, ValueError, AttributeError):
+            pass
+        return _find_final(dest, key) if key else None
+
+    def _remember(self, dest: Path, url: str, path: Path) -> None:
+        """Record url -> file so a repeated fetch of the same URL needs no network at all."""
+        alias_dir = dest / ".urls"
+        try:
+            alias_dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".alias-", dir=alias_dir)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump({"url": url, "file": path.name}, f)
+            os.replace(tmp, alias_dir / f"{_url_key(url)}.json")
+        except OSError:
+            pass  # only costs a metadata request next time
+
+    def _download(self, url: str, dest: Path, tmp: Path, progress: Progress) -> Path:
+        from yt_dlp import YoutubeDL
+        from yt_dlp.utils import YoutubeDLError
+
+        title = {"text": url}
+
+        def hook(d: dict) -> None:
+            if d.get("status") == "downloading":
+                total = d.get("total_bytes") or d.get("total_bytes_estimate")
+                done = d.get("downloaded_bytes") or 0
+                if total:
+                    frac = min(1.0, done / total)
+                    progress(0.05 + 0.9 * frac, f"Downloading {title['text']}: {frac:.0%}")
+                else:
+                    progress(0.05, f"Downloading {title['text']}: {done / 1e6:.1f} MB")
+            elif d.get("status") == "finished":
+                progress(0.95, f"Downloaded {title['text']}")
+
+        progress(0.0, f"Looking up {url}")
+        opts = self._options(
+            format="bestaudio/best",
+            outtmpl={"default": str(tmp / "media.%(ext)s")},
+            noplaylist=True,
+            playlist_items="1",
+            progress_hooks=[hook],
+            overwrites=True,
+        )
+        try:
+            with YoutubeDL(opts) as ydl:
+                info = ydl.extract_info(url, download=False) or {}
+                if info.get("_type") == "playlist":
+                    entries = [e for e in info.get("entries") or [] if e]
+                    if not entries:
+                        raise SourceError(
+                            f"The playlist at {url} has no playable entries.", hint="Give a single video link."
+                        )
+                    info = entries[0]
+                title["text"] = info.get("title") or url
+                key = _media_key(info.get("extractor_key") or info.get("extractor") or "url", info.get("id"), url)
+                existing = _find_final(dest, key)
+                if existing:
+                    self._remember(dest, url, existing)
+                    progress(1.0, f"Using cached download {existing.name}")
+                    return existing
+                done = ydl.process_ie_result(info, download=True) or info
+        except YoutubeDLError as e:
+            raise self._error(e, url) from None
+        src = _downloaded_file(done, tmp)
+        if src is None:
+            raise SourceError(f"yt-dlp finished but wrote no file for {url}", hint=hint_for(""))
+        final = dest / f"{key}{src.suffix.lower()}"
+        os.replace(src, final)
+        self._remember(dest, url, final)
+        progress(1.0, f"Downloaded {final.name}")
+        return final
+
+    def _error(self, err: BaseException, url: str) -> SourceError:
+        if is_network_error(err):
+            return NetworkUnavailable(
+                f"Cannot download {url}: the network is unreachable ({first_line(err)})",
+                hint="Check your connection, or give a local file / search your library (SINGER_LIBRARY).",
+            )
+        line = first_line(err)
+        return SourceError(f"Cannot fetch {url}: {line}", hint=hint_for(line))
+
+
+def _find_final(dest: Path, key: str) -> Path | None:
+    """A finished download named ``<key>.<ext>`` in ``dest`` (temp and partial files never have such names)."""
+    try:
+        for p in dest.iterdir():
+            if p.stem == key and p.suffix.lower() not in _PARTIAL_SUFFIXES and p.is_file() and p.stat().st_size > 0:
+                return p
+    except OSError:
+        return None
+    return None
+
+
+def _downloaded_file(info: dict, tmp: Path) -> Path | None:
+    for req in info.get("requested_downloads") or []:
+        fp = req.get("filepath") or req.get("_filename")
+        if fp and Path(fp).is_file():
+            return Path(fp)
+    files = [p for p in tmp.iterdir() if p.is_file() and p.suffix.lower() not in _PARTIAL_SUFFIXES]
+    return max(files, key=lambda p: p.stat().st_size) if files else None

@@ -10,7 +10,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import EngineUnavailable, InputError
+from ..errors import EngineUnavailable, UsageError
 
 ENGINES: dict[str, dict[str, str]] = {
     "source": {
@@ -49,9 +49,9 @@ def names(kind: str) -> list[str]:
 def get_class(kind: str, name: str) -> Any:
     table = ENGINES.get(kind)
     if table is None:
-        raise InputError(f"Unknown engine kind '{kind}'", hint=f"Kinds: {', '.join(ENGINES)}.")
+        raise UsageError(f"Unknown engine kind '{kind}'", hint=f"Kinds: {', '.join(ENGINES)}.")
     if name not in table:
-        raise InputError(f"Unknown {kind} engine '{name}'", hint=f"Choose one of: {', '.join(table)} (see `singer engines`).")
+        raise UsageError(f"Unknown {kind} engine '{name}'", hint=f"Choose one of: {', '.join(table)} (see `singer engines`).")
     module, _, cls = table[name].partition(":")
     try:
         return getattr(importlib.import_module(module), cls)

@@ -1,0 +1,15 @@
+# CPU image. Build: docker build -t singer .   Run: docker run --rm -v $PWD/out:/out singer cover /app/singer/data/demo/demo_song.ogg --out /out/
+FROM python:3.11-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY pyproject.toml constraints.txt README.md ./
+COPY singer ./singer
+COPY workflows ./workflows
+COPY models ./models
+# torch first, CPU build, then everything else constrained to it
+RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
+ && pip install --no-cache-dir -c constraints.txt .
+ENV SINGER_HOME=/data
+VOLUME ["/data"]
+ENTRYPOINT ["singer"]
+CMD ["--help"]

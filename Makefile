@@ -1,0 +1,34 @@
+# Two commands do everything on a fresh machine:
+#   make demo   - install (system packages, venv, torch 2.13.0 CPU first, singer) and make a cover offline
+#   make test   - install and run the test suite
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_OUT ?= out
+
+.PHONY: install demo test lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt scripts/install-system.sh
+	bash scripts/install-system.sh
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q torch==2.13.0            # first, so nothing pulls a CUDA build
+	$(BIN)/pip install -q -c constraints.txt -e ".[test]"
+	touch $@
+
+demo: install
+	$(BIN)/singer cover singer/data/demo/demo_song.ogg --voice ayana --key 0 --out $(DEMO_OUT)/
+	@echo "cover written under $(DEMO_OUT)/"
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check singer tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/bench_cover.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -1,0 +1,51 @@
+"""Builders for real-format test media (mp3, opus, video, broken files) from synthetic signals.
+
+Tests may run ffmpeg directly to *make* fixtures; library code goes through singer.audio only.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from singer.audio import encode, write_wav
+from tests.synth import make_synthetic_song
+
+
+def song_wav(path: Path, seconds: float = 6.0, seed: int = 0) -> Path:
+    mix, _, _ = make_synthetic_song(seconds, sr=44100, seed=seed)
+    write_wav(path, mix, 44100)
+    return path
+
+
+def voice_wav(path: Path, seconds: float = 4.0, sr: int = 44100, channels: int = 1, seed: int = 0) -> Path:
+    from singer.audio import resample
+
+    _, vocals, _ = make_synthetic_song(seconds, sr=44100, seed=seed)
+    v = resample(vocals[:channels], 44100, sr) if sr != 44100 else vocals[:channels]
+    write_wav(path, v, sr)
+    return path
+
+
+def encoded(src_wav: Path, dst: Path, fmt: str | None = None) -> Path:
+    return encode(src_wav, dst, fmt)
+
+
+def video_with_audio(src_wav: Path, dst: Path) -> Path:
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10",
+                    "-i", str(src_wav), "-shortest", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(dst)],
+                   check=True)
+    return dst
+
+
+def truncated(src: Path, dst: Path, keep: float = 0.6) -> Path:
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * keep)])
+    return dst
+
+
+def silence_wav(path: Path, seconds: float = 3.0, sr: int = 44100) -> Path:
+    write_wav(path, np.zeros((1, int(seconds * sr)), np.float32), sr)
+    return path

@@ -1,0 +1,180 @@
+"""The voice store: bundled voices (``singer/data/voices``) plus the user's own (``settings.voices_path``).
+
+A voice is one manifest ``<name>.json``: ``{"name", "kind", "meta": {...}, "profile": {...}}``. ``kind`` says which
+converter family can sing it: ``"profile"`` (a :class:`~singer.profile.VoiceProfile`, used by ``world``) today;
+other kinds (``"rvc"``: a model file and index beside the manifest, listed in ``"files"``) plug in through
+:data:`LOADERS` and :meth:`Voice.load` without changing the store. ``Voice.files`` are the files whose content
+defines the voice; the workflow hashes them into cache keys. Writes are atomic; names are safe slugs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import PACKAGE_DIR
+from .errors import InputError, ModelError, VoiceNotFound
+from .profile import VoiceProfile, learn_profile, merge_profiles, save_json
+
+BUNDLED_DIR = PACKAGE_DIR / "data" / "voices"
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+MIN_SAMPLE_SECONDS = 2.0
+
+
+def _load_profile(voice: Voice) -> VoiceProfile:
+    return VoiceProfile.from_dict(voice.manifest["profile"])
+
+
+LOADERS: dict[str, Callable[[Voice], Any]] = {"profile": _load_profile}
+
+
+@dataclass
+class Voice:
+    name: str
+    kind: str
+    files: list[Path]
+    meta: dict = field(default_factory=dict)
+    bundled: bool = False
+    manifest: dict = field(default_factory=dict, repr=False)
+
+    def load(self) -> Any:
+        """The voice's model: a VoiceProfile for ``kind == "profile"``."""
+        loader = LOADERS.get(self.kind)
+        if loader is None:
+            raise ModelError(f"Voice '{self.name}' is of kind '{self.kind}', which this version cannot use.",
+                             hint=f"Known kinds: {', '.join(LOADERS)}. Upgrade singer or remove the voice.")
+        try:
+            return loader(self)
+        except (KeyError, ValueError, TypeError) as e:
+            raise ModelError(f"Voice '{self.name}' is damaged: {e}", hint=f"Re-create it or delete {self.files[0]}.") from e
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "bundled": self.bundled, "files": [str(p) for p in self.files],
+                **self.meta}
+
+
+def write_profile_voice(path: Path, name: str, profile: VoiceProfile, meta: dict) -> None:
+    """Write a profile voice manifest atomically; ``meta`` gets the profile's summary (range, formant scale...)."""
+    profile.provenance.setdefault("name", name)
+    meta = {**meta, **profile.summary()}
+    save_json(Path(path), {"name": name, "kind": "profile", "meta": meta, "profile": profile.to_dict()})
+
+
+def validate_name(name: str) -> str:
+    """Return ``name`` if it is a safe slug, else raise InputError with a suggestion."""
+    if isinstance(name, str) and NAME_RE.match(name):
+        return name
+    suggestion = re.sub(r"[^a-z0-9_-]+", "-", str(name).lower()).strip("-_")[:40] or "my-voice"
+    raise InputError(f"Invalid voice name {name!r}.",
+                     hint=f"Use 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit (e.g. {suggestion!r}).")
+
+
+class VoiceStore:
+    """Lists, loads, creates, merges and removes voices."""
+
+    def __init__(self, settings: Any, bundled_dir: Path | None = None):
+        self.user_dir = Path(settings.voices_path)
+        self.bundled_dir = Path(bundled_dir) if bundled_dir else BUNDLED_DIR
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def _read(self, path: Path, bundled: bool) -> Voice | None:
+        try:
+            m = json.loads(path.read_text(encoding="utf-8"))
+            name, kind = m["name"], m.get("kind", "profile")
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # not a voice manifest; ignored by list(), reported by get()
+        extra = [path.parent / f for f in m.get("files", [])]
+        meta = {**m.get("meta", {}), "provenance": m.get("profile", {}).get("provenance", m.get("provenance", {}))}
+        return Voice(name=name, kind=kind, files=[path, *extra], meta=meta, bundled=bundled, manifest=m)
+
+    def _scan(self, folder: Path, bundled: bool) -> dict[str, Voice]:
+        out: dict[str, Voice] = {}
+        if folder.is_dir():
+            for p in sorted(folder.glob("*.json")):
+                v = self._read(p, bundled)
+                if v is not None and v.name == p.stem:
+                    out[v.name] = v
+        return out
+
+    def list(self) -> list[Voice]:
+        """Bundled voices first, then user voices (a user voice never hides a bundled one)."""
+        bundled = self._scan(self.bundled_dir, True)
+        user = {k: v for k, v in self._scan(self.user_dir, False).items() if k not in bundled}
+        return [*bundled.values(), *user.values()]
+
+    def names(self) -> list[str]:
+        return [v.name for v in self.list()]
+
+    def get(self, name: str) -> Voice:
+        for folder, bundled in ((self.bundled_dir, True), (self.user_dir, False)):
+            path = folder / f"{name}.json"
+            if isinstance(name, str) and NAME_RE.match(name) and path.is_file():
+                voice = self._read(path, bundled)
+                if voice is None:
+                    raise ModelError(f"Voice '{name}' is damaged (unreadable {path.name}).", hint=f"Delete or re-create {path}.")
+                return voice
+        raise VoiceNotFound(f"Unknown voice '{name}'.", hint=f"Available voices: {', '.join(self.names()) or 'none'}.")
+
+    # -- writing ---------------------------------------------------------------------------------------
+    def _check_new(self, name: str, overwrite: bool) -> Path:
+        validate_name(name)
+        if (self.bundled_dir / f"{name}.json").exists():
+            raise InputError(f"'{name}' is a bundled voice.", hint="Choose another name for your voice.")
+        path = self.user_dir / f"{name}.json"
+        if path.exists() and not overwrite:
+            raise InputError(f"Voice '{name}' already exists.", hint="Choose another name, or remove it first.")
+        return path
+
+    def _write(self, path: Path, name: str, profile: VoiceProfile, meta: dict) -> Voice:
+        write_profile_voice(path, name, profile, meta)
+        voice = self._read(path, False)
+        assert voice is not None
+        return voice
+
+    def create(self, name: str, from_paths: Sequence[str | Path], *, description: str = "", gender: str = "",
+               licence: str = "", overwrite: bool = False) -> Voice:
+        """Learn a profile from sample recordings (any format ffmpeg reads) and store it as a user voice."""
+        path = self._check_new(name, overwrite)
+        from . import audio
+
+        paths = [Path(p) for p in from_paths]
+        for p in paths:
+            info = audio.probe(p)
+            if info.duration < 0.5:
+                raise InputError(f"Sample {p.name} is too short ({info.duration:.1f} s).",
+                                 hint=f"Give recordings with at least {MIN_SAMPLE_SECONDS:.0f} s of voice in total.")
+        profile = learn_profile(paths, min_voiced_seconds=MIN_SAMPLE_SECONDS, provenance={"licence": licence} if licence else None)
+        meta = {"description": description or f"learned from {len(paths)} sample(s)", "gender": gender, "licence": licence}
+        return self._write(path, name, profile, meta)
+
+    def merge(self, names: Sequence[str], weights: Sequence[float] | None, new_name: str, *, description: str = "",
+              overwrite: bool = False) -> Voice:
+        """Weighted merge of profile voices into a new user voice (weights default to equal)."""
+        path = self._check_new(new_name, overwrite)
+        weights = list(weights) if weights is not None else [1.0] * len(names)
+        if len(weights) != len(names) or not names:
+            raise InputError(f"Got {len(names)} voices and {len(weights)} weights.", hint="Give one weight per voice.")
+        voices = [self.get(n) for n in names]
+        for v in voices:
+            if v.kind != "profile":
+                raise InputError(f"Voice '{v.name}' ({v.kind}) cannot be merged.", hint="Only profile voices can be merged.")
+        profile = merge_profiles([(v.load(), w) for v, w in zip(voices, weights)], names=list(names))
+        genders = {v.meta.get("gender", "") for v in voices}
+        licences = sorted({v.meta.get("licence", "") for v in voices} - {""})
+        desc = description or "merge of " + " + ".join(f"{w:g}*{n}" for n, w in zip(names, weights))
+        meta = {"description": desc, "gender": genders.pop() if len(genders) == 1 else "mixed", "licence": "; ".join(licences)}
+        return self._write(path, new_name, profile, meta)
+
+    def remove(self, name: str) -> None:
+        """Delete a user voice and the files its manifest lists; bundled voices cannot be removed."""
+        validate_name(name)
+        if (self.bundled_dir / f"{name}.json").exists():
+            raise InputError(f"'{name}' is a bundled voice and cannot be removed.", hint="Only voices you created can be removed.")
+        voice = self.get(name)
+        for f in voice.files:
+            if f.resolve().parent == self.user_dir.resolve():
+                f.unlink(missing_ok=True)

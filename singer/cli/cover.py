@@ -53,7 +53,15 @@ def _go(request_kwargs: dict, sets: list[str], as_json: bool, quiet: bool, metho
         from ..api import CoverRequest, Singer
         from .progress import RichHooks
 
-        req = CoverRequest(**request_kwargs, step_params=parse_sets(sets))
+        from pydantic import ValidationError
+
+        from ..errors import UsageError
+
+        kwargs = dict(request_kwargs, key=parse_key(request_kwargs.get("key")))
+        try:
+            req = CoverRequest(**kwargs, step_params=parse_sets(sets))
+        except ValidationError as e:
+            raise UsageError(f"Invalid option: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
         hooks = RichHooks(enabled=not (as_json or quiet))
         singer = Singer(c.settings(), hooks)
         return getattr(singer, method)(req).to_dict()
@@ -78,7 +86,7 @@ def cover(
     as_json: bool = c.JsonOpt,
 ) -> None:
     """Make a cover: find the song, separate, sing it again in VOICE, remix."""
-    _go(dict(input=query, voice=voice, key=parse_key(key), format=fmt, out=out, pick=pick, separator=separator,
+    _go(dict(input=query, voice=voice, key=key, format=fmt, out=out, pick=pick, separator=separator,
              converter=converter, workflow=workflow, recompute=recompute, no_cache=no_cache), sets, as_json, quiet, "cover")
 
 
@@ -98,5 +106,5 @@ def convert(
     as_json: bool = c.JsonOpt,
 ) -> None:
     """Convert a voice note (no separation by default) into VOICE."""
-    _go(dict(input=path, voice=voice, key=parse_key(key), format=fmt, out=out, separate=separate or None,
+    _go(dict(input=path, voice=voice, key=key, format=fmt, out=out, separate=separate or None,
              converter=converter, workflow=workflow, recompute=recompute, no_cache=no_cache), sets, as_json, quiet, "convert")

@@ -66,7 +66,7 @@ class SourceOp(Op):
             raise InputError("Nothing to sing: the song query is empty.", hint="Give a search text, a URL or a file path.")
         p = Path(query).expanduser()
         if p.exists():
-            return Bound({"sample_rate": rate, "channels": channels}, files={"media": p}, state={"name": p.name})
+            return Bound({"sample_rate": rate, "channels": channels}, files={"media": p}, state={"name": p.stem})
         return Bound({"query": query, "pick": int(params.get("pick") or 0) or None, "sample_rate": rate, "channels": channels})
 
     def run(self, ctx, work, inputs, bound, progress):
@@ -89,8 +89,12 @@ class SourceOp(Op):
             raise InputError(f"'{meta['title']}' is silent.", hint="Give a recording with audible sound.")
         out = work / "audio.wav"
         audio.write_wav(out, data, bound.params["sample_rate"])
-        meta.update(duration=round(data.shape[1] / bound.params["sample_rate"], 3), input_codec=info.codec,
-                    input_sample_rate=info.sample_rate, input_channels=info.channels)
+        duration = data.shape[1] / bound.params["sample_rate"]
+        meta.update(duration=round(duration, 3), input_codec=info.codec, input_sample_rate=info.sample_rate,
+                    input_channels=info.channels)
+        if info.duration - duration > 0.5:
+            meta["warning"] = (f"only {duration:.1f} s of the announced {info.duration:.1f} s could be decoded; "
+                               "the file looks truncated")
         return {"audio": out}, meta
 
 

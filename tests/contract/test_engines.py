@@ -108,7 +108,7 @@ def voice(converter, settings):
 
 @pytest.fixture(scope="module")
 def sung(tmp_path_factory):
-    _, vocals, _, _ = make_synthetic_song(5.0, sr=44100, seed=2)
+    _, vocals, _ = make_synthetic_song(5.0, sr=44100, seed=2)
     d = tmp_path_factory.mktemp("sung")
     write_wav(d / "vocals.wav", vocals, 44100)
     return d / "vocals.wav", vocals

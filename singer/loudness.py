@@ -7,10 +7,10 @@ and only 100 ms mean-square values are kept. True peak uses 4x polyphase oversam
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Iterable, Iterator
 
 import numpy as np
-from scipy.signal import lfilter, resample_poly
 
 SILENCE_LUFS = -70.0
 
@@ -47,6 +47,8 @@ class LoudnessMeter:
         self.sub_ms: list[float] = []  # channel-summed mean square per 100 ms
 
     def feed(self, block: np.ndarray) -> None:
+        from scipy.signal import lfilter
+
         y = np.atleast_2d(block).astype(np.float64)
         for i, (b, a) in enumerate(self.filters):
             y, self.zi[i] = lfilter(b, a, y, axis=-1, zi=self.zi[i])
@@ -101,12 +103,27 @@ def true_peak_db(blocks: Iterable[np.ndarray] | np.ndarray, oversample: int = 4)
     return 20 * math.log10(peak) if peak > 0 else -math.inf
 
 
+@lru_cache(maxsize=4)
+def _interpolator(oversample: int, taps_per_phase: int = 12) -> np.ndarray:
+    """Polyphase interpolation filter (``oversample`` phases x 12 taps, like BS.1770 Annex 2's 48-tap filter)."""
+    from scipy.signal import firwin
+
+    h = firwin(oversample * taps_per_phase, 1.0 / oversample, window=("kaiser", 8.0)) * oversample
+    return h.reshape(taps_per_phase, oversample).T[:, ::-1].astype(np.float32).copy()
+
+
 def oversampled_peak(block: np.ndarray, oversample: int = 4) -> np.ndarray:
     """Per-sample true-peak estimate: max |x| over channels and the ``oversample`` interpolated points."""
-    up = resample_poly(block.astype(np.float32), oversample, 1, axis=-1)
-    n = block.shape[1]
-    up = np.abs(up[:, : n * oversample]).reshape(block.shape[0], n, oversample).max(axis=2)
-    return np.maximum(up.max(axis=0), np.abs(block).max(axis=0))
+    phases = _interpolator(oversample)
+    x = np.atleast_2d(block).astype(np.float32, copy=False)
+    peak = np.abs(x).max(axis=0)
+    taps = phases.shape[1]
+    for ch in x:
+        padded = np.concatenate([np.zeros(taps // 2, np.float32), ch, np.zeros(taps, np.float32)])
+        for ph in phases:
+            y = np.abs(np.correlate(padded, ph, mode="valid")[: ch.size])
+            np.maximum(peak, y, out=peak)
+    return peak
 
 
 def iter_wav(path, block_seconds: float = 10.0) -> Iterator[np.ndarray]:

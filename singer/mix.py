@@ -16,7 +16,6 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 from pydantic import BaseModel, Field
-from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from .errors import InputError
 from .loudness import SILENCE_LUFS, LoudnessMeter, oversampled_peak
@@ -81,10 +80,25 @@ def stem_loudness(path: Path, channels: int | None = None) -> float:
     return meter.integrated
 
 
+def vocal_loudness_from_mixture(mixture: float | None, instrumental: float | None) -> float | None:
+    """The original vocal's loudness as mixture power minus instrumental power (K-weighted powers of uncorrelated
+    signals add). Mask-based separators lose part of the vocal's energy (Spleeter: ~1 LU on sung test songs)
+    while the instrumental stem stays close to the truth, so this estimates the sung level better than the
+    vocal stem itself. None when it cannot be formed."""
+    if mixture is None or instrumental is None or mixture <= SILENCE_LUFS:
+        return None
+    pm, pi = 10 ** ((mixture + 0.691) / 10), 10 ** ((instrumental + 0.691) / 10)
+    if pm <= pi * 1.02:
+        return None
+    return -0.691 + 10 * math.log10(pm - pi)
+
+
 def limiter_gain(block: np.ndarray, ceiling: float, window: int) -> tuple[np.ndarray | None, np.ndarray]:
     """Smooth gain curve <= ceiling/true_peak at every sample (min filter then box smoothing of equal width).
 
     Returns (gain or None when no limiting is needed, per-sample true peak of the input block)."""
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
     peak = oversampled_peak(block)
     need = np.minimum(1.0, ceiling / np.maximum(peak, 1e-12)).astype(np.float32)
     if need.min() >= 1.0:
@@ -104,8 +118,8 @@ def _render(stems: list[Stem], frames: int, rate: int, channels: int, master: fl
             g, p = limiter_gain(blk, ceiling, window)
             y = blk if g is None else blk * g
             core = y[:, margin: margin + min(int(BLOCK_S * rate), frames - start)]
-            if g is not None:  # true peak of what is written, measured with context so block edges are exact
-                p = oversampled_peak(y)
+            if g is not None:  # the gain is smooth (50 ms), so the true peak of g*x is g times that of x
+                p = p * g
             p = p[margin: margin + core.shape[1]]
             peak = max(peak, float(p.max(initial=0.0)))
             meter.feed(core)
@@ -114,8 +128,12 @@ def _render(stems: list[Stem], frames: int, rate: int, channels: int, master: fl
 
 
 def mix(vocals: Path, dst: Path, params: MixParams, instrumental: Path | None = None,
-        reference_vocals: Path | None = None) -> dict:
-    """Mix and master to ``dst`` (float WAV). Returns the measured figures for the step manifest."""
+        reference_vocals: Path | None = None, known_lufs: dict[str, float] | None = None) -> dict:
+    """Mix and master to ``dst`` (float WAV). Returns the measured figures for the step manifest.
+
+    ``known_lufs`` may hold loudness already measured by the step that made a stem ("instrumental",
+    "reference_vocals"), as it would sound up-mixed to the mix's channel count; it is then not measured again."""
+    known_lufs = known_lufs or {}
     vi = sf.info(str(vocals))
     rate, frames = vi.samplerate, vi.frames
     channels = vi.channels
@@ -124,18 +142,26 @@ def mix(vocals: Path, dst: Path, params: MixParams, instrumental: Path | None = 
         if ii.samplerate != rate:
             raise InputError(f"Stems have different sample rates ({rate} vs {ii.samplerate})", hint="Resample before mixing.")
         frames, channels = ii.frames, max(channels, ii.channels)
+    if channels != 2:
+        known_lufs = {}  # measured as stereo by the separate step
     figures: dict = {}
     v_loud = stem_loudness(vocals, channels)
     gv_db = params.vocal_gain_db
     if params.match_vocals and reference_vocals is not None:
-        ref = stem_loudness(reference_vocals, channels)
+        ref = known_lufs.get("reference_vocals")
+        ref = stem_loudness(reference_vocals, channels) if ref is None else ref
         figures["reference_vocals_lufs"] = round(ref, 2)
+        est = vocal_loudness_from_mixture(known_lufs.get("mixture"), known_lufs.get("separated_instrumental"))
+        if est is not None and abs(est - ref) <= 3.0:
+            figures["reference_vocals_estimated_lufs"] = round(est, 2)
+            ref = est
         if ref > SILENCE_LUFS and v_loud > SILENCE_LUFS:
             gv_db += ref - v_loud
     figures["converted_vocals_lufs"] = round(v_loud, 2)
     stems = [Stem(vocals, 10 ** (gv_db / 20))]
     if instrumental is not None:
-        figures["instrumental_lufs"] = round(stem_loudness(instrumental, channels), 2)
+        inst = known_lufs.get("instrumental")
+        figures["instrumental_lufs"] = round(stem_loudness(instrumental, channels) if inst is None else inst, 2)
         stems.append(Stem(instrumental, 10 ** (params.instrumental_gain_db / 20)))
     meter = LoudnessMeter(rate, channels)
     for _, blk in iter_sum(stems, frames, rate, channels):

@@ -108,9 +108,13 @@ class SeparateOp(Op):
         return Bound({"engine": engine, "engine_version": cls.version, **_engine_params("separator", engine, params)})
 
     def run(self, ctx, work, inputs, bound, progress):
+        from ..mix import stem_loudness
+
         sep = ctx.engine("separator", bound.params["engine"])
         outs = sep.separate(inputs["audio"], work, progress)
-        return outs, {"stems": sorted(outs)}
+        # measured once here, reused by every mix of these stems (stereo, as they sound in a stereo mix)
+        lufs = {name: round(stem_loudness(Path(p), 2), 3) for name, p in {**outs, "mixture": inputs["audio"]}.items()}
+        return outs, {"stems": sorted(outs), "lufs_stereo": lufs}
 
 
 class ConvertOp(Op):
@@ -177,8 +181,17 @@ class MixOp(Op):
         from ..mix import MixParams, mix
 
         out = work / "mix.wav"
+        known = {}
+        for name in ("instrumental", "reference_vocals"):
+            meta, output = bound.state.get("input_meta", {}).get(name, ({}, ""))
+            if output in meta.get("lufs_stereo", {}):
+                known[name] = meta["lufs_stereo"][output]
+        sep_meta, _ = bound.state.get("input_meta", {}).get("reference_vocals", ({}, ""))
+        sep_lufs = sep_meta.get("lufs_stereo", {})
+        if "mixture" in sep_lufs and "instrumental" in sep_lufs:
+            known["mixture"], known["separated_instrumental"] = sep_lufs["mixture"], sep_lufs["instrumental"]
         figures = mix(inputs["vocals"], out, MixParams(**bound.params), instrumental=inputs.get("instrumental"),
-                      reference_vocals=inputs.get("reference_vocals"))
+                      reference_vocals=inputs.get("reference_vocals"), known_lufs=known)
         return {"audio": out}, figures
 
 

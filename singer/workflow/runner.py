@@ -129,11 +129,13 @@ class Runner:
         t_run = time.perf_counter()
         files: dict[str, tuple[Path, str]] = {}  # "step.output" -> (path, digest)
         metas: dict[str, dict] = {}
+        origins: dict[str, tuple[dict, str]] = {}  # "step.output" -> (meta of the step that made it, output name)
         records: list[StepRecord] = []
         ok = False
         try:
             for n, step in enumerate(spec.steps, start=1):
-                records.append(self._run_step(n, step, variables, overrides, engines, recompute, no_cache, files, metas, run_dir))
+                records.append(self._run_step(n, step, variables, overrides, engines, recompute, no_cache, files, metas,
+                                              origins, run_dir))
             out_ref = spec.output
             if out_ref not in files:
                 raise StepFailed(f"Workflow '{spec.name}' output '{out_ref}' was not produced")
@@ -142,26 +144,31 @@ class Runner:
         finally:
             self.hooks.on_run_end(run_id, ok)
 
-    def _run_step(self, n, step: StepSpec, variables, overrides, engines, recompute, no_cache, files, metas, run_dir) -> StepRecord:
+    def _run_step(self, n, step: StepSpec, variables, overrides, engines, recompute, no_cache, files, metas, origins,
+                  run_dir) -> StepRecord:
         op = ops.get(step.op)
         enabled = _resolve_value(step.enabled, variables, metas)
         if not enabled or (isinstance(enabled, str) and enabled.lower() in ("false", "no", "0", "")):
-            return self._passthrough(step, step.passthrough, files, reason="disabled")
+            return self._passthrough(step, step.passthrough, files, origins, reason="disabled")
         params = _resolve_value({**step.params, **overrides.get(step.id, {})}, variables, metas)
         engine = engines.get(step.id) or _resolve_value(step.engine, variables, metas)
         bound = op.bind(self.ctx, params, engine)
         inputs: dict[str, Path] = {}
         digests: dict[str, str] = {}
+        input_meta: dict[str, tuple[dict, str]] = {}  # input -> (meta of the step that made it, its output name)
         for name, ref in step.inputs.items():
             ref = _resolve_value(ref, variables, metas)
             if ref not in files:
                 raise StepFailed(f"Step '{step.id}' needs '{ref}', which no earlier step produced")
             inputs[name], digests[name] = files[ref]
+            input_meta[name] = origins.get(ref, ({}, ""))
+        bound.state["input_meta"] = input_meta
         for name, path in bound.files.items():
             inputs[name], digests[name] = Path(path), file_digest(path)
         if op.is_noop(bound):
             first = next(iter(step.inputs))
-            return self._passthrough(step, {"audio": step.inputs[first]}, files, reason="no-op", params=bound.params)
+            return self._passthrough(step, {"audio": step.inputs[first]}, files, origins, reason="no-op",
+                                     params=bound.params)
         key = step_key(op.name, op.version, bound.params, digests)
         force = no_cache or step.id in recompute
         cached_hint = (not force) and self.store.lookup(key) is not None
@@ -188,14 +195,16 @@ class Runner:
         self._link(run_dir, n, step.id, entry)
         for name, path in entry.outputs.items():
             files[f"{step.id}.{name}"] = (path, entry.output_digests[name])
+            origins[f"{step.id}.{name}"] = (entry.meta, name)
         metas[step.id] = entry.meta
         return StepRecord(step.id, op.name, key, cached, False, round(seconds, 3), bound.params,
                           {k: str(v) for k, v in entry.outputs.items()}, entry.meta)
 
-    def _passthrough(self, step, mapping, files, reason, params=None) -> StepRecord:
+    def _passthrough(self, step, mapping, files, origins, reason, params=None) -> StepRecord:
         for name, ref in mapping.items():
             if ref in files:
                 files[f"{step.id}.{name}"] = files[ref]
+                origins[f"{step.id}.{name}"] = origins.get(ref, ({}, ""))
         self.hooks.on_step_start(step.id, True)
         self.hooks.on_step_end(step.id, True, 0.0)
         return StepRecord(step.id, step.op, None, False, True, 0.0, params or {}, meta={"skipped": reason})

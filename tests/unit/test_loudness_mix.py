@@ -88,3 +88,13 @@ def test_mix_refuses_silence(tmp_path):
     with pytest.raises(InputError, match="silent"):
         mix(p, tmp_path / "o.wav", MixParams())
     assert not (tmp_path / "o.wav").exists()
+
+
+def test_vocal_loudness_from_mixture_matches_true_stem():
+    from singer.mix import vocal_loudness_from_mixture
+    from tests.synth import make_synthetic_song
+
+    mix_, vocals, inst = make_synthetic_song(8.0, sr=44100, seed=4)
+    est = vocal_loudness_from_mixture(integrated_loudness(mix_, 44100), integrated_loudness(inst, 44100))
+    assert est == pytest.approx(integrated_loudness(vocals, 44100), abs=0.5)
+    assert vocal_loudness_from_mixture(-20.0, -19.0) is None  # instrumental louder than the mix: no estimate

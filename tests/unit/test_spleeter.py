@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,17 +73,15 @@ def snr_db(ref: np.ndarray, est: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def engine() -> sp.SpleeterSeparator:
-    threads = torch.get_num_threads()
-    sep = sp.SpleeterSeparator(Settings(threads=1))  # steadier than 2 spinning threads on a busy small box
+    sep = sp.SpleeterSeparator(Settings())
     sep.model()
-    yield sep
-    torch.set_num_threads(threads)
+    return sep
 
 
 @pytest.fixture(scope="module")
 def song(tmp_path_factory) -> dict:
-    """A 12.5 s mix: longer than one 512-frame network window (11.9 s), so it has a boundary and a bridge."""
-    voice, back = synth(12.5)
+    """A 13.5 s mix: longer than one 512-frame network window (11.9 s), so it has a boundary and a bridge."""
+    voice, back = synth(13.5)
     d = tmp_path_factory.mktemp("song")
     sf.write(d / "mix.wav", (voice + back).T, SR, subtype="FLOAT")
     return {"dir": d, "voice": voice, "back": back, "mix": voice + back}
@@ -222,8 +219,11 @@ def test_unbridged_stream_equals_whole_song_spleeter(engine, song, plain):
     frames = spec.shape[2]
     mag = torch.nn.functional.pad(spec[:, : sp.BINS].abs(), (0, -frames % 512))
     model = engine.model()
-    with torch.inference_mode():
-        mask = torch.cat([sp._ratio_mask(model, mag[:, :, s : s + 512]) for s in range(0, mag.shape[2], 512)], 2)
+    masker = sp._Masker(model, torch.get_num_threads())
+    try:
+        mask = torch.cat(masker([mag[:, :, s : s + 512] for s in range(0, mag.shape[2], 512)]), 2)
+    finally:
+        masker.close()
     masked = torch.nn.functional.pad(spec[:, : sp.BINS] * mask[:, :, :frames], (0, 0, 0, sp.N_FFT // 2 + 1 - sp.BINS))
     ref = torch.istft(masked, sp.N_FFT, sp.HOP, window=window, center=True, length=n).numpy()
     got = plain
@@ -236,10 +236,11 @@ def test_unbridged_stream_equals_whole_song_spleeter(engine, song, plain):
     assert snr_db(ref[:, :m], got[:, :m]) > 40
 
 
-def test_bridged_boundary_is_close_to_spleeter_and_smooth(song, plain, separated):
+def test_bridge_changes_only_the_boundary_region(song, plain, separated):
     bridged = sf.read(separated["stems"]["vocals"], dtype="float32", always_2d=True)[0].T
     boundary = 512 * sp.HOP - sp.N_FFT // 2  # first sample where window 1's frames dominate
-    for far in (slice(0, boundary - 40 * sp.HOP), slice(boundary + 40 * sp.HOP, None)):
+    reach = (sp.BLEND + 4) * sp.HOP  # blended frames plus one frame length
+    for far in (slice(0, boundary - reach), slice(boundary + reach, None)):
         assert np.abs(plain[:, far] - bridged[:, far]).max() < 1e-4  # identical away from the boundary
     assert snr_db(plain, bridged) > 10
     assert corr(bridged, song["voice"]) > 0.6
@@ -284,6 +285,22 @@ def test_streamed_resampling_equals_one_shot(tmp_path):
     assert np.abs(y - ref).max() < 1e-5
 
 
+def test_separation_leaves_torch_threading_alone(engine, song):
+    """The networks' worker threads must not call torch.set_num_threads: with torch 2.13's MKL that breaks
+    later batched solves in the process, e.g. fast_bss_eval's SDR ("Pivots given to lu_solve ...")."""
+    fast_bss_eval = pytest.importorskip("fast_bss_eval")
+    ref = torch.from_numpy(song["voice"][:, : 3 * SR].astype(np.float64))
+    est = ref + 0.1 * torch.from_numpy(song["back"][:, : 3 * SR].astype(np.float64))
+    threads = torch.get_num_threads()
+    try:
+        fast_bss_eval.sdr(ref, est)
+    except RuntimeError:
+        pytest.skip("batched solves were already broken by an earlier torch.set_num_threads call")
+    stream(engine.model(), song["mix"][:, : 2 * SR], bridge=0, blend=0)
+    assert torch.get_num_threads() == threads
+    assert float(fast_bss_eval.sdr(ref, est).mean()) > 10
+
+
 def test_bad_inputs(engine, tmp_path):
     empty = tmp_path / "empty.wav"
     sf.write(empty, np.zeros((0, 2), np.float32), SR, subtype="FLOAT")
@@ -297,4 +314,3 @@ def test_bad_inputs(engine, tmp_path):
     text.write_text("hello")
     with pytest.raises(InputError):
         engine.separate(text, tmp_path / "o")
-    assert isinstance(Path(tmp_path), Path)

@@ -70,27 +70,39 @@ def iter_sum(stems: list[Stem], frames: int, rate: int, channels: int, margin: i
             f.close()
 
 
-def stem_loudness(path: Path, channels: int | None = None) -> float:
-    """Loudness of a stem as it sounds in the mix: a mono stem up-mixed to ``channels`` is measured up-mixed."""
+def stem_meter(path: Path, channels: int | None = None) -> LoudnessMeter:
+    """A fed loudness meter for a stem as it sounds in the mix (a mono stem up-mixed to ``channels``)."""
     info = sf.info(str(path))
     channels = channels or info.channels
-    meter = LoudnessMeter(info.samplerate, channels)
-    for _, blk in iter_sum([Stem(path)], info.frames, info.samplerate, channels):
+    upmix = info.channels == 1 and channels > 1  # identical channels: measure once, count it ``channels`` times
+    meter = LoudnessMeter(info.samplerate, 1 if upmix else channels)
+    for _, blk in iter_sum([Stem(path)], info.frames, info.samplerate, 1 if upmix else channels):
         meter.feed(blk)
-    return meter.integrated
+    if upmix:
+        meter.channels = channels
+        meter.sub_ms = [v * channels for v in meter.sub_ms]
+    return meter
 
 
-def vocal_loudness_from_mixture(mixture: float | None, instrumental: float | None) -> float | None:
-    """The original vocal's loudness as mixture power minus instrumental power (K-weighted powers of uncorrelated
-    signals add). Mask-based separators lose part of the vocal's energy (Spleeter: ~1 LU on sung test songs)
-    while the instrumental stem stays close to the truth, so this estimates the sung level better than the
-    vocal stem itself. None when it cannot be formed."""
-    if mixture is None or instrumental is None or mixture <= SILENCE_LUFS:
-        return None
-    pm, pi = 10 ** ((mixture + 0.691) / 10), 10 ** ((instrumental + 0.691) / 10)
-    if pm <= pi * 1.02:
-        return None
-    return -0.691 + 10 * math.log10(pm - pi)
+def stem_loudness(path: Path, channels: int | None = None) -> float:
+    return stem_meter(path, channels).integrated
+
+
+def estimated_vocal_loudness(mixture: LoudnessMeter, instrumental: LoudnessMeter) -> float:
+    """The original vocal's loudness estimated as mixture minus instrumental, 100 ms block by block, then gated.
+
+    Vocals and backing are uncorrelated, so their K-weighted powers add within each block. Mask-based separators
+    lose part of the vocal's energy (Spleeter: ~1 LU on sung test songs) while the instrumental stem stays close
+    to the truth, so this estimates the sung level better than the vocal stem itself (on a generated song with
+    known stems: -18.31 LUFS estimated, -18.30 true, -19.39 from the vocal stem)."""
+    est = LoudnessMeter(mixture.rate, mixture.channels)
+    n = min(len(mixture.sub_ms), len(instrumental.sub_ms))
+    est.sub_ms = np.maximum(np.asarray(mixture.sub_ms[:n]) - np.asarray(instrumental.sub_ms[:n]), 0.0).tolist()
+    return est.integrated
+
+
+def _power(lufs: float) -> float:
+    return 0.0 if lufs <= SILENCE_LUFS else 10 ** ((lufs + 0.691) / 10)
 
 
 def limiter_gain(block: np.ndarray, ceiling: float, window: int) -> tuple[np.ndarray | None, np.ndarray]:
@@ -99,7 +111,7 @@ def limiter_gain(block: np.ndarray, ceiling: float, window: int) -> tuple[np.nda
     Returns (gain or None when no limiting is needed, per-sample true peak of the input block)."""
     from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
-    peak = oversampled_peak(block)
+    peak = oversampled_peak(block, floor=ceiling / 2)
     need = np.minimum(1.0, ceiling / np.maximum(peak, 1e-12)).astype(np.float32)
     if need.min() >= 1.0:
         return None, peak
@@ -132,7 +144,8 @@ def mix(vocals: Path, dst: Path, params: MixParams, instrumental: Path | None = 
     """Mix and master to ``dst`` (float WAV). Returns the measured figures for the step manifest.
 
     ``known_lufs`` may hold loudness already measured by the step that made a stem ("instrumental",
-    "reference_vocals"), as it would sound up-mixed to the mix's channel count; it is then not measured again."""
+    "reference_vocals", "reference_vocals_estimated"), as it would sound up-mixed to the mix's channel count; it
+    is then not measured again."""
     known_lufs = known_lufs or {}
     vi = sf.info(str(vocals))
     rate, frames = vi.samplerate, vi.frames
@@ -151,22 +164,24 @@ def mix(vocals: Path, dst: Path, params: MixParams, instrumental: Path | None = 
         ref = known_lufs.get("reference_vocals")
         ref = stem_loudness(reference_vocals, channels) if ref is None else ref
         figures["reference_vocals_lufs"] = round(ref, 2)
-        est = vocal_loudness_from_mixture(known_lufs.get("mixture"), known_lufs.get("separated_instrumental"))
-        if est is not None and abs(est - ref) <= 3.0:
+        est = known_lufs.get("reference_vocals_estimated")
+        if est is not None and est > SILENCE_LUFS and abs(est - ref) <= 3.0:
             figures["reference_vocals_estimated_lufs"] = round(est, 2)
             ref = est
         if ref > SILENCE_LUFS and v_loud > SILENCE_LUFS:
             gv_db += ref - v_loud
     figures["converted_vocals_lufs"] = round(v_loud, 2)
     stems = [Stem(vocals, 10 ** (gv_db / 20))]
+    powers = [_power(v_loud + gv_db)]
     if instrumental is not None:
         inst = known_lufs.get("instrumental")
-        figures["instrumental_lufs"] = round(stem_loudness(instrumental, channels) if inst is None else inst, 2)
+        inst = stem_loudness(instrumental, channels) if inst is None else inst
+        figures["instrumental_lufs"] = round(inst, 2)
         stems.append(Stem(instrumental, 10 ** (params.instrumental_gain_db / 20)))
-    meter = LoudnessMeter(rate, channels)
-    for _, blk in iter_sum(stems, frames, rate, channels):
-        meter.feed(blk)
-    pre = meter.integrated
+        powers.append(_power(inst + params.instrumental_gain_db))
+    # vocals and backing are uncorrelated, so their K-weighted powers add: the pre-master loudness needs no pass
+    # of its own; the render loop below measures what it wrote and corrects any residue
+    pre = -0.691 + 10 * math.log10(sum(powers)) if sum(powers) > 0 else SILENCE_LUFS
     if pre <= SILENCE_LUFS:
         raise InputError("The mix is silent: nothing to master.", hint="Check that the input has audible sound.")
     ceiling = 10 ** ((params.true_peak_db - 0.05) / 20)
@@ -174,7 +189,7 @@ def mix(vocals: Path, dst: Path, params: MixParams, instrumental: Path | None = 
     tmp = dst.with_name(dst.name + ".part")
     for _ in range(4):  # the limiter lowers loudness a little; correct and re-render (converges in 1-3 passes)
         out_lufs, peak = _render(stems, frames, rate, channels, 10 ** (master_db / 20), ceiling, tmp)
-        if abs(out_lufs - params.target_lufs) <= 0.2:
+        if abs(out_lufs - params.target_lufs) <= 0.3:
             break
         master_db += params.target_lufs - out_lufs
     os.replace(tmp, dst)

@@ -108,12 +108,15 @@ class SeparateOp(Op):
         return Bound({"engine": engine, "engine_version": cls.version, **_engine_params("separator", engine, params)})
 
     def run(self, ctx, work, inputs, bound, progress):
-        from ..mix import stem_loudness
+        from ..mix import estimated_vocal_loudness, stem_meter
 
         sep = ctx.engine("separator", bound.params["engine"])
         outs = sep.separate(inputs["audio"], work, progress)
         # measured once here, reused by every mix of these stems (stereo, as they sound in a stereo mix)
-        lufs = {name: round(stem_loudness(Path(p), 2), 3) for name, p in {**outs, "mixture": inputs["audio"]}.items()}
+        meters = {name: stem_meter(Path(p), 2) for name, p in {**outs, "mixture": inputs["audio"]}.items()}
+        lufs = {name: round(m.integrated, 3) for name, m in meters.items()}
+        if "vocals" in meters and "instrumental" in meters:
+            lufs["vocals_estimated"] = round(estimated_vocal_loudness(meters["mixture"], meters["instrumental"]), 3)
         return outs, {"stems": sorted(outs), "lufs_stereo": lufs}
 
 
@@ -186,10 +189,9 @@ class MixOp(Op):
             meta, output = bound.state.get("input_meta", {}).get(name, ({}, ""))
             if output in meta.get("lufs_stereo", {}):
                 known[name] = meta["lufs_stereo"][output]
-        sep_meta, _ = bound.state.get("input_meta", {}).get("reference_vocals", ({}, ""))
-        sep_lufs = sep_meta.get("lufs_stereo", {})
-        if "mixture" in sep_lufs and "instrumental" in sep_lufs:
-            known["mixture"], known["separated_instrumental"] = sep_lufs["mixture"], sep_lufs["instrumental"]
+        sep_meta, output = bound.state.get("input_meta", {}).get("reference_vocals", ({}, ""))
+        if f"{output}_estimated" in sep_meta.get("lufs_stereo", {}):
+            known["reference_vocals_estimated"] = sep_meta["lufs_stereo"][f"{output}_estimated"]
         figures = mix(inputs["vocals"], out, MixParams(**bound.params), instrumental=inputs.get("instrumental"),
                       reference_vocals=inputs.get("reference_vocals"), known_lufs=known)
         return {"audio": out}, figures

@@ -88,6 +88,7 @@ def main() -> None:
     res.update(cold_s=round(cold, 2), other_voice_s=round(other, 2), other_over_cold=round(other / cold, 3),
                repeat_s=round(repeat, 3), cold_peak_rss_mb=round(rss_cold, 1),
                stage_s={s["id"]: s["seconds"] for s in r_cold["run"]["steps"]},
+               other_voice_stage_s={s["id"]: s["seconds"] for s in r_other["run"]["steps"]},
                repeat_all_cached=all(s["cached"] or s["skipped"] for s in r_rep["run"]["steps"]))
 
     # loudness figures against the known stems
@@ -105,6 +106,22 @@ def main() -> None:
         "cover_vocal_minus_instrumental_lu": round(cover_ratio, 2),
         "ratio_error_lu": round(abs(cover_ratio - orig_ratio), 2),
     }
+    # the same three runs inside one warm process (the HTTP service / batch runner case): no interpreter start,
+    # imports and model loads paid once
+    code = (
+        "import json,sys,time;from singer import Singer,CoverRequest;from singer.config import Settings;"
+        "s=Singer(Settings());m=sys.argv[1];o=sys.argv[2];t=[]\n"
+        "for v,n in (('ayana','a'),('kenji','b'),('ayana','c')):\n"
+        "    t0=time.perf_counter();s.cover(CoverRequest(input=m,voice=v,format='wav',out=o+'/'+n+'.wav'));"
+        "t.append(time.perf_counter()-t0)\n"
+        "print(json.dumps(t))"
+    )
+    env_w = {**os.environ, "SINGER_HOME": str(work / "home-warm")}
+    out_w = subprocess.run([sys.executable, "-c", code, str(song["mix"]), str(out)], capture_output=True, text=True,
+                           env=env_w, check=True).stdout.strip().splitlines()[-1]
+    w_cold, w_other, w_rep = json.loads(out_w)
+    res["in_process"] = {"cold_s": round(w_cold, 2), "other_voice_s": round(w_other, 2),
+                         "other_over_cold": round(w_other / w_cold, 3), "repeat_s": round(w_rep, 3)}
     if args.long:
         song10 = make_song((work / "long").resolve(), 600.0, args.synthetic) if (work / "long").mkdir() is None else None
         env10 = {**env, "SINGER_HOME": str(work / "home10")}

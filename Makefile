@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt scripts/install-system.sh
 	touch $@
 
 demo: install
-	$(BIN)/singer cover singer/data/demo/demo_song.ogg --voice ayana --key 0 --out $(DEMO_OUT)/
+	$(BIN)/singer cover singer/data/demo/demo_song.mp3 --voice ayana --key 0 --out $(DEMO_OUT)/
 	@echo "cover written under $(DEMO_OUT)/"
 
 test: install

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -72,8 +71,8 @@ def main() -> None:
     ap.add_argument("--synthetic", action="store_true")
     args = ap.parse_args()
 
-    from singer.loudness import file_loudness, true_peak_db
     from singer.audio import decode
+    from singer.loudness import file_loudness, true_peak_db
 
     work = Path(tempfile.mkdtemp(prefix="singer-bench-"))
     env = {**os.environ, "SINGER_HOME": str(work / "home")}

@@ -7,7 +7,7 @@ The public API is :class:`singer.api.Singer` with :class:`singer.api.CoverReques
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["Singer", "CoverRequest", "CoverResult", "Settings", "__version__"]
+__all__ = ["CoverRequest", "CoverResult", "Settings", "Singer", "__version__"]
 
 
 def __getattr__(name: str):

@@ -116,7 +116,7 @@ def decode(path: str | os.PathLike, sample_rate: int = 44100, channels: int = 2,
         )
     stream = ffmpeg.input(str(path)).output("pipe:", format="f32le", acodec="pcm_f32le", ac=channels, ar=sample_rate, vn=None)
     cmd = [_ffmpeg_bin(), "-nostdin", "-hide_banner", "-loglevel", "error", *ffmpeg.get_args(stream)]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.run(cmd, capture_output=True)
     raw = proc.stdout
     if proc.returncode != 0 and not raw:
         msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()

@@ -7,8 +7,8 @@ and only 100 ms mean-square values are kept. True peak uses 4x polyphase oversam
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -162,4 +162,4 @@ def file_loudness(path) -> float:
     return integrated_loudness(iter_wav(path), sf.info(str(path)).samplerate)
 
 
-__all__ = ["LoudnessMeter", "integrated_loudness", "true_peak_db", "oversampled_peak", "file_loudness"]
+__all__ = ["LoudnessMeter", "file_loudness", "integrated_loudness", "oversampled_peak", "true_peak_db"]

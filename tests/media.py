@@ -5,7 +5,11 @@ Tests may run ffmpeg directly to *make* fixtures; library code goes through sing
 
 from __future__ import annotations
 
+import http.server
 import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -49,3 +53,22 @@ def truncated(src: Path, dst: Path, keep: float = 0.6) -> Path:
 def silence_wav(path: Path, seconds: float = 3.0, sr: int = 44100) -> Path:
     write_wav(path, np.zeros((1, int(seconds * sr)), np.float32), sr)
     return path
+
+
+@contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """Serve ``folder`` on a loopback port, quietly; yields the base URL (http://127.0.0.1:PORT)."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **k):
+            super().__init__(*a, directory=str(folder), **k)
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Optional
 
 import typer
 
@@ -64,8 +63,8 @@ def du(as_json: bool = c.JsonOpt) -> None:
 
 @app.command("prune")
 def prune(
-    max_size: Optional[str] = typer.Option(None, "--max-size", help="Evict least recently used entries down to this, e.g. 5GB."),
-    older_than: Optional[float] = typer.Option(None, "--older-than-days", help="Evict entries unused this many days."),
+    max_size: str | None = typer.Option(None, "--max-size", help="Evict least recently used entries down to this, e.g. 5GB."),
+    older_than: float | None = typer.Option(None, "--older-than-days", help="Evict entries unused this many days."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would go."),
     as_json: bool = c.JsonOpt,
 ) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from . import _common as c
@@ -29,7 +27,7 @@ def parse_sets(items: list[str]) -> dict[str, dict]:
     return out
 
 
-def parse_key(key: Optional[str]) -> Optional[float]:
+def parse_key(key: str | None) -> float | None:
     from ..errors import UsageError
 
     if key is None:
@@ -50,12 +48,11 @@ def _render(res: dict) -> None:
 
 def _go(request_kwargs: dict, sets: list[str], as_json: bool, quiet: bool, method: str) -> None:
     def work():
-        from ..api import CoverRequest, Singer
-        from .progress import RichHooks
-
         from pydantic import ValidationError
 
+        from ..api import CoverRequest, Singer
         from ..errors import UsageError
+        from .progress import RichHooks
 
         kwargs = dict(request_kwargs, key=parse_key(request_kwargs.get("key")))
         try:
@@ -71,13 +68,13 @@ def _go(request_kwargs: dict, sets: list[str], as_json: bool, quiet: bool, metho
 
 def cover(
     query: str = typer.Argument(..., help="Search text, URL, or path of a local audio/video file."),
-    voice: Optional[str] = typer.Option(None, "--voice", "-v", help="Voice name (singer voices list)."),
-    key: Optional[str] = typer.Option(None, "--key", "-k", help="Key shift in semitones, e.g. +2; the backing follows."),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="mp3 (default), wav, flac, ogg, opus, m4a."),
-    out: Optional[str] = typer.Option(None, "--out", "-o", help="Output file or folder (default: current folder)."),
-    pick: Optional[int] = typer.Option(None, "--pick", min=1, help="Use search candidate N (see singer search)."),
-    separator: Optional[str] = typer.Option(None, "--separator", help="Separator engine (singer engines)."),
-    converter: Optional[str] = typer.Option(None, "--engine", "--converter", help="Converter engine (singer engines)."),
+    voice: str | None = typer.Option(None, "--voice", "-v", help="Voice name (singer voices list)."),
+    key: str | None = typer.Option(None, "--key", "-k", help="Key shift in semitones, e.g. +2; the backing follows."),
+    fmt: str | None = typer.Option(None, "--format", "-f", help="mp3 (default), wav, flac, ogg, opus, m4a."),
+    out: str | None = typer.Option(None, "--out", "-o", help="Output file or folder (default: current folder)."),
+    pick: int | None = typer.Option(None, "--pick", min=1, help="Use search candidate N (see singer search)."),
+    separator: str | None = typer.Option(None, "--separator", help="Separator engine (singer engines)."),
+    converter: str | None = typer.Option(None, "--engine", "--converter", help="Converter engine (singer engines)."),
     workflow: str = typer.Option("cover", "--workflow", "-w", help="Workflow name or .toml path."),
     sets: list[str] = typer.Option([], "--set", help="STEP.PARAM=VALUE override; repeatable."),
     recompute: list[str] = typer.Option([], "--recompute", help="Compute STEP again even if cached; repeatable."),
@@ -92,12 +89,12 @@ def cover(
 
 def convert(
     path: str = typer.Argument(..., help="Voice note or any recording (file path or URL)."),
-    voice: Optional[str] = typer.Option(None, "--voice", "-v", help="Voice name (singer voices list)."),
-    key: Optional[str] = typer.Option(None, "--key", "-k", help="Pitch shift in semitones."),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="ogg (voice note, default), mp3, wav, flac, m4a."),
-    out: Optional[str] = typer.Option(None, "--out", "-o", help="Output file or folder."),
+    voice: str | None = typer.Option(None, "--voice", "-v", help="Voice name (singer voices list)."),
+    key: str | None = typer.Option(None, "--key", "-k", help="Pitch shift in semitones."),
+    fmt: str | None = typer.Option(None, "--format", "-f", help="ogg (voice note, default), mp3, wav, flac, m4a."),
+    out: str | None = typer.Option(None, "--out", "-o", help="Output file or folder."),
     separate: bool = typer.Option(False, "--separate/--no-separate", help="Remove background music/noise first."),
-    converter: Optional[str] = typer.Option(None, "--engine", "--converter", help="Converter engine."),
+    converter: str | None = typer.Option(None, "--engine", "--converter", help="Converter engine."),
     workflow: str = typer.Option("voice_note", "--workflow", "-w", help="Workflow name or .toml path."),
     sets: list[str] = typer.Option([], "--set", help="STEP.PARAM=VALUE override; repeatable."),
     recompute: list[str] = typer.Option([], "--recompute", help="Compute STEP again; repeatable."),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from . import _common as c
@@ -23,7 +21,7 @@ def _render(res: dict) -> None:
 
 def search(
     query: str = typer.Argument(..., help="What to look for: title, artist, words."),
-    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, max=50, help="How many candidates."),
+    limit: int | None = typer.Option(None, "--limit", "-n", min=1, max=50, help="How many candidates."),
     as_json: bool = c.JsonOpt,
 ) -> None:
     """Search the web (yt-dlp) and the local library; print numbered candidates for --pick."""

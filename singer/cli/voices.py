@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from . import _common as c
@@ -68,7 +66,7 @@ def create(
 @app.command("merge")
 def merge(
     names: list[str] = typer.Argument(..., help="Voices to merge."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="Comma-separated weights, e.g. 0.6,0.4 (default equal)."),
+    weights: str | None = typer.Option(None, "--weights", help="Comma-separated weights, e.g. 0.6,0.4 (default equal)."),
     new_name: str = typer.Option(..., "--name", help="Name of the merged voice."),
     as_json: bool = c.JsonOpt,
 ) -> None:

@@ -8,9 +8,10 @@ into the step's temp folder. Ops are thin: the real work lives in engines, :mod:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .. import audio
 from ..engines import registry

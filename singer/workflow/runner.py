@@ -89,7 +89,7 @@ def _resolve_value(v: Any, variables: dict, metas: dict[str, dict]) -> Any:
     if isinstance(v, str) and v.startswith("$"):
         name = v[1:]
         if name not in variables:
-            raise UsageError(f"Workflow variable '{name}' is not set", hint=f"Pass it, or add it under [vars].")
+            raise UsageError(f"Workflow variable '{name}' is not set", hint="Pass it, or add it under [vars].")
         return variables[name]
     if isinstance(v, str) and v.startswith("@"):
         step_id, _, fld = v[1:].partition(".")

@@ -135,30 +135,16 @@ def test_search_offline_falls_back_to_library(settings, tmp_path, monkeypatch):
 
 def test_cover_from_loopback_url(settings, tmp_path, monkeypatch):
     """A URL source end to end: yt-dlp's generic extractor fetches a page's <audio> from a loopback server."""
-    import http.server
-    import threading
-
     www = tmp_path / "www"
     www.mkdir()
     media.encoded(media.song_wav(tmp_path / "s.wav", seconds=4.0, seed=3), www / "track.mp3")
     (www / "index.html").write_text('<html><body><audio src="track.mp3" controls></audio></body></html>')
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **k):
-            super().__init__(*a, directory=str(www), **k)
-
-        def log_message(self, *args):
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{srv.server_address[1]}/index.html"
+    with media.serve_folder(www) as base:
+        url = f"{base}/index.html"
         refused = invoke("cover", url, "--voice", "ayana", "--json")
         assert refused.exit_code == 3 and "private" in as_json(refused)["hint"].lower() + as_json(refused)["message"].lower()
         monkeypatch.setenv("SINGER_ALLOW_PRIVATE_URLS", "1")
         res = invoke("cover", url, "--voice", "ayana", "--out", str(tmp_path / "url.mp3"), "--json")
         assert res.exit_code == 0, res.stdout
         assert (tmp_path / "url.mp3").stat().st_size > 1000
-    finally:
-        srv.shutdown()

@@ -7,8 +7,6 @@ silently passed.
 
 from __future__ import annotations
 
-import http.server
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ from singer.audio import encode, write_wav
 from singer.engines import registry
 from singer.engines.base import Candidate, Converter, Separator, Source
 from singer.errors import EngineUnavailable, InputError
+from tests.media import serve_folder
 from tests.synth import make_synthetic_song
 
 
@@ -157,17 +156,8 @@ def served(tmp_path_factory):
     write_wav(d / "tone.wav", (0.3 * np.sin(2 * np.pi * 440 * t))[None].astype(np.float32), 44100)
     encode(d / "tone.wav", d / "Contract Song.mp3", tags={"title": "Contract Song", "artist": "Tester"})
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **k):
-            super().__init__(*a, directory=str(d), **k)
-
-        def log_message(self, *args):
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield d, f"http://127.0.0.1:{srv.server_address[1]}/Contract%20Song.mp3"
-    srv.shutdown()
+    with serve_folder(d) as base:
+        yield d, f"{base}/Contract%20Song.mp3"
 
 
 def _source_case(name, settings, served):

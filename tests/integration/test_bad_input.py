@@ -3,7 +3,6 @@ the output path."""
 
 from __future__ import annotations
 
-import soundfile as sf
 import pytest
 
 from singer.api import CoverRequest, Singer

@@ -6,16 +6,23 @@
 and returns their paths plus a ``meta`` dict (tempo, key, chords, sections and every sung note with its time).
 
 The song comes from the shipped score ``singer/data/demo/score.json`` (an original composition of the singer
-project): the melody and its lyrics are sung by Festival's singing mode with a diphone voice (kal or ked), the
+project): the melody and its lyrics are sung by Festival's singing mode with a diphone voice (kal or ked), one
+festival call per phrase, each phrase placed on its beat to the sample; WORLD (pyworld) then re-pitches every
+phrase onto the score (festival moves the pitch of a word's first syllable too early) and adds glides, vibrato
+and a little drift; a small exciter extends the 16 kHz voice above 8 kHz; slight pan and a synthetic room. The
 backing (drums, bass, chords, pad, a lead in the instrumental break) is written here as MIDI and rendered by
 FluidSynth with the FluidR3 General MIDI soundfont. Both follow the same tempo and chords. Long songs repeat
 verses and choruses (three sets of verse lyrics) until ``seconds`` is filled, then fade out.
 
 External programs (Debian: ``apt-get install fluidsynth fluid-soundfont-gm festival festvox-kallpc16k
-festvox-kdlpc16k``): ``text2wave`` (festival) and ``fluidsynth``. Python: numpy, scipy, soundfile
-(and pyloudnorm, if installed, for the loudness target). Nothing here is imported by the ``singer`` package.
+festvox-kdlpc16k``): ``text2wave`` (festival) and ``fluidsynth``. Python: numpy, scipy, soundfile, pyworld
+(all singer dependencies; pyloudnorm, if installed, for the loudness target). Levels: the vocal is as loud as the
+backing where it sings (RMS, + ``vocal_gain_db``); one gain curve (loudness -16 LUFS, then a look-ahead limiter at
+-1.5 dBFS) is applied to both stems and the mix is computed last, so it is their exact sum. Nothing here is
+imported by the ``singer`` package.
 
-Everything is deterministic for a seed. Festival phrases are cached (``$SONGGEN_CACHE`` or
+Everything is deterministic for a seed (the samples; libsndfile stamps the time into float WAV headers, so the
+files' bytes differ). Festival phrases are cached (``$SONGGEN_CACHE`` or
 ``~/.cache/singer/songgen``), keyed by the exact score XML and voice.
 
 Festival singing-mode quirks (checked against /usr/share/festival/singing-mode.scm, festival 2.5):
@@ -281,26 +288,26 @@ def _auto_form(seconds: float | None, tempo: float, rng: np.random.Generator) ->
     return form
 
 
-DEMO_FORM = [("intro", None, 3, 1), ("verse", "verse1", 0, 4), ("chorus", "chorus", 0, 8), ("outro", None, 0, 1)]
 
 
 def make_plan(score: dict, seconds: float | None, seed: int, form: str | list | None = None, tempo: float | None = None,
               transpose: int | None = None, voice: str | None = None) -> Plan:
     rng = np.random.default_rng(seed)
     demo = form == "demo"
+    dspec = score.get("demo", {})
     if tempo is None:
-        tempo = float(score["tempo"]) if demo else float(rng.integers(88, 117))
+        tempo = float(dspec.get("tempo", score["tempo"])) if demo else float(rng.integers(88, 117))
     if transpose is None:
         # the melody spans C3..E4 in C; keep it where a male diphone voice sings well (A2..E4)
-        transpose = -3 if demo else int(rng.choice([-3, -2, -1, 0]))
+        transpose = int(dspec.get("transpose", 0)) if demo else int(rng.choice([-3, -2, -1, 0]))
     if voice is None:
-        voice = VOICES[0] if demo else str(rng.choice(VOICES))
+        voice = dspec.get("voice", VOICES[0]) if demo else str(rng.choice(VOICES))
     if form is None:
         form_list = _auto_form(seconds, tempo, rng)
     elif demo:
-        form_list = DEMO_FORM
+        form_list = [tuple(f) for f in dspec["form"]]
     else:
-        form_list = list(form)
+        form_list = [tuple(f) for f in form]
 
     sections: list[Section] = []
     phrases: list[Phrase] = []
@@ -521,7 +528,7 @@ def render_midi(mid_path: Path, wav_path: Path, gain: float = 0.5) -> np.ndarray
         raise FileNotFoundError("fluidsynth is not installed (apt-get install fluidsynth)")
     cmd = [exe, "-ni", "-q", "-F", str(wav_path), "-T", "wav", "-O", "float", "-r", str(SR), "-g", str(gain),
            "-o", "synth.cpu-cores=1", "-o", "synth.polyphony=256", find_soundfont(), str(mid_path)]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.run(cmd, capture_output=True)
     if proc.returncode != 0 or not wav_path.exists():
         raise RuntimeError(f"fluidsynth failed: {proc.stderr.decode(errors='replace')[-500:]}")
     data, sr = sf.read(str(wav_path), dtype="float32", always_2d=True)
@@ -586,7 +593,7 @@ def sing(xml: str, voice: str) -> np.ndarray:
         src, dst = Path(tmp) / "score.xml", Path(tmp) / "out.wav"
         src.write_text(xml, encoding="utf-8")
         proc = subprocess.run([exe, "-mode", "singing", "-eval", f"(voice_{voice})", str(src), "-o", str(dst)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                              capture_output=True)
         if proc.returncode != 0 or not dst.exists() or dst.stat().st_size < 100:
             raise RuntimeError(f"festival failed ({voice}): {proc.stderr.decode(errors='replace')[-500:]}")
         data, sr = sf.read(str(dst), dtype="float32")
@@ -613,7 +620,7 @@ def check_lyrics(score: dict | None = None, voice: str = VOICES[0]) -> dict[str,
     with tempfile.NamedTemporaryFile("w", suffix=".scm", delete=False) as f:
         f.write(scm)
     try:
-        out = subprocess.run([exe, "-b", f.name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True).stdout
+        out = subprocess.run([exe, "-b", f.name], capture_output=True, text=True).stdout
     finally:
         os.unlink(f.name)
     found = {}
@@ -637,23 +644,66 @@ def _resample_16k_to_44k(x: np.ndarray) -> np.ndarray:
     return resample_poly(x.astype(np.float64), 441, 160)
 
 
-def _vibrato(x: np.ndarray, notes: list[tuple[float, float]], rate_hz: float, cents: float) -> np.ndarray:
-    """Pitch vibrato on notes (start s, end s relative to x) longer than 0.45 s, by a modulated delay line."""
-    n = len(x)
-    depth = np.zeros(n)
-    t = np.arange(n) / SR
-    for s, e in notes:
-        if e - s < 0.45:
-            continue
-        on, full, off = s + 0.18, s + 0.45, e
-        env = np.clip((t - on) / (full - on), 0, 1) * np.clip((off - t) / 0.08, 0, 1)
-        depth = np.maximum(depth, env)
-    if not depth.any():
-        return x
-    # delay amplitude D samples gives a pitch ratio 1 + D*2*pi*f/SR at the extremes
-    d_max = (2 ** (cents / 1200.0) - 1) * SR / (2 * np.pi * rate_hz)
-    delay = d_max * depth * np.sin(2 * np.pi * rate_hz * t)
-    return np.interp(np.arange(n) - delay, np.arange(n), x)
+FRAME_MS = 5.0  # WORLD frame period
+
+
+def analyse_voice(x16: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """WORLD analysis (f0, spectral envelope, aperiodicity) of a festival phrase at 16 kHz."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyworld 0.3.5 imports pkg_resources
+        import pyworld as pw
+    x = np.ascontiguousarray(x16, dtype=np.float64)
+    f0, t = pw.dio(x, FESTIVAL_SR, f0_floor=60.0, f0_ceil=700.0, frame_period=FRAME_MS)
+    f0 = pw.stonemask(x, f0, t, FESTIVAL_SR)
+    return f0, pw.cheaptrick(x, f0, t, FESTIVAL_SR), pw.d4c(x, f0, t, FESTIVAL_SR)
+
+
+def sung_pitch_curve(n_frames: int, notes: list[tuple[float, float, int]], style: dict,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Target pitch (MIDI, float) per WORLD frame for notes (start s, end s, midi) relative to the phrase.
+
+    Each frame takes the note sounding at its nominal time (festival moves the pitch of a word's first syllable
+    too early; this puts it back on the beat), then a singer's touches: 40 ms glides between notes, a small
+    scoop into notes after a breath, vibrato on notes longer than 0.45 s, and a slow random drift of a few cents."""
+    t = np.arange(n_frames) * FRAME_MS / 1000.0
+    starts = np.array([s for s, _, _ in notes])
+    idx = np.clip(np.searchsorted(starts, t, side="right") - 1, 0, len(notes) - 1)
+    midi = np.array([m for _, _, m in notes], dtype=np.float64)[idx]
+    k = 9  # 45 ms raised-cosine glide
+    win = np.hanning(k + 2)[1:-1]
+    midi = np.convolve(np.pad(midi, k // 2, mode="edge"), win / win.sum(), mode="valid")[:n_frames]
+    vib = np.zeros(n_frames)
+    prev_end = -1.0
+    rate = style["vibrato_hz"] * (1 + 0.03 * rng.standard_normal())
+    phase = rng.uniform(0, 2 * np.pi)
+    for s, e, _ in notes:
+        if s - prev_end > 0.08:  # scoop up into a note that follows a breath
+            after = t - s
+            midi += np.where(after >= 0, -0.35 * np.exp(-np.maximum(after, 0) / 0.05), 0.0)
+        prev_end = e
+        if e - s >= 0.45:
+            on, full = s + 0.18, s + 0.45
+            env = np.clip((t - on) / (full - on), 0, 1) * np.clip((e - t) / 0.06, 0, 1)
+            vib = np.maximum(vib, env)
+    midi += vib * (style["vibrato_cents"] / 100.0) * np.sin(2 * np.pi * rate * t + phase)
+    drift = sum(rng.uniform(0.01, 0.03) * np.sin(2 * np.pi * rng.uniform(0.2, 1.2) * t + rng.uniform(0, 6.3))
+                for _ in range(3))
+    return midi + drift
+
+
+def resing(analysis: tuple[np.ndarray, np.ndarray, np.ndarray], notes: list[tuple[float, float, int]],
+           style: dict, rng: np.random.Generator) -> np.ndarray:
+    """Festival's phrase re-synthesised by WORLD on the score's pitches (voicing and timbre kept); 16 kHz."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pyworld as pw
+    f0, sp, ap = analysis
+    target = 440.0 * 2.0 ** ((sung_pitch_curve(len(f0), notes, style, rng) - 69.0) / 12.0)
+    return pw.synthesize(np.where(f0 > 0, target, 0.0), sp, ap, FESTIVAL_SR, FRAME_MS)
 
 
 def _reverb_ir(seconds: float, seed: int) -> np.ndarray:
@@ -675,9 +725,15 @@ def _reverb_ir(seconds: float, seed: int) -> np.ndarray:
     return ir
 
 
-def _pan(x: np.ndarray, pan: float) -> np.ndarray:
-    theta = (pan + 1) * np.pi / 4
-    return np.stack([x * np.cos(theta), x * np.sin(theta)]) * np.sqrt(2)
+def _add_air(x: np.ndarray, gain_db: float = -9.0) -> np.ndarray:
+    """Festival voices stop at 8 kHz (16 kHz rate). Shift the 4-8 kHz band up by 4 kHz and mix it in quietly,
+    so sibilants and breath reach 12 kHz as in a real recording (a simple exciter)."""
+    from scipy.signal import butter, sosfilt
+
+    band = sosfilt(butter(4, [4000, 7800], btype="bandpass", fs=SR, output="sos"), x)
+    shifted = band * np.cos(2 * np.pi * 4000.0 * np.arange(len(x)) / SR) * 2
+    air = sosfilt(butter(6, 8000, btype="highpass", fs=SR, output="sos"), shifted)
+    return x + air * 10 ** (gain_db / 20)
 
 
 def _rms(x: np.ndarray) -> float:
@@ -704,7 +760,7 @@ def _limit_gain(mix: np.ndarray, ceiling: float, window_s: float = 0.012) -> np.
     A running minimum over 2W followed by a W-long moving average never exceeds the needed gain at any sample."""
     from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
-    peak = np.max(np.abs(mix), axis=0)
+    peak = np.max(np.abs(mix), axis=0).astype(np.float64)
     need = np.minimum(1.0, ceiling / np.maximum(peak, 1e-12))
     w = max(3, int(window_s * SR)) | 1
     g = minimum_filter1d(need, size=2 * w + 1, mode="nearest")
@@ -769,67 +825,75 @@ def make_song(out_dir: str | os.PathLike, seconds: float | None = 180.0, seed: i
 
         hp = butter(2, 70, btype="highpass", fs=SR, output="sos")
         dry = np.zeros(n_total + SR)
-        resampled: dict[str, np.ndarray] = {}
-        for ph, xml in zip(needed, xmls):
-            if xml not in resampled:
-                resampled[xml] = sosfiltfilt(hp, _resample_16k_to_44k(sung[xml]))
-            x = resampled[xml]
+        analysed: dict[str, tuple] = {}
+        for k, (ph, xml) in enumerate(zip(needed, xmls)):
             expected = (ph.end - ph.start) * spb
-            got = len(x) / SR
+            got = len(sung[xml]) / FESTIVAL_SR
             if abs(got - expected) > 0.25:
                 raise RuntimeError(f"festival sang {got:.2f} s for a {expected:.2f} s phrase; check the lyrics")
-            x = _vibrato(x, [((n.start - ph.start) * spb, (n.start + n.beats - ph.start) * spb) for n in ph.notes],
-                         plan.style["vibrato_hz"], plan.style["vibrato_cents"])
+            if xml not in analysed:
+                analysed[xml] = analyse_voice(sung[xml])
+            rel = [((n.start - ph.start) * spb, (n.start + n.beats - ph.start) * spb, n.midi) for n in ph.notes]
+            x = resing(analysed[xml], rel, plan.style, np.random.default_rng([seed, k, 17]))
+            x = _add_air(sosfiltfilt(hp, _resample_16k_to_44k(x)))
             i0 = int(round(ph.start * spb * SR))
             i1 = min(len(dry), i0 + len(x))
             if i1 > i0:
                 dry[i0:i1] += x[: i1 - i0]
         dry = dry[:n_total]
-        vocals = _pan(dry, plan.style["pan"])
+        # ---- stereo: a slight pan and a synthetic room; float32 from here on to keep 600 s songs in memory
         ir = _reverb_ir(plan.style["reverb_s"], seed)
-        wet = np.stack([oaconvolve(dry, ir[c])[:n_total] for c in range(2)])
-        vocals = vocals + wet * 10 ** (REVERB_DB / 20)  # the IR has unit energy: wet is about as loud as dry
-
-        inst = np.zeros((2, n_total))
+        theta = (plan.style["pan"] + 1) * np.pi / 4
+        vocals = np.empty((2, n_total), np.float32)
+        for c, pan_gain in enumerate((np.cos(theta) * np.sqrt(2), np.sin(theta) * np.sqrt(2))):
+            # the IR has unit energy, so the wet signal is about as loud as the dry one before REVERB_DB
+            vocals[c] = dry * pan_gain + oaconvolve(dry, ir[c])[:n_total] * 10 ** (REVERB_DB / 20)
+        del dry
+        inst = np.zeros((2, n_total), np.float32)
         m = min(n_total, backing.shape[1])
         inst[:, :m] = backing[:, :m]
+        del backing
 
         # ---- balance: vocal RMS equal to the backing's RMS where the voice sings, then vocal_gain_db
         frame = 2048
         nf = n_total // frame
-        v_frames = np.sqrt(np.mean(vocals[:, : nf * frame].reshape(2, nf, frame) ** 2, axis=(0, 2)))
+        v_frames = np.sqrt(np.mean(np.square(vocals[:, : nf * frame], dtype=np.float64).reshape(2, nf, frame),
+                                   axis=(0, 2)))
         active = v_frames > (v_frames.max() * 10 ** (-30 / 20) if nf and v_frames.max() > 0 else np.inf)
         if active.any():
             idx = np.flatnonzero(np.repeat(active, frame))
             rv, ri = _rms(vocals[:, idx]), _rms(inst[:, idx])
-            vocals *= (ri / max(rv, 1e-12)) * 10 ** (vocal_gain_db / 20)
+            vocals *= np.float32((ri / max(rv, 1e-12)) * 10 ** (vocal_gain_db / 20))
 
         # ---- fades: 5 ms in; out over the last 3 s (shorter for short songs) when the song is cut
-        env = np.ones(n_total)
+        env = np.ones(n_total, np.float32)
         k = int(0.005 * SR)
         env[:k] = np.linspace(0, 1, k)
-        fade = min(3.0, 0.15 * total_s) if seconds is not None and total_s < natural_s - 1.0 else 0.05
+        fade = min(3.0, 0.15 * total_s) if seconds is not None and total_s < natural_s - 1.0 else 1.0
         k = max(1, int(fade * SR))
-        env[-k:] *= np.linspace(1, 0, k) ** 2
+        env[-k:] *= (np.linspace(1, 0, k) ** 2).astype(np.float32)
         vocals *= env
         inst *= env
 
-        # ---- master: same gain curve on both stems, so the mix stays their exact sum
+        # ---- master: one gain curve on both stems (loudness target, then a brick-wall limiter), so that the
+        # mix, computed last, is exactly their sum
         mix = vocals + inst
         lufs = loudness_lufs(mix) if total_s >= 0.5 else _db(_rms(mix))
         peak = float(np.max(np.abs(mix))) or 1.0
         ceiling = 10 ** (PEAK_CEILING_DB / 20)
         gain_db = min(TARGET_LUFS - lufs, _db(ceiling / peak) + MAX_LIMIT_DB) if np.isfinite(lufs) else 0.0
         g = 10 ** (gain_db / 20)
-        curve = _limit_gain(mix * g, ceiling) * g
-        vocals32 = (vocals * curve).astype(np.float32)
-        inst32 = (inst * curve).astype(np.float32)
-        mix32 = vocals32 + inst32
-        over = float(np.max(np.abs(mix32)))
+        curve = (_limit_gain(mix, ceiling / g) * g).astype(np.float32)
+        vocals *= curve
+        inst *= curve
+        mix = vocals + inst
+        over = float(np.max(np.abs(mix)))
         if over > ceiling:  # float rounding only; scale all three the same way
-            s = np.float32(ceiling / over)
-            vocals32, inst32 = vocals32 * s, inst32 * s
-            mix32 = vocals32 + inst32
+            scale = np.float32(ceiling / over)
+            vocals *= scale
+            inst *= scale
+            mix = vocals + inst
+        vocals32, inst32, mix32 = vocals, inst, mix
         timings["dsp_s"] = round(time.perf_counter() - t, 2)
 
         t = time.perf_counter()

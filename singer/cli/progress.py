@@ -34,7 +34,10 @@ class RichHooks:
     def on_step_end(self, step, cached, seconds):
         tid = self.tasks.get(step)
         if tid is not None:
-            self.progress.update(tid, completed=1.0, note="cached" if cached else f"{seconds:.1f}s")
+            note = self.progress.tasks[tid].fields.get("note", "") if tid < len(self.progress.tasks) else ""
+            if not str(note).startswith("skipped"):
+                note = "cached" if cached else f"{seconds:.1f}s"
+            self.progress.update(tid, completed=1.0, note=note)
             self.progress.stop_task(tid)
 
     def on_run_end(self, run_id, ok):

@@ -206,6 +206,7 @@ class Runner:
                 files[f"{step.id}.{name}"] = files[ref]
                 origins[f"{step.id}.{name}"] = origins.get(ref, ({}, ""))
         self.hooks.on_step_start(step.id, True)
+        self.hooks.on_step_progress(step.id, 1.0, f"skipped ({reason})")
         self.hooks.on_step_end(step.id, True, 0.0)
         return StepRecord(step.id, step.op, None, False, True, 0.0, params or {}, meta={"skipped": reason})
 

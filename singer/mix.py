@@ -109,13 +109,31 @@ def limiter_gain(block: np.ndarray, ceiling: float, window: int) -> tuple[np.nda
     """Smooth gain curve <= ceiling/true_peak at every sample (min filter then box smoothing of equal width).
 
     Returns (gain or None when no limiting is needed, per-sample true peak of the input block)."""
-    from scipy.ndimage import minimum_filter1d, uniform_filter1d
-
     peak = oversampled_peak(block, floor=ceiling / 2)
     need = np.minimum(1.0, ceiling / np.maximum(peak, 1e-12)).astype(np.float32)
     if need.min() >= 1.0:
         return None, peak
-    return uniform_filter1d(minimum_filter1d(need, size=window, mode="nearest"), size=window, mode="nearest"), peak
+    window |= 1  # odd: the min and mean windows are then centred alike, so every mean covers only mins <= need[n]
+    return moving_mean(moving_min(need, window), window), peak
+
+
+def moving_min(x: np.ndarray, w: int) -> np.ndarray:
+    """Centred running minimum over an odd window ``w`` (edges repeat), O(n) (van Herk / Gil-Werman)."""
+    h = w // 2
+    xp = np.pad(x, (h, h), mode="edge")
+    rows = -(-xp.size // w)
+    blocks = np.pad(xp, (0, rows * w - xp.size), mode="edge").reshape(rows, w)
+    prefix = np.minimum.accumulate(blocks, axis=1).ravel()
+    suffix = np.minimum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()
+    j = np.arange(x.size)
+    return np.minimum(suffix[j], prefix[j + w - 1])
+
+
+def moving_mean(x: np.ndarray, w: int) -> np.ndarray:
+    """Centred running mean over an odd window ``w`` (edges repeat)."""
+    h = w // 2
+    c = np.concatenate([[0.0], np.cumsum(np.pad(x.astype(np.float64), (h, h), mode="edge"))])
+    return ((c[w:] - c[:-w]) / w).astype(np.float32)
 
 
 def _render(stems: list[Stem], frames: int, rate: int, channels: int, master: float, ceiling: float, dst: Path) -> tuple[float, float]:

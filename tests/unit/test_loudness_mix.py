@@ -100,3 +100,14 @@ def test_vocal_loudness_estimate_from_mixture_matches_true_stem(tmp_path):
         write_wav(tmp_path / f"{name}.wav", data, 44100)
     est = estimated_vocal_loudness(stem_meter(tmp_path / "mix.wav"), stem_meter(tmp_path / "inst.wav"))
     assert est == pytest.approx(integrated_loudness(vocals, 44100), abs=0.3)
+
+
+@pytest.mark.parametrize("w", [3, 51, 2205])
+def test_moving_filters_match_scipy(w):
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+    from singer.mix import moving_mean, moving_min
+
+    x = np.random.default_rng(w).random(10007).astype(np.float32)
+    assert np.array_equal(moving_min(x, w), minimum_filter1d(x, w, mode="nearest"))
+    assert np.allclose(moving_mean(x, w), uniform_filter1d(x, w, mode="nearest"), atol=1e-6)

@@ -207,7 +207,8 @@ def mix(vocals: Path, dst: Path, params: MixParams, instrumental: Path | None = 
     master_db = params.target_lufs - pre
     tmp = dst.with_name(dst.name + ".part")
     passes = 0
-    for passes in range(1, 5):  # noqa: B007 - reported below  # the limiter lowers loudness a little; correct and re-render (usually 1 pass)
+    # the limiter lowers loudness a little: correct and re-render (usually 1 pass); passes is reported below
+    for passes in range(1, 5):  # noqa: B007
         out_lufs, peak = _render(stems, frames, rate, channels, 10 ** (master_db / 20), ceiling, tmp)
         if abs(out_lufs - params.target_lufs) <= 0.3:
             break

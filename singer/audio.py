@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EngineUnavailable, InputError
+from .errors import EngineUnavailable, InputError, StepFailed
 
 # Output formats: extension -> (ffmpeg format, codec args, content type)
 FORMATS: dict[str, tuple[str, dict, str]] = {
@@ -103,12 +103,15 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     )
 
 
-def decode(path: str | os.PathLike, sample_rate: int = 44100, channels: int = 2, max_duration: float | None = None) -> np.ndarray:
-    """Decode any media file ffmpeg understands to float32 ``(channels, samples)`` at ``sample_rate``."""
+def decode(path: str | os.PathLike, sample_rate: int = 44100, channels: int = 2, max_duration: float | None = None,
+           info: AudioInfo | None = None) -> np.ndarray:
+    """Decode any media file ffmpeg understands to float32 ``(channels, samples)`` at ``sample_rate``.
+
+    ``info`` is the file's :func:`probe` result when the caller already has it (saves a second ffprobe run)."""
     import ffmpeg
 
     path = Path(path)
-    info = probe(path)
+    info = info or probe(path)
     if max_duration and info.duration > max_duration:
         raise InputError(
             f"{path.name} is {info.duration / 60:.1f} min long; the limit is {max_duration / 60:.1f} min.",
@@ -163,8 +166,6 @@ def encode(src_wav: str | os.PathLike, dst: str | os.PathLike, fmt: str | None =
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
-        from .errors import StepFailed
-
         raise StepFailed(f"ffmpeg could not encode {fmt}: {proc.stderr.decode('utf-8', 'replace').strip()[-300:]}")
     os.replace(tmp, dst)
     return dst
@@ -201,35 +202,23 @@ def sniff(path: str | os.PathLike) -> bool:
 
 
 def pitch_shift(src: str | os.PathLike, dst: str | os.PathLike, semitones: float) -> Path:
-    """Re-key ``src`` by ``semitones`` keeping tempo (ffmpeg's rubberband filter); output length == input length."""
+    """Re-key ``src`` by ``semitones`` keeping tempo (ffmpeg's rubberband filter); output length == input length
+    (padded/trimmed to the exact sample count in the same ffmpeg pass)."""
     import ffmpeg
     import soundfile as sf
 
     info = sf.info(str(src))
     ratio = 2.0 ** (semitones / 12.0)
     dst = Path(dst)
-    stream = ffmpeg.input(str(src)).filter("rubberband", pitch=ratio, pitchq="quality", channels="together")
+    stream = (ffmpeg.input(str(src))
+              .filter("rubberband", pitch=ratio, pitchq="quality", channels="together")
+              .filter("apad", whole_len=info.frames)
+              .filter("atrim", end_sample=info.frames))
     stream = stream.output(str(dst), acodec="pcm_f32le", ar=info.samplerate, format="wav")
     cmd = [_ffmpeg_bin(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *ffmpeg.get_args(stream)]
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if proc.returncode != 0:
-        from .errors import EngineUnavailable as _EU
-
-        raise _EU("ffmpeg could not re-key the instrumental (rubberband filter).",
-                  hint="Install an ffmpeg built with librubberband (Debian's is), or use --key 0. "
-                  + proc.stderr.decode("utf-8", "replace").strip()[-200:])
-    fix_length(dst, info.frames)
+        raise EngineUnavailable("ffmpeg could not re-key the instrumental (rubberband filter).",
+                                hint="Install an ffmpeg built with librubberband (Debian's is), or use --key 0. "
+                                + proc.stderr.decode("utf-8", "replace").strip()[-200:])
     return dst
-
-
-def fix_length(path: str | os.PathLike, frames: int) -> None:
-    """Trim or zero-pad a WAV in place to exactly ``frames`` samples."""
-    audio, sr = read_wav(path)
-    n = audio.shape[1]
-    if n == frames:
-        return
-    if n > frames:
-        audio = audio[:, :frames]
-    else:
-        audio = np.pad(audio, ((0, 0), (0, frames - n)))
-    write_wav(path, audio, sr)

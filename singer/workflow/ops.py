@@ -85,7 +85,8 @@ class SourceOp(Op):
         meta.setdefault("title", info.tags.get("title") or bound.state.get("name") or Path(media).stem)
         meta.setdefault("artist", info.tags.get("artist", ""))
         progress(0.9, "decoding")
-        data = audio.decode(media, bound.params["sample_rate"], bound.params["channels"], ctx.settings.max_duration)
+        data = audio.decode(media, bound.params["sample_rate"], bound.params["channels"], ctx.settings.max_duration,
+                            info=info)
         if audio.is_silent(data):
             raise InputError(f"'{meta['title']}' is silent.", hint="Give a recording with audible sound.")
         out = work / "audio.wav"

@@ -72,7 +72,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from singer.audio import decode
-    from singer.loudness import file_loudness, true_peak_db
+    from singer.loudness import true_peak_db
+    from singer.mix import stem_loudness
 
     work = Path(tempfile.mkdtemp(prefix="singer-bench-"))
     env = {**os.environ, "SINGER_HOME": str(work / "home")}
@@ -96,7 +97,7 @@ def main() -> None:
     from singer.loudness import integrated_loudness
 
     target = -14.0
-    orig_ratio = file_loudness(song["vocals"]) - file_loudness(song["instrumental"])
+    orig_ratio = stem_loudness(song["vocals"]) - stem_loudness(song["instrumental"])
     cover_ratio = (mixm["converted_vocals_lufs"] + mixm["vocal_gain_db"]) - mixm["instrumental_lufs"]
     res["loudness"] = {
         "target_lufs": target, "output_lufs": round(integrated_loudness(y, 44100), 2),

@@ -102,12 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copyfile(Path(tmp) / "vocals.xml", out / "demo_vocals.xml")
 
         from singer.audio import decode, read_wav
-        from singer.loudness import file_loudness, true_peak_db
+        from singer.loudness import true_peak_db
+        from singer.mix import stem_loudness
 
         info = {
             "title": meta.get("title"), "file": song.name, "seconds": round(meta["seconds"], 3), "key": meta["key"],
             "tempo": meta["tempo"], "festival_voice": meta["voice"],
-            "lufs": {n: round(file_loudness(res[n]), 2) for n in ("mix", "vocals", "instrumental")},
+            "lufs": {n: round(stem_loudness(res[n]), 2) for n in ("mix", "vocals", "instrumental")},
             "rendered_by": "scripts/render_demo.py (benchmarks/songgen.py form=demo seed=0)",
             **{k: v for k, v in meta.items() if k not in ("timings", "title", "seconds", "key", "tempo", "voice")},
         }

@@ -7,7 +7,7 @@ and only 100 ms mean-square values are kept. True peak uses 4x polyphase oversam
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from functools import lru_cache
 
 import numpy as np
@@ -94,8 +94,8 @@ def integrated_loudness(blocks: Iterable[np.ndarray] | np.ndarray, rate: int) ->
 
 
 def true_peak_db(blocks: Iterable[np.ndarray] | np.ndarray, oversample: int = 4) -> float:
-    """Maximum true peak in dBTP (4x oversampled). Blocks are treated independently with a small margin
-    error at their edges; callers pass overlapping context when exactness matters (see mix.iter_blocks)."""
+    """Maximum true peak in dBTP (4x oversampled). Blocks are treated independently, with a small error at their
+    edges; callers pass overlapping context when exactness matters (see mix.iter_sum's ``margin``)."""
     if isinstance(blocks, np.ndarray):
         blocks = [np.atleast_2d(blocks)]
     peak = 0.0
@@ -147,19 +147,4 @@ def oversampled_peak(block: np.ndarray, oversample: int = 4, floor: float = 0.0)
     return peak
 
 
-def iter_wav(path, block_seconds: float = 10.0) -> Iterator[np.ndarray]:
-    import soundfile as sf
-
-    with sf.SoundFile(str(path)) as f:
-        frames = int(block_seconds * f.samplerate)
-        for block in f.blocks(blocksize=frames, dtype="float32", always_2d=True):
-            yield block.T
-
-
-def file_loudness(path) -> float:
-    import soundfile as sf
-
-    return integrated_loudness(iter_wav(path), sf.info(str(path)).samplerate)
-
-
-__all__ = ["LoudnessMeter", "file_loudness", "integrated_loudness", "oversampled_peak", "true_peak_db"]
+__all__ = ["LoudnessMeter", "integrated_loudness", "oversampled_peak", "true_peak_db"]

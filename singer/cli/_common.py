@@ -19,6 +19,10 @@ err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False)
 
 JsonOpt = typer.Option(False, "--json", help="Print one machine-readable JSON object on stdout.")
+SetOpt = typer.Option([], "--set", help="STEP.PARAM=VALUE override; repeatable.")
+RecomputeOpt = typer.Option([], "--recompute", help="Compute STEP again even if cached; repeatable.")
+NoCacheOpt = typer.Option(False, "--no-cache", help="Compute every step again.")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 
 
 def settings():

@@ -76,10 +76,10 @@ def cover(
     separator: str | None = typer.Option(None, "--separator", help="Separator engine (singer engines)."),
     converter: str | None = typer.Option(None, "--engine", "--converter", help="Converter engine (singer engines)."),
     workflow: str = typer.Option("cover", "--workflow", "-w", help="Workflow name or .toml path."),
-    sets: list[str] = typer.Option([], "--set", help="STEP.PARAM=VALUE override; repeatable."),
-    recompute: list[str] = typer.Option([], "--recompute", help="Compute STEP again even if cached; repeatable."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Compute every step again."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    sets: list[str] = c.SetOpt,
+    recompute: list[str] = c.RecomputeOpt,
+    no_cache: bool = c.NoCacheOpt,
+    quiet: bool = c.QuietOpt,
     as_json: bool = c.JsonOpt,
 ) -> None:
     """Make a cover: find the song, separate, sing it again in VOICE, remix."""
@@ -96,10 +96,10 @@ def convert(
     separate: bool = typer.Option(False, "--separate/--no-separate", help="Remove background music/noise first."),
     converter: str | None = typer.Option(None, "--engine", "--converter", help="Converter engine."),
     workflow: str = typer.Option("voice_note", "--workflow", "-w", help="Workflow name or .toml path."),
-    sets: list[str] = typer.Option([], "--set", help="STEP.PARAM=VALUE override; repeatable."),
-    recompute: list[str] = typer.Option([], "--recompute", help="Compute STEP again; repeatable."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Compute every step again."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    sets: list[str] = c.SetOpt,
+    recompute: list[str] = c.RecomputeOpt,
+    no_cache: bool = c.NoCacheOpt,
+    quiet: bool = c.QuietOpt,
     as_json: bool = c.JsonOpt,
 ) -> None:
     """Convert a voice note (no separation by default) into VOICE."""

@@ -15,17 +15,9 @@ def _singer():
     return Singer(c.settings())
 
 
-def voice_dict(v) -> dict:
-    meta = dict(getattr(v, "meta", {}) or {})
-    return {"name": v.name, "kind": v.kind, "bundled": bool(getattr(v, "bundled", meta.get("bundled", False))),
-            "description": meta.get("description", ""), "gender": meta.get("gender", ""),
-            "range": meta.get("range", meta.get("f0_range")), "licence": meta.get("licence", meta.get("license", "")),
-            "provenance": meta.get("provenance"), "files": [str(f) for f in v.files]}
-
-
 def _render_one(res: dict) -> None:
     v = res["voice"]
-    c.out_console.print(f"[bold]{v['name']}[/] ({v['kind']}{', bundled' if v['bundled'] else ''}) {v['description']}")
+    c.out_console.print(f"[bold]{v['name']}[/] ({v['kind']}{', bundled' if v['bundled'] else ''}) {v.get('description', '')}")
     if v.get("range"):
         c.out_console.print(f"  range: {v['range']}")
     if v.get("licence"):
@@ -41,16 +33,16 @@ def list_(as_json: bool = c.JsonOpt) -> None:
 
         t = Table("name", "kind", "origin", "description")
         for v in res["voices"]:
-            t.add_row(v["name"], v["kind"], "bundled" if v["bundled"] else "yours", v["description"])
+            t.add_row(v["name"], v["kind"], "bundled" if v["bundled"] else "yours", v.get("description", ""))
         c.out_console.print(t)
 
-    c.run(lambda: {"voices": [voice_dict(v) for v in _singer().list_voices()]}, as_json, render)
+    c.run(lambda: {"voices": [v.to_dict() for v in _singer().list_voices()]}, as_json, render)
 
 
 @app.command("show")
 def show(name: str, as_json: bool = c.JsonOpt) -> None:
     """Show one voice with its provenance."""
-    c.run(lambda: {"voice": voice_dict(_singer().voices.get(name))}, as_json, _render_one)
+    c.run(lambda: {"voice": _singer().voices.get(name).to_dict()}, as_json, _render_one)
 
 
 @app.command("create")
@@ -60,7 +52,7 @@ def create(
     as_json: bool = c.JsonOpt,
 ) -> None:
     """Learn a voice profile from reference recordings."""
-    c.run(lambda: {"voice": voice_dict(_singer().create_voice(name, samples))}, as_json, _render_one)
+    c.run(lambda: {"voice": _singer().create_voice(name, samples).to_dict()}, as_json, _render_one)
 
 
 @app.command("merge")
@@ -83,7 +75,7 @@ def merge(
             raise UsageError(f"Cannot read --weights '{weights}'", hint="Write numbers separated by commas: 0.6,0.4") from None
         if len(w) != len(names):
             raise UsageError(f"{len(names)} voices but {len(w)} weights", hint="Give one weight per voice.")
-        return {"voice": voice_dict(_singer().merge_voices(names, w, new_name))}
+        return {"voice": _singer().merge_voices(names, w, new_name).to_dict()}
 
     c.run(work, as_json, _render_one)
 

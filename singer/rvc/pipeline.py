@@ -1,0 +1,167 @@
+"""RVC voice conversion of a 16 kHz mono signal, numerically as RVC's ``Pipeline.pipeline`` (CPU settings).
+
+Steps: 48 Hz high-pass (5th-order Butterworth, zero phase) -> pitch of the whole signal (padded by ``x_pad`` s of
+reflection) -> cut into chunks of at most ``x_max`` s at the quietest 10 ms near every ``x_center`` s -> per
+chunk: content features (v1 layer 9 + projection / v2 layer 12), retrieval blend (``index_rate``), 2x frame
+upsampling, consonant protection (``protect``), synthesis -> chunks joined without their padding -> loudness
+envelope mixed toward the input's (``rms_mix_rate``).
+
+Where it differs from the reference, the numbers do not change:
+- random draws come from a private generator seeded per call (deterministic output, global RNG untouched);
+- the decoder renders only the part of each chunk that is kept, plus its receptive field (the prior noise and the
+  NSF source are still drawn for the whole chunk, so the kept samples are the same);
+- the retrieval index is loaded once per voice, not per call; quiet-point search touches only the query windows.
+Output is float32 at the model's sample rate (the reference rounds to int16).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+SR = 16000
+WINDOW = 160  # samples per content/pitch frame at 16 kHz
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """RVC's chunking in seconds (its CPU/fp32 defaults)."""
+
+    x_pad: int = 1
+    x_query: int = 6
+    x_center: int = 38
+    x_max: int = 41
+
+
+@dataclass(frozen=True)
+class Settings:
+    key: float = 0.0
+    f0_method: str = "fcpe"
+    index_rate: float = 0.75
+    filter_radius: int = 3
+    rms_mix_rate: float = 0.25
+    protect: float = 0.33
+    sid: int = 0
+    seed: int = 0
+
+
+def highpass(audio: np.ndarray) -> np.ndarray:
+    from scipy import signal
+
+    bh, ah = signal.butter(N=5, Wn=48, btype="high", fs=SR)
+    return signal.filtfilt(bh, ah, audio)
+
+
+def cut_points(audio: np.ndarray, ch: Chunking) -> list[int]:
+    """Chunk boundaries (samples of the high-passed signal) at the quietest 10 ms window near each centre."""
+    t_query, t_center, t_max = SR * ch.x_query, SR * ch.x_center, SR * ch.x_max
+    pad = np.pad(audio, (WINDOW // 2, WINDOW // 2), mode="reflect")
+    if pad.shape[0] <= t_max:
+        return []
+    out = []
+    for t in range(t_center, audio.shape[0], t_center):
+        a, b = t - t_query, min(t + t_query, audio.shape[0])
+        s = np.zeros(b - a, dtype=audio.dtype)
+        for i in range(WINDOW):  # same summation order as the reference
+            s += np.abs(pad[a + i:b + i])
+        out.append(a + int(np.where(s == s.min())[0][0]))
+    return out
+
+
+def rms_envelope(x: np.ndarray, sr: int) -> np.ndarray:
+    """Frame RMS with half-second frames and hops, centred with zero padding (librosa.feature.rms's defaults)."""
+    frame, hop = sr // 2 * 2, sr // 2
+    xp = np.pad(x, (frame // 2, frame // 2))
+    n = 1 + (len(xp) - frame) // hop
+    idx = np.arange(frame)[None, :] + hop * np.arange(n)[:, None]
+    return np.sqrt(np.mean(np.abs(xp[idx]) ** 2, axis=1))[None, :]
+
+
+def mix_rms(src: np.ndarray, out: np.ndarray, out_sr: int, rate: float) -> np.ndarray:
+    """Move the output's loudness envelope toward the input's: env_in**(1-rate) * env_out**(rate-1)."""
+    import torch
+    import torch.nn.functional as F
+
+    r1 = torch.from_numpy(rms_envelope(src, SR))
+    r2 = torch.from_numpy(rms_envelope(out, out_sr))
+    r1 = F.interpolate(r1.unsqueeze(0), size=out.shape[0], mode="linear").squeeze()
+    r2 = F.interpolate(r2.unsqueeze(0), size=out.shape[0], mode="linear").squeeze()
+    r2 = torch.max(r2, torch.zeros_like(r2) + 1e-6)
+    out = out * (torch.pow(r1, torch.tensor(1 - rate)) * torch.pow(r2, torch.tensor(rate - 1))).numpy()
+    return out.astype(np.float32)
+
+
+class Converter:
+    """One loaded voice: synthesizer + optional retrieval index + the content encoder."""
+
+    def __init__(self, net, encoder, index=None, chunking: Chunking = Chunking()):
+        self.net, self.encoder, self.index, self.ch = net, encoder, index, chunking
+        self.version, self.f0 = net.version, net.f0
+        self.tgt_sr = net.cfg.sr
+
+    def __call__(self, audio: np.ndarray, s: Settings, models_path=None,
+                 progress: Callable[[float], None] | None = None) -> np.ndarray:
+        """``audio``: mono float 16 kHz -> float32 at ``self.tgt_sr`` (length = len(audio) * tgt_sr / 16000)."""
+        import torch
+
+        from .f0 import coarse_f0, extract_f0
+
+        ch = self.ch
+        t_pad, t_pad_tgt = SR * ch.x_pad, self.tgt_sr * ch.x_pad
+        audio = highpass(np.asarray(audio, dtype=np.float64))
+        cuts = cut_points(audio, ch)
+        audio_pad = np.pad(audio, (t_pad, t_pad), mode="reflect")
+        p_len = audio_pad.shape[0] // WINDOW
+        pitch = pitchf = None
+        if self.f0:
+            f0 = extract_f0(audio_pad, p_len, s.f0_method, filter_radius=s.filter_radius, models_path=models_path)
+            f0 = np.asarray(f0, dtype=np.float64)[:p_len] * pow(2, s.key / 12)
+            pitch = torch.from_numpy(coarse_f0(f0).astype(np.int64)).unsqueeze(0)
+            pitchf = torch.from_numpy(f0.astype(np.float32)).unsqueeze(0)
+        gen = torch.Generator().manual_seed(int(s.seed))
+        pieces, start = [], 0
+        bounds = [c // WINDOW * WINDOW for c in cuts]
+        for i, t in enumerate([*bounds, None]):
+            end = None if t is None else t + 2 * t_pad + WINDOW
+            fs, fe = start // WINDOW, None if t is None else (t + 2 * t_pad) // WINDOW
+            y = self._chunk(audio_pad[start:end], None if pitch is None else pitch[:, fs:fe],
+                            None if pitchf is None else pitchf[:, fs:fe], s, gen, t_pad_tgt)
+            pieces.append(y)
+            if t is not None:
+                start = t
+            if progress:
+                progress((i + 1) / (len(bounds) + 1))
+        out = np.concatenate(pieces)
+        if s.rms_mix_rate != 1:
+            out = mix_rms(audio, out, self.tgt_sr, s.rms_mix_rate)
+        return out.astype(np.float32, copy=False)
+
+    def _chunk(self, x: np.ndarray, pitch, pitchf, s: Settings, gen, cut: int) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        feats = self.encoder.features(torch.from_numpy(x).float(), self.version)  # [1, frames, dim]
+        protect = s.protect < 0.5 and pitch is not None
+        feats0 = feats.clone() if protect else None
+        if self.index is not None and s.index_rate != 0:
+            blended = self.index.blend(feats[0].numpy(), s.index_rate)
+            feats = torch.from_numpy(np.ascontiguousarray(blended, dtype=np.float32)).unsqueeze(0)
+        feats = F.interpolate(feats.permute(0, 2, 1), scale_factor=2).permute(0, 2, 1)
+        if protect:
+            feats0 = F.interpolate(feats0.permute(0, 2, 1), scale_factor=2).permute(0, 2, 1)
+        p_len = min(x.shape[0] // WINDOW, feats.shape[1])
+        feats = feats[:, :p_len]
+        if pitch is not None:
+            pitch, pitchf = pitch[:, :p_len], pitchf[:, :p_len]
+        if protect:
+            mask = pitchf.clone()
+            mask[pitchf > 0] = 1
+            mask[pitchf < 1] = s.protect
+            mask = mask.unsqueeze(-1)
+            feats = (feats * mask + feats0[:, :p_len] * (1 - mask)).to(feats0.dtype)
+        with torch.inference_mode():
+            y = self.net.infer(feats, pitch, pitchf, s.sid, generator=gen, keep=(cut, cut))
+        y = y[0, 0].numpy()
+        return y

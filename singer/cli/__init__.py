@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import cache, cover, engines, search, voices
+from . import cache, cover, engines, models, search, voices
 
 app = typer.Typer(name="singer", help="Sing any song in a character's voice: search, separate, convert, remix.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -14,6 +14,7 @@ app.command()(search.search)
 app.command()(engines.engines)
 app.add_typer(voices.app, name="voices")
 app.add_typer(cache.app, name="cache")
+app.add_typer(models.app, name="models")
 
 
 @app.command()

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -33,7 +33,7 @@ class CoverRequest(BaseModel):
     input: str = Field(..., description="Search text, URL or path of a local file.")
     voice: str | None = Field(None, description="Voice name (see `singer voices list`).")
     workflow: str = Field("cover", description="Workflow name (workflows/*.toml) or path.")
-    key: float | None = Field(None, description="Key shift in semitones (-24..24).")
+    key: float | Literal["auto"] | None = Field(None, description="Key shift in semitones (-24..24), or 'auto' to fit the voice's range.")
     format: str | None = Field(None, description="Output format: mp3, wav, flac, ogg, opus, m4a.")
     pick: int | None = Field(None, ge=1, description="Take search candidate N instead of the best match.")
     separator: str | None = None
@@ -93,6 +93,12 @@ class Singer:
         from .voices import VoiceStore
 
         return VoiceStore(self.settings)
+
+    @cached_property
+    def models(self):
+        from .modelstore import ModelStore
+
+        return ModelStore(self.settings)
 
     @cached_property
     def pool(self):

@@ -29,7 +29,13 @@ def _load_profile(voice: Voice) -> VoiceProfile:
     return VoiceProfile.from_dict(voice.manifest["profile"])
 
 
-LOADERS: dict[str, Callable[[Voice], Any]] = {"profile": _load_profile}
+def _load_rvc(voice: Voice) -> Any:
+    from .rvc.voice import load_voice
+
+    return load_voice(voice)
+
+
+LOADERS: dict[str, Callable[[Voice], Any]] = {"profile": _load_profile, "rvc": _load_rvc}
 
 
 @dataclass
@@ -159,15 +165,43 @@ class VoiceStore:
         if len(weights) != len(names) or not names:
             raise InputError(f"Got {len(names)} voices and {len(weights)} weights.", hint="Give one weight per voice.")
         voices = [self.get(n) for n in names]
+        kinds = {v.kind for v in voices}
+        if kinds == {"rvc"}:
+            from .rvc import voice as rvc_voice
+
+            return rvc_voice.merge(self, voices, weights, new_name, description=description, overwrite=overwrite)
         for v in voices:
             if v.kind != "profile":
-                raise InputError(f"Voice '{v.name}' ({v.kind}) cannot be merged.", hint="Only profile voices can be merged.")
+                raise InputError(f"Cannot merge '{v.name}' ({v.kind}) with {', '.join(sorted(kinds - {v.kind}))} voices.",
+                                 hint="Merge voices of one kind: RVC models with RVC models, profiles with profiles.")
         profile = merge_profiles([(v.load(), w) for v, w in zip(voices, weights)], names=list(names))
         genders = {v.meta.get("gender", "") for v in voices}
         licences = sorted({v.meta.get("licence", "") for v in voices} - {""})
         desc = description or "merge of " + " + ".join(f"{w:g}*{n}" for n, w in zip(names, weights))
         meta = {"description": desc, "gender": genders.pop() if len(genders) == 1 else "mixed", "licence": "; ".join(licences)}
         return self._write(path, new_name, profile, meta)
+
+    def add_rvc(self, name: str, pth: str | Path, index: str | Path | None = None, *, vocal_range: str | None = None,
+                samples: Sequence[str | Path] = (), gender: str = "", description: str = "", licence: str = "",
+                overwrite: bool = False) -> Voice:
+        """Copy an RVC model (+ its .index) into the store; its range comes from --range, samples or gender."""
+        from .rvc import voice as rvc_voice
+
+        rng = rvc_voice.parse_range(vocal_range) if vocal_range else None
+        if rng is None and samples:
+            rng = rvc_voice.range_from_samples([Path(p) for p in samples])
+        return rvc_voice.add(self, name, Path(pth), Path(index) if index else None, vocal_range=rng, gender=gender,
+                             description=description, licence=licence, overwrite=overwrite)
+
+    def verify(self, name: str) -> dict:
+        """Check a voice's files against the sha256 recorded when it was added."""
+        voice = self.get(name)
+        if voice.kind == "rvc":
+            from .rvc import voice as rvc_voice
+
+            return rvc_voice.verify(voice)
+        voice.load()
+        return {f.name: {"ok": True} for f in voice.files}
 
     def remove(self, name: str) -> None:
         """Delete a user voice and the files its manifest lists; bundled voices cannot be removed."""

@@ -23,6 +23,9 @@ SetOpt = typer.Option([], "--set", help="STEP.PARAM=VALUE override; repeatable."
 RecomputeOpt = typer.Option([], "--recompute", help="Compute STEP again even if cached; repeatable.")
 NoCacheOpt = typer.Option(False, "--no-cache", help="Compute every step again.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+F0Opt = typer.Option(None, "--f0", help="RVC pitch tracker: fcpe (default), crepe, crepe-tiny, rmvpe, harvest, pm.")
+IndexRateOpt = typer.Option(None, "--index-rate", min=0.0, max=1.0, help="RVC: share of retrieved voice features (0.75).")
+ProtectOpt = typer.Option(None, "--protect", min=0.0, max=0.5, help="RVC: keep consonants/breaths (0.33; 0.5 = off).")
 
 
 def settings():

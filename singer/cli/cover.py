@@ -27,15 +27,23 @@ def parse_sets(items: list[str]) -> dict[str, dict]:
     return out
 
 
-def parse_key(key: str | None) -> float | None:
+def parse_key(key: str | None) -> float | str | None:
     from ..errors import UsageError
 
     if key is None:
         return None
+    if key.strip().lower() == "auto":
+        return "auto"
     try:
         return float(key)
     except ValueError:
-        raise UsageError(f"--key must be a number of semitones like +2 or -3, got '{key}'") from None
+        raise UsageError(f"--key must be a number of semitones like +2 or -3, or 'auto', got '{key}'") from None
+
+
+def engine_sets(f0: str | None, index_rate: float | None, protect: float | None) -> list[str]:
+    """RVC options as convert-step parameters (--set convert.NAME=VALUE)."""
+    pairs = {"f0_method": f'"{f0}"' if f0 else None, "index_rate": index_rate, "protect": protect}
+    return [f"convert.{k}={v}" for k, v in pairs.items() if v is not None]
 
 
 def _render(res: dict) -> None:
@@ -69,12 +77,15 @@ def _go(request_kwargs: dict, sets: list[str], as_json: bool, quiet: bool, metho
 def cover(
     query: str = typer.Argument(..., help="Search text, URL, or path of a local audio/video file."),
     voice: str | None = typer.Option(None, "--voice", "-v", help="Voice name (singer voices list)."),
-    key: str | None = typer.Option(None, "--key", "-k", help="Key shift in semitones, e.g. +2; the backing follows."),
+    key: str | None = typer.Option(None, "--key", "-k", help="Key shift in semitones, e.g. +2 (the backing follows), or auto."),
     fmt: str | None = typer.Option(None, "--format", "-f", help="mp3 (default), wav, flac, ogg, opus, m4a."),
     out: str | None = typer.Option(None, "--out", "-o", help="Output file or folder (default: current folder)."),
     pick: int | None = typer.Option(None, "--pick", min=1, help="Use search candidate N (see singer search)."),
     separator: str | None = typer.Option(None, "--separator", help="Separator engine (singer engines)."),
     converter: str | None = typer.Option(None, "--engine", "--converter", help="Converter engine (singer engines)."),
+    f0: str | None = c.F0Opt,
+    index_rate: float | None = c.IndexRateOpt,
+    protect: float | None = c.ProtectOpt,
     workflow: str = typer.Option("cover", "--workflow", "-w", help="Workflow name or .toml path."),
     sets: list[str] = c.SetOpt,
     recompute: list[str] = c.RecomputeOpt,
@@ -84,17 +95,21 @@ def cover(
 ) -> None:
     """Make a cover: find the song, separate, sing it again in VOICE, remix."""
     _go(dict(input=query, voice=voice, key=key, format=fmt, out=out, pick=pick, separator=separator,
-             converter=converter, workflow=workflow, recompute=recompute, no_cache=no_cache), sets, as_json, quiet, "cover")
+             converter=converter, workflow=workflow, recompute=recompute, no_cache=no_cache),
+        engine_sets(f0, index_rate, protect) + sets, as_json, quiet, "cover")
 
 
 def convert(
     path: str = typer.Argument(..., help="Voice note or any recording (file path or URL)."),
     voice: str | None = typer.Option(None, "--voice", "-v", help="Voice name (singer voices list)."),
-    key: str | None = typer.Option(None, "--key", "-k", help="Pitch shift in semitones."),
+    key: str | None = typer.Option(None, "--key", "-k", help="Pitch shift in semitones, or auto."),
     fmt: str | None = typer.Option(None, "--format", "-f", help="ogg (voice note, default), mp3, wav, flac, m4a."),
     out: str | None = typer.Option(None, "--out", "-o", help="Output file or folder."),
     separate: bool = typer.Option(False, "--separate/--no-separate", help="Remove background music/noise first."),
     converter: str | None = typer.Option(None, "--engine", "--converter", help="Converter engine."),
+    f0: str | None = c.F0Opt,
+    index_rate: float | None = c.IndexRateOpt,
+    protect: float | None = c.ProtectOpt,
     workflow: str = typer.Option("voice_note", "--workflow", "-w", help="Workflow name or .toml path."),
     sets: list[str] = c.SetOpt,
     recompute: list[str] = c.RecomputeOpt,
@@ -104,4 +119,5 @@ def convert(
 ) -> None:
     """Convert a voice note (no separation by default) into VOICE."""
     _go(dict(input=path, voice=voice, key=key, format=fmt, out=out, separate=separate or None,
-             converter=converter, workflow=workflow, recompute=recompute, no_cache=no_cache), sets, as_json, quiet, "convert")
+             converter=converter, workflow=workflow, recompute=recompute, no_cache=no_cache),
+        engine_sets(f0, index_rate, protect) + sets, as_json, quiet, "convert")

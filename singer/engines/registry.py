@@ -23,10 +23,12 @@ ENGINES: dict[str, dict[str, str]] = {
     },
     "converter": {
         "world": "singer.engines.converters.world:WorldConverter",
+        "rvc": "singer.engines.converters.rvc:RVCConverter",
     },
 }
 
 DEFAULTS = {"separator": "spleeter", "converter": "world"}
+VOICE_ENGINES = {"profile": "world", "rvc": "rvc"}  # converter chosen by a voice's kind when none is named
 
 
 @dataclass

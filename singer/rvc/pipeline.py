@@ -102,8 +102,11 @@ class Converter:
         self.tgt_sr = net.cfg.sr
 
     def __call__(self, audio: np.ndarray, s: Settings, models_path=None,
+                 choose_key: Callable[[np.ndarray], float] | None = None,
                  progress: Callable[[float], None] | None = None) -> np.ndarray:
-        """``audio``: mono float 16 kHz -> float32 at ``self.tgt_sr`` (length = len(audio) * tgt_sr / 16000)."""
+        """``audio``: mono float 16 kHz -> float32 at ``self.tgt_sr`` (length = len(audio) * tgt_sr / 16000).
+
+        ``choose_key(f0)`` (optional) sees the pitch track before the shift and returns the key to apply."""
         import torch
 
         from .f0 import coarse_f0, extract_f0
@@ -117,7 +120,9 @@ class Converter:
         pitch = pitchf = None
         if self.f0:
             f0 = extract_f0(audio_pad, p_len, s.f0_method, filter_radius=s.filter_radius, models_path=models_path)
-            f0 = np.asarray(f0, dtype=np.float64)[:p_len] * pow(2, s.key / 12)
+            f0 = np.asarray(f0)[:p_len]
+            key = choose_key(f0) if choose_key is not None else s.key
+            f0 = f0 * pow(2, key / 12)
             pitch = torch.from_numpy(coarse_f0(f0).astype(np.int64)).unsqueeze(0)
             pitchf = torch.from_numpy(f0.astype(np.float32)).unsqueeze(0)
         gen = torch.Generator().manual_seed(int(s.seed))

@@ -127,13 +127,17 @@ class ConvertOp(Op):
     version = "1"
 
     def bind(self, ctx, params, engine):
-        engine = engine or registry.DEFAULTS["converter"]
         params = dict(params)
         name = params.pop("voice", None)
         if not name:
             raise UsageError("No voice chosen.", hint="Pass --voice NAME (see `singer voices list`).")
         voice = ctx.voices.get(name)
+        if not engine or engine == "auto":  # the voice's kind picks the engine: RVC models -> rvc, profiles -> world
+            engine = registry.VOICE_ENGINES.get(voice.kind, registry.DEFAULTS["converter"])
         cls = registry.get_class("converter", engine)
+        if not getattr(cls, "accepts", lambda v: v.kind == "profile")(voice):
+            raise UsageError(f"The {engine} converter cannot sing voice '{name}' (a {voice.kind} voice).",
+                             hint=f"Use --engine {registry.VOICE_ENGINES.get(voice.kind, 'world')} or pick another voice.")
         files = {f"voice_{i}": Path(f) for i, f in enumerate(voice.files)}
         bound = {"engine": engine, "engine_version": cls.version, "voice": name, **_engine_params("converter", engine, params)}
         return Bound(bound, files=files, state={"voice": voice})

@@ -26,7 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -48,7 +48,8 @@ class WorldConverter:
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
-        key: float = Field(0.0, ge=-36, le=36, description="Pitch shift in semitones (exact).")
+        key: Annotated[float, Field(ge=-36, le=36)] | Literal["auto"] = Field(
+            0.0, description="Pitch shift in semitones (exact); 'auto' = whole octaves toward the voice (auto_octave).")
         formant: float = Field(1.0, ge=0, le=1, description="How far formants move toward the voice (0 = keep the singer's).")
         formant_shift: float = Field(0.0, ge=-12, le=12, description="Extra formant shift in semitones, voice or not.")
         strength: float = Field(0.5, ge=0, le=1, description="How far the average timbre moves toward the voice.")
@@ -100,6 +101,8 @@ class WorldConverter:
         if n == 0 or not segments:
             raise InputError(f"No singing or speech found in {src.name}: it is silent (or only clicks).",
                              hint="Check that the vocal stem is not empty (try another separator or source).")
+        if p.key == "auto":  # world fits the register by whole octaves only: the song stays in its key
+            p = p.model_copy(update={"key": 0.0, "auto_octave": True})
         proc_sr = min(sr, p.analysis_rate) if p.analysis_rate else sr
         profile = _voice_profile(voice)
         source = _source_profile(src, frame_db, hop, sr, proc_sr, p.breathiness > 0) if profile is not None else None
@@ -248,7 +251,8 @@ def _metadata(p: Any, t: dsp.Transform, profile: Any, source: Any, segments: lis
     return {
         "engine": "world", "sample_rate": sr, "channels": channels, "duration": round(n / sr, 3),
         "segments": len(segments), "processed_seconds": round(sum(s.end - s.start for s in segments) / sr, 2),
-        "semitones": round(t.semitones, 4), "formant_ratio": round(t.formant_ratio, 4),
+        "semitones": round(t.semitones, 4), "key": round(t.semitones, 4), "instrumental_key": float(p.key),
+        "formant_ratio": round(t.formant_ratio, 4),
         "timbre_mapped": t.env_db is not None, "voice_formant_scale": getattr(profile, "formant_scale", None),
         "source_formant_scale": getattr(source, "formant_scale", None),
         "source_f0": stats(f0s_in), "output_f0": stats(f0s_out), "seconds": round(seconds, 2),

@@ -1,0 +1,184 @@
+"""``rvc``: singer's own RVC v1/v2 inference (no fairseq, no rvc-python), for voices of kind ``rvc``.
+
+Needs a content model in the models folder (``singer models pull hubert``: RVC's ``hubert_base.pt`` or a
+HF-format HuBERT/ContentVec folder) and, for ``f0_method = "rmvpe"``, ``rmvpe.pt``; fcpe (default), crepe,
+harvest and pm need nothing more. The vocal is mixed to mono, resampled to 16 kHz, converted by
+:mod:`singer.rvc.pipeline` (RVC's numerics), resampled back and written to every channel at the input's level
+ratio per channel, with the input's exact rate and length. Loaded models stay warm in the engine between calls.
+
+``key = "auto"`` measures the vocal's range (its pitch track) against the voice's recorded range and picks the
+shift (see :func:`singer.rvc.f0.auto_key`); the step reports ``key`` (applied) and ``instrumental_key`` (the same
+pitch class moved by at most a tritone, so the backing follows with the least re-keying).
+"""
+
+from __future__ import annotations
+
+import time
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ...errors import EngineUnavailable, InputError, ModelError
+from ..base import Progress, no_progress
+
+F0Method = Literal["fcpe", "crepe", "crepe-tiny", "rmvpe", "harvest", "pm"]
+
+
+def instrumental_key(key: float) -> float:
+    """The backing's shift for a vocal shift: same pitch class, within a tritone (whole octaves cost nothing)."""
+    return float(key - 12 * round(key / 12))
+
+
+class RVCConverter:
+    name: ClassVar[str] = "rvc"
+    kind: ClassVar[str] = "converter"
+    version: ClassVar[str] = "1"
+    description: ClassVar[str] = "RVC v1/v2 voice models (own inference; HuBERT/ContentVec content, fcpe/crepe/rmvpe pitch, faiss index)"
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        key: Annotated[float, Field(ge=-36, le=36)] | Literal["auto"] = Field(
+            0.0, description="Pitch shift in semitones, or 'auto' to fit the song into the voice's range.")
+        f0_method: F0Method = Field("fcpe", description="Pitch tracker: fcpe, crepe, crepe-tiny, rmvpe (needs rmvpe.pt), harvest, pm.")
+        index_rate: float = Field(0.75, ge=0, le=1, description="How much retrieved voice features replace the singer's.")
+        filter_radius: int = Field(3, ge=0, le=7, description="Median filter on harvest pitch when >= 3.")
+        rms_mix_rate: float = Field(0.25, ge=0, le=1, description="1 = keep the model's loudness envelope, 0 = the singer's.")
+        protect: float = Field(0.33, ge=0, le=0.5, description="Keep unvoiced consonants/breaths unconverted (0.5 = off).")
+        auto_octave: bool = Field(False, description="Add whole octaves that bring the singer's register nearest the voice's range.")
+        sid: int = Field(0, ge=0, description="Speaker id inside the model.")
+        seed: int = Field(0, description="Seed of the model's random draws (same seed, same output).")
+        gate_db: float = Field(-60.0, ge=-120, le=0, description="Input below this level (dBFS, 10 ms) is written as silence.")
+
+    @classmethod
+    def check(cls, settings: Any) -> None:
+        missing = [m for m in ("torch", "transformers", "faiss", "torchfcpe") if find_spec(m) is None]
+        if missing:
+            raise EngineUnavailable(f"The rvc converter needs {', '.join(missing)}.", hint="Reinstall singer (make install).",
+                                    reasons={"rvc": f"python packages missing: {', '.join(missing)}"})
+        from ...rvc.hubert import find_content_model
+
+        try:
+            find_content_model(Path(settings.models_path))
+        except ModelError as e:
+            raise EngineUnavailable(e.user_message, hint=e.hint, reasons={"rvc": e.user_message}) from None
+
+    def __init__(self, settings: Any):
+        self.settings = settings
+        self._encoder = None
+        self._voices: dict[tuple, Any] = {}
+
+    @staticmethod
+    def accepts(voice: Any) -> bool:
+        return getattr(voice, "kind", None) == "rvc"
+
+    # -- warm models ---------------------------------------------------------------------------------------------
+    def encoder(self):
+        if self._encoder is None:
+            from ...rvc.hubert import ContentEncoder, find_content_model
+
+            self._encoder = ContentEncoder.load(find_content_model(Path(self.settings.models_path)))
+        return self._encoder
+
+    def converter(self, rv: Any):
+        from ...rvc import checkpoint as ck
+        from ...rvc.pipeline import Converter
+
+        stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in (rv.pth, rv.index) if p is not None)
+        conv = self._voices.get(stamp)
+        if conv is None:
+            net = ck.load(rv.pth).build()
+            index = None
+            if rv.index is not None:
+                from ...rvc.index import RetrievalIndex
+
+                index = RetrievalIndex.load(rv.index)
+            conv = Converter(net, self.encoder(), index)
+            self._voices.clear()  # one voice warm at a time keeps memory bounded
+            self._voices[stamp] = conv
+        return conv
+
+    # -- conversion ----------------------------------------------------------------------------------------------
+    def convert(self, src: Path, dst: Path, voice: Any, params: dict, progress: Progress = no_progress) -> dict:
+        import soundfile as sf
+
+        from ...audio import resample
+        from ...rvc.f0 import auto_key, pitch_stats
+        from ...rvc.pipeline import Settings
+
+        started = time.perf_counter()
+        try:
+            p = self.Params(**(params or {}))
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise InputError(f"Bad rvc converter parameter {err['loc'][0] if err['loc'] else ''}: {err['msg']}",
+                             hint="See `singer engines` for the parameters and their ranges.") from None
+        if getattr(voice, "kind", None) != "rvc":
+            raise InputError(f"Voice '{getattr(voice, 'name', voice)}' is a {getattr(voice, 'kind', '?')} voice; the rvc engine sings RVC models.",
+                             hint="Pick an RVC voice (singer voices list) or use --engine world.")
+        rv = voice.load()
+        try:
+            x, sr = sf.read(str(src), dtype="float32", always_2d=True)
+        except (RuntimeError, sf.LibsndfileError) as e:
+            raise InputError(f"Cannot read {Path(src).name} as a WAV file: {e}", hint="The converter expects a WAV vocal stem.") from None
+        n, channels = x.shape
+        rms = np.sqrt(np.mean(x**2, axis=0)) if n else np.zeros(channels)
+        if n == 0 or rms.max() < 10 ** (p.gate_db / 20):
+            raise InputError(f"No singing or speech found in {Path(src).name}: it is silent.",
+                             hint="Check that the vocal stem is not empty (try another separator or source).")
+        progress(0.0, "loading voice")
+        conv = self.converter(rv)
+        mono = x.mean(axis=1)
+        x16 = resample(mono, sr, 16000).astype(np.float64)
+        chosen: dict = {}
+
+        def choose(f0: np.ndarray) -> float:
+            src_stats = pitch_stats(f0)
+            chosen["source_range"] = src_stats
+            if p.key != "auto":
+                key = float(p.key)
+                if p.auto_octave and rv.range and src_stats:
+                    key += 12 * round((rv.range["median"] - (src_stats["median"] + key)) / 12)
+            elif not rv.range:
+                raise InputError(f"Voice '{rv.name}' has no recorded range, so --key auto cannot fit the song to it.",
+                                 hint="Give a key (--key -3), or re-add the voice with --range C3-C5 or --sample recordings.")
+            else:
+                key = float(auto_key(src_stats, rv.range)) if src_stats else 0.0
+            chosen["key"] = key
+            return key
+
+        s = Settings(key=0.0 if p.key == "auto" else float(p.key), f0_method=p.f0_method, index_rate=p.index_rate,
+                     filter_radius=p.filter_radius, rms_mix_rate=p.rms_mix_rate, protect=p.protect, sid=p.sid, seed=p.seed)
+        y = conv(x16, s, models_path=Path(self.settings.models_path), choose_key=choose,
+                 progress=lambda f: progress(0.05 + 0.9 * f, "converting"))
+        y = resample(y, conv.tgt_sr, sr)
+        y = np.pad(y, (0, max(0, n - len(y))))[:n].astype(np.float32)
+        y *= _gate(mono, sr, p.gate_db)
+        out = np.stack([y * (rms[c] / max(rms.mean(), 1e-12)) for c in range(channels)], axis=1)
+        tmp = Path(dst).with_name(Path(dst).name + ".tmp.wav")
+        sf.write(str(tmp), out, sr, subtype="FLOAT", format="WAV")
+        tmp.replace(dst)
+        progress(1.0, "done")
+        key = chosen.get("key", s.key)
+        follow = instrumental_key(key) if p.key == "auto" else float(p.key)  # octaves added by auto_octave stay vocal-only
+        return {"engine": "rvc", "key": key, "instrumental_key": follow, "f0_method": p.f0_method,
+                "model": {"version": conv.version, "sample_rate": conv.tgt_sr, "f0": conv.f0, "index": conv.index is not None},
+                "source_range": chosen.get("source_range"), "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _gate(x: np.ndarray, sr: int, gate_db: float) -> np.ndarray:
+    """1 where the input is above ``gate_db`` (10 ms RMS, with 50 ms hold and 10 ms ramps), else 0."""
+    hop = max(1, sr // 100)
+    frames = len(x) // hop + 1
+    e = np.zeros(frames)
+    xp = np.pad(x, (0, frames * hop - len(x)))
+    e = np.sqrt(np.mean(xp.reshape(frames, hop) ** 2, axis=1))
+    on = e > 10 ** (gate_db / 20)
+    hold = 5
+    on = np.convolve(on.astype(float), np.ones(2 * hold + 1), mode="same") > 0
+    g = np.repeat(on.astype(np.float32), hop)[: len(x)]
+    ramp = np.ones(hop, np.float32) / hop
+    return np.convolve(g, ramp, mode="same").astype(np.float32)

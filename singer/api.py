@@ -186,6 +186,32 @@ class Singer:
     def merge_voices(self, names: list[str], weights: list[float], new_name: str):
         return self.voices.merge(names, weights, new_name)
 
+    def add_voice(self, name: str, pth: str | Path, index: str | Path | None = None, **kw: Any):
+        """Add an RVC model (+ .index) as voice ``name`` (copied into the store with sha256 recorded)."""
+        return self.voices.add_rvc(name, pth, index, **kw)
+
+    def verify_voice(self, name: str) -> dict:
+        return self.voices.verify(name)
+
+    def preview_voice(self, name: str, out: str | Path | None = None, seconds: float = 12.0,
+                      hooks: Hooks | None = None) -> CoverResult:
+        """Sing the first ``seconds`` of the bundled demo song with voice ``name`` (a quick listen after a merge)."""
+        from . import audio
+        from .config import PACKAGE_DIR
+
+        demo = PACKAGE_DIR / "data" / "demo" / "demo_song.mp3"
+        tmp_dir = Path(self.settings.cache_path) / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        excerpt = tmp_dir / f"preview-{uuid.uuid4().hex[:8]}.wav"
+        try:
+            audio.write_wav(excerpt, audio.decode(demo, 44100, 2, max_duration=seconds), 44100)
+            target = Path(out) if out else Path(self.settings.cache_path) / "previews" / f"{name}.ogg"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            req = CoverRequest(input=str(excerpt), voice=name, format="ogg", out=str(target))
+            return self.cover(req, hooks)
+        finally:
+            excerpt.unlink(missing_ok=True)
+
     def remove_voice(self, name: str) -> None:
         self.voices.remove(name)
 

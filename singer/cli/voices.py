@@ -55,11 +55,53 @@ def create(
     c.run(lambda: {"voice": _singer().create_voice(name, samples).to_dict()}, as_json, _render_one)
 
 
+@app.command("add")
+def add(
+    name: str = typer.Argument(..., help="New voice name (letters, digits, - and _)."),
+    pth: str = typer.Option(..., "--pth", help="RVC model file (.pth, v1 or v2)."),
+    index: str | None = typer.Option(None, "--index", help="Its retrieval index (.index), if any."),
+    vocal_range: str | None = typer.Option(None, "--range", help="The voice's singing range, e.g. A3-E5 (for --key auto)."),
+    samples: list[str] = typer.Option([], "--sample", help="Recording(s) of the voice to measure its range; repeatable."),
+    gender: str = typer.Option("", "--gender", help="female / male (a typical range when none is given)."),
+    description: str = typer.Option("", "--description", help="Free text shown in voices list."),
+    licence: str = typer.Option("", "--licence", help="Licence / permission of the voice."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a voice of yours with the same name."),
+    as_json: bool = c.JsonOpt,
+) -> None:
+    """Add an RVC voice model: copied into the voice store, sha256 recorded."""
+    c.run(lambda: {"voice": _singer().add_voice(name, pth, index, vocal_range=vocal_range, samples=samples, gender=gender,
+                                                description=description, licence=licence, overwrite=overwrite).to_dict()},
+          as_json, _render_one)
+
+
+@app.command("verify")
+def verify(name: str, as_json: bool = c.JsonOpt) -> None:
+    """Check a voice's files against the sha256 recorded when it was added."""
+    c.run(lambda: {"voice": name, "files": _singer().verify_voice(name)}, as_json,
+          lambda r: c.out_console.print(f"[green]ok[/] {r['voice']}: {', '.join(r['files'])}"))
+
+
+@app.command("preview")
+def preview(name: str, out: str | None = typer.Option(None, "--out", "-o", help="Preview file (.ogg)."),
+            quiet: bool = c.QuietOpt, as_json: bool = c.JsonOpt) -> None:
+    """Sing a short phrase of the bundled demo song with a voice."""
+    c.run(lambda: {"preview": _preview(name, out, not (as_json or quiet))}, as_json,
+          lambda r: c.out_console.print(f"preview: {r['preview']['output']}"))
+
+
+def _preview(name: str, out: str | None, bars: bool) -> dict:
+    from .progress import RichHooks
+
+    res = _singer().preview_voice(name, out, hooks=RichHooks(enabled=bars))
+    return {"output": str(res.output), "duration": res.duration}
+
+
 @app.command("merge")
 def merge(
     names: list[str] = typer.Argument(..., help="Voices to merge."),
     weights: str | None = typer.Option(None, "--weights", help="Comma-separated weights, e.g. 0.6,0.4 (default equal)."),
     new_name: str = typer.Option(..., "--name", help="Name of the merged voice."),
+    preview: bool = typer.Option(False, "--preview", help="Then sing a short phrase with the merged voice."),
     as_json: bool = c.JsonOpt,
 ) -> None:
     """Merge voices by weights into a new voice."""
@@ -75,9 +117,17 @@ def merge(
             raise UsageError(f"Cannot read --weights '{weights}'", hint="Write numbers separated by commas: 0.6,0.4") from None
         if len(w) != len(names):
             raise UsageError(f"{len(names)} voices but {len(w)} weights", hint="Give one weight per voice.")
-        return {"voice": _singer().merge_voices(names, w, new_name).to_dict()}
+        res = {"voice": _singer().merge_voices(names, w, new_name).to_dict()}
+        if preview:
+            res["preview"] = _preview(new_name, None, not as_json)
+        return res
 
-    c.run(work, as_json, _render_one)
+    def render(res):
+        _render_one(res)
+        if "preview" in res:
+            c.out_console.print(f"preview: {res['preview']['output']}")
+
+    c.run(work, as_json, render)
 
 
 @app.command("remove")

@@ -90,12 +90,16 @@ CONVERTERS = registry.names("converter")
 
 @pytest.fixture(params=CONVERTERS)
 def converter(request, settings):
+    if request.param == "rvc":  # a tiny real-format content model + RVC voice (random weights, nothing downloaded)
+        from tests.rvcvoice import install_voice
+
+        install_voice(settings)
     return _engine("converter", request.param, settings)
 
 
 @pytest.fixture
 def voice(converter, settings):
-    """A voice this converter can use: bundled profiles for world; later engines add their own factories."""
+    """A voice this converter can use: bundled profiles for world, the tiny installed RVC voice for rvc."""
     from singer.voices import VoiceStore
 
     store = VoiceStore(settings)

@@ -65,7 +65,7 @@ class RVCCheckpoint:
         import torch
 
         path = Path(path)
-        weight = {k: (v.half() if half and v.is_floating_point() else v) for k, v in self.weight.items()}
+        weight = {k: (v.half() if half and v.is_floating_point() else v) for k, v in unfold_weight_norm(self.weight).items()}
         obj = {"weight": weight, "config": self.config, "info": self.info, "sr": SR_NAMES.get(self.sr, str(self.sr)),
                "f0": int(self.f0), "version": self.version, **self.extra}
         tmp = path.with_name(path.name + ".tmp")
@@ -98,6 +98,26 @@ def fold_weight_norm(weight: dict) -> dict:
         if set(gv) != {"g", "v"}:
             raise ValueError(f"incomplete weight norm for {base}")
         out[f"{base}.weight"] = torch._weight_norm(gv["v"].float(), gv["g"].float(), 0)
+    return out
+
+
+# Layers RVC wraps in weight norm; files store them as weight_g / weight_v, which RVC WebUI and Applio expect.
+WEIGHT_NORMED = re.compile(r"^(dec\.ups\.\d+|dec\.resblocks\.\d+\.convs[12]?\.\d+|flow\.flows\.\d+\.enc\.(in_layers|res_skip_layers)\.\d+"
+                           r"|flow\.flows\.\d+\.enc\.cond_layer)\.weight$")
+
+
+def unfold_weight_norm(weight: dict) -> dict:
+    """Plain weights -> ``weight_g`` (norm per output channel) + ``weight_v``, the layout community tools load."""
+    import torch
+
+    out = {}
+    for k, v in weight.items():
+        m = WEIGHT_NORMED.match(k)
+        if m:
+            g = torch.linalg.vector_norm(v.reshape(v.shape[0], -1).float(), dim=1).reshape(-1, *([1] * (v.dim() - 1)))
+            out[f"{m.group(1)}.weight_g"], out[f"{m.group(1)}.weight_v"] = g.to(v.dtype), v
+        else:
+            out[k] = v
     return out
 
 

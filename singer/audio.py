@@ -192,6 +192,25 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return resample_poly(audio, sr_out // g, sr_in // g, axis=-1).astype(np.float32)
 
 
+def resample_long(x: np.ndarray, sr_in: int, sr_out: int, block_s: float = 20.0, context_s: float = 0.05) -> np.ndarray:
+    """:func:`resample` of a long mono signal a block at a time (each with ``context_s`` of its neighbours, cut off
+    again), into one float32 array: the same samples within float rounding, without full-length float64 copies."""
+    if sr_in == sr_out:
+        return np.asarray(x, dtype=np.float32)
+    n_out = -(-len(x) * sr_out // sr_in)  # resample_poly's length: ceil(n * up / down)
+    out = np.empty(n_out, dtype=np.float32)
+    step = max(1, int(block_s * sr_in) // sr_in * sr_in)  # whole seconds: block edges land on exact output samples
+    ctx = int(context_s * sr_in)
+    for a in range(0, len(x), step):
+        b = min(len(x), a + step)
+        lo, hi = max(0, a - ctx), min(len(x), b + ctx)
+        y = resample(x[lo:hi], sr_in, sr_out)
+        o0, o1 = a * sr_out // sr_in, min(n_out, -(-b * sr_out // sr_in))
+        skip = (a - lo) * sr_out // sr_in
+        out[o0:o1] = y[skip:skip + o1 - o0]
+    return out
+
+
 def sniff(path: str | os.PathLike) -> bool:
     """True when ffprobe finds an audio stream (content, not file name)."""
     try:

@@ -71,26 +71,40 @@ def cut_points(audio: np.ndarray, ch: Chunking) -> list[int]:
 
 
 def rms_envelope(x: np.ndarray, sr: int) -> np.ndarray:
-    """Frame RMS with half-second frames and hops, centred with zero padding (librosa.feature.rms's defaults)."""
-    frame, hop = sr // 2 * 2, sr // 2
-    xp = np.pad(x, (frame // 2, frame // 2))
-    n = 1 + (len(xp) - frame) // hop
-    idx = np.arange(frame)[None, :] + hop * np.arange(n)[:, None]
-    return np.sqrt(np.mean(np.abs(xp[idx]) ** 2, axis=1))[None, :]
+    """Frame RMS with half-second frames and hops, centred with zero padding (librosa.feature.rms's defaults),
+    from sums over hop-sized blocks (a frame is two blocks), so no frame matrix is ever built."""
+    hop = sr // 2
+    frame = 2 * hop
+    n = 1 + len(x) // hop  # frames of the padded signal, as librosa counts them
+    blocks = np.zeros(n + 1)
+    padded_len = len(x) + frame
+    for j in range(n + 1):  # block j covers padded samples [j*hop, (j+1)*hop) = x[(j-1)*hop : j*hop]
+        a, b = max(0, (j - 1) * hop), min(len(x), j * hop)
+        if b > a and j * hop <= padded_len:
+            seg = x[a:b].astype(np.float64)
+            blocks[j] = float(np.dot(seg, seg))
+    return np.sqrt((blocks[:-1] + blocks[1:]) / frame)
 
 
-def mix_rms(src: np.ndarray, out: np.ndarray, out_sr: int, rate: float) -> np.ndarray:
-    """Move the output's loudness envelope toward the input's: env_in**(1-rate) * env_out**(rate-1)."""
-    import torch
-    import torch.nn.functional as F
+def _interp(env: np.ndarray, size: int, a: int, b: int) -> np.ndarray:
+    """torch's linear interpolation of ``env`` to ``size`` points (align_corners=False), points a..b only."""
+    pos = np.maximum((np.arange(a, b) + 0.5) * (len(env) / size) - 0.5, 0.0)
+    i0 = np.minimum(pos.astype(np.int64), len(env) - 1)
+    i1 = np.minimum(i0 + 1, len(env) - 1)
+    lam = pos - i0
+    return (1 - lam) * env[i0] + lam * env[i1]
 
-    r1 = torch.from_numpy(rms_envelope(src, SR))
-    r2 = torch.from_numpy(rms_envelope(out, out_sr))
-    r1 = F.interpolate(r1.unsqueeze(0), size=out.shape[0], mode="linear").squeeze()
-    r2 = F.interpolate(r2.unsqueeze(0), size=out.shape[0], mode="linear").squeeze()
-    r2 = torch.max(r2, torch.zeros_like(r2) + 1e-6)
-    out = out * (torch.pow(r1, torch.tensor(1 - rate)) * torch.pow(r2, torch.tensor(rate - 1))).numpy()
-    return out.astype(np.float32)
+
+def mix_rms(src: np.ndarray, out: np.ndarray, out_sr: int, rate: float, block: int = 1 << 20) -> np.ndarray:
+    """Move the output's loudness envelope toward the input's: env_in**(1-rate) * env_out**(rate-1), in place,
+    a block at a time (RVC's change_rms without full-length temporaries)."""
+    r1, r2 = rms_envelope(src, SR), rms_envelope(out, out_sr)
+    n = len(out)
+    for a in range(0, n, block):
+        b = min(n, a + block)
+        g = _interp(r1, n, a, b) ** (1 - rate) * np.maximum(_interp(r2, n, a, b), 1e-6) ** (rate - 1)
+        out[a:b] *= g.astype(np.float32)
+    return out
 
 
 class Converter:
@@ -139,6 +153,7 @@ class Converter:
             if progress:
                 progress((i + 1) / (len(bounds) + 1))
         out = np.concatenate(pieces)
+        del pieces
         if s.rms_mix_rate != 1:
             out = mix_rms(audio, out, self.tgt_sr, s.rms_mix_rate)
         return out.astype(np.float32, copy=False)

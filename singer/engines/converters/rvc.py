@@ -105,7 +105,7 @@ class RVCConverter:
     def convert(self, src: Path, dst: Path, voice: Any, params: dict, progress: Progress = no_progress) -> dict:
         import soundfile as sf
 
-        from ...audio import resample
+        from ...audio import resample_long
         from ...rvc.f0 import auto_key, pitch_stats
         from ...rvc.pipeline import Settings
 
@@ -120,19 +120,16 @@ class RVCConverter:
             raise InputError(f"Voice '{getattr(voice, 'name', voice)}' is a {getattr(voice, 'kind', '?')} voice; the rvc engine sings RVC models.",
                              hint="Pick an RVC voice (singer voices list) or use --engine world.")
         rv = voice.load()
-        try:
-            x, sr = sf.read(str(src), dtype="float32", always_2d=True)
-        except (RuntimeError, sf.LibsndfileError) as e:
-            raise InputError(f"Cannot read {Path(src).name} as a WAV file: {e}", hint="The converter expects a WAV vocal stem.") from None
-        n, channels = x.shape
-        rms = np.sqrt(np.mean(x**2, axis=0)) if n else np.zeros(channels)
+        mono, sr, rms = _read_mono(Path(src))
+        n, channels = len(mono), len(rms)
         if n == 0 or rms.max() < 10 ** (p.gate_db / 20):
             raise InputError(f"No singing or speech found in {Path(src).name}: it is silent.",
                              hint="Check that the vocal stem is not empty (try another separator or source).")
         progress(0.0, "loading voice")
         conv = self.converter(rv)
-        mono = x.mean(axis=1)
-        x16 = resample(mono, sr, 16000).astype(np.float64)
+        gate = _gate_frames(mono, sr, p.gate_db)
+        x16 = resample_long(mono, sr, 16000)
+        del mono
         chosen: dict = {}
 
         def choose(f0: np.ndarray) -> float:
@@ -154,13 +151,19 @@ class RVCConverter:
                      filter_radius=p.filter_radius, rms_mix_rate=p.rms_mix_rate, protect=p.protect, sid=p.sid, seed=p.seed)
         y = conv(x16, s, models_path=Path(self.settings.models_path), choose_key=choose,
                  progress=lambda f: progress(0.05 + 0.9 * f, "converting"))
-        y = resample(y, conv.tgt_sr, sr)
-        y = np.pad(y, (0, max(0, n - len(y))))[:n].astype(np.float32)
-        y *= _gate(mono, sr, p.gate_db)
-        out = np.stack([y * (rms[c] / max(rms.mean(), 1e-12)) for c in range(channels)], axis=1)
+        del x16
+        y = resample_long(y, conv.tgt_sr, sr)
+        y = np.pad(y, (0, max(0, n - len(y))))[:n]
+        gains = (rms / max(float(rms.mean()), 1e-12)).astype(np.float32)
         tmp = Path(dst).with_name(Path(dst).name + ".tmp.wav")
-        sf.write(str(tmp), out, sr, subtype="FLOAT", format="WAV")
-        tmp.replace(dst)
+        try:
+            with sf.SoundFile(str(tmp), "w", sr, channels, subtype="FLOAT", format="WAV") as f:
+                for a in range(0, n, BLOCK):
+                    b = min(n, a + BLOCK)
+                    f.write((y[a:b] * _expand_gate(gate, sr, a, b))[:, None] * gains[None, :])
+            tmp.replace(dst)
+        finally:
+            tmp.unlink(missing_ok=True)
         progress(1.0, "done")
         key = chosen.get("key", s.key)
         follow = instrumental_key(key) if p.key == "auto" else float(p.key)  # octaves added by auto_octave stay vocal-only
@@ -169,16 +172,37 @@ class RVCConverter:
                 "source_range": chosen.get("source_range"), "seconds": round(time.perf_counter() - started, 3)}
 
 
-def _gate(x: np.ndarray, sr: int, gate_db: float) -> np.ndarray:
-    """1 where the input is above ``gate_db`` (10 ms RMS, with 50 ms hold and 10 ms ramps), else 0."""
+BLOCK = 1 << 20  # samples per block when reading/writing long stems
+
+
+def _read_mono(src: Path) -> tuple[np.ndarray, int, np.ndarray]:
+    """Mono mix of a WAV (float32), its rate and each channel's RMS, read a block at a time."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(src))
+        mono = np.empty(info.frames, dtype=np.float32)
+        energy, pos = np.zeros(info.channels), 0
+        for block in sf.blocks(str(src), blocksize=BLOCK, dtype="float32", always_2d=True):
+            mono[pos:pos + len(block)] = block.mean(axis=1)
+            energy += np.einsum("nc,nc->c", block, block, dtype=np.float64)
+            pos += len(block)
+    except (RuntimeError, sf.LibsndfileError) as e:
+        raise InputError(f"Cannot read {src.name} as a WAV file: {e}", hint="The converter expects a WAV vocal stem.") from None
+    return mono[:pos], info.samplerate, np.sqrt(energy / max(pos, 1))
+
+
+def _gate_frames(x: np.ndarray, sr: int, gate_db: float) -> np.ndarray:
+    """Per 10 ms frame: 1 where the input is above ``gate_db`` (with a 50 ms hold either side), else 0."""
     hop = max(1, sr // 100)
-    frames = len(x) // hop + 1
-    e = np.zeros(frames)
-    xp = np.pad(x, (0, frames * hop - len(x)))
-    e = np.sqrt(np.mean(xp.reshape(frames, hop) ** 2, axis=1))
-    on = e > 10 ** (gate_db / 20)
-    hold = 5
-    on = np.convolve(on.astype(float), np.ones(2 * hold + 1), mode="same") > 0
-    g = np.repeat(on.astype(np.float32), hop)[: len(x)]
-    ramp = np.ones(hop, np.float32) / hop
-    return np.convolve(g, ramp, mode="same").astype(np.float32)
+    frames = -(-len(x) // hop)
+    e = np.array([float(np.sqrt(np.mean(x[i * hop:(i + 1) * hop].astype(np.float64) ** 2))) for i in range(frames)])
+    on = (e > 10 ** (gate_db / 20)).astype(float)
+    return (np.convolve(on, np.ones(11), mode="same") > 0).astype(np.float32)
+
+
+def _expand_gate(frames: np.ndarray, sr: int, a: int, b: int) -> np.ndarray:
+    """Samples a..b of the frame gate, with 10 ms linear ramps at its edges."""
+    hop = max(1, sr // 100)
+    t = (np.arange(a, b) + 0.5) / hop - 0.5  # frame centres at (i + 0.5) * hop
+    return np.interp(t, np.arange(len(frames)), frames).astype(np.float32)

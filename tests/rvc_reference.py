@@ -34,7 +34,11 @@ def _load(name: str, path: Path):
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
-    spec.loader.exec_module(mod)
+    try:
+        spec.loader.exec_module(mod)
+    except BaseException:
+        del sys.modules[name]  # never leave a half-imported module behind
+        raise
     return mod
 
 
@@ -62,8 +66,11 @@ def pipeline_module():
     root = _root()
     _package("rvc_python.modules", root / "modules")
     _package("rvc_python.modules.vc", root / "modules" / "vc")
+    from singer.rvc.f0 import _torchaudio_stub  # torchcrepe imports torchaudio, which singer does not install
+
     try:
-        return _load("rvc_python.modules.vc.pipeline", root / "modules" / "vc" / "pipeline.py")
+        with _torchaudio_stub():
+            return _load("rvc_python.modules.vc.pipeline", root / "modules" / "vc" / "pipeline.py")
     except ImportError:
         return None
 

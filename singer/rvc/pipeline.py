@@ -95,10 +95,12 @@ def _interp(env: np.ndarray, size: int, a: int, b: int) -> np.ndarray:
     return (1 - lam) * env[i0] + lam * env[i1]
 
 
-def mix_rms(src: np.ndarray, out: np.ndarray, out_sr: int, rate: float, block: int = 1 << 20) -> np.ndarray:
+def mix_rms(src: np.ndarray | None, out: np.ndarray, out_sr: int, rate: float, block: int = 1 << 20,
+            src_env: np.ndarray | None = None) -> np.ndarray:
     """Move the output's loudness envelope toward the input's: env_in**(1-rate) * env_out**(rate-1), in place,
-    a block at a time (RVC's change_rms without full-length temporaries)."""
-    r1, r2 = rms_envelope(src, SR), rms_envelope(out, out_sr)
+    a block at a time (RVC's change_rms without full-length temporaries). ``src_env``: the input's envelope."""
+    r1 = src_env if src_env is not None else rms_envelope(src, SR)
+    r2 = rms_envelope(out, out_sr)
     n = len(out)
     for a in range(0, n, block):
         b = min(n, a + block)
@@ -129,7 +131,9 @@ class Converter:
         t_pad, t_pad_tgt = SR * ch.x_pad, self.tgt_sr * ch.x_pad
         audio = highpass(np.asarray(audio, dtype=np.float64))
         cuts = cut_points(audio, ch)
+        env_in = rms_envelope(audio, SR) if s.rms_mix_rate != 1 else None
         audio_pad = np.pad(audio, (t_pad, t_pad), mode="reflect")
+        del audio  # long songs: keep one copy
         p_len = audio_pad.shape[0] // WINDOW
         pitch = pitchf = None
         if self.f0:
@@ -155,7 +159,7 @@ class Converter:
         out = np.concatenate(pieces)
         del pieces
         if s.rms_mix_rate != 1:
-            out = mix_rms(audio, out, self.tgt_sr, s.rms_mix_rate)
+            out = mix_rms(None, out, self.tgt_sr, s.rms_mix_rate, src_env=env_in)
         return out.astype(np.float32, copy=False)
 
     def _chunk(self, x: np.ndarray, pitch, pitchf, s: Settings, gen, cut: int) -> np.ndarray:

@@ -65,6 +65,21 @@ def test_features_match_transformers_hidden_states(tmp_path):
     assert not torch.allclose(enc.layer_output(wav, 9), hs[12], atol=1e-2)
 
 
+def test_loads_a_save_pretrained_folder(tmp_path):
+    """A folder written by transformers itself (weight-norm parametrization names, no final_proj)."""
+    HubertConfig, HubertModel = hubert._transformers()
+    config, _ = rvckit.tiny_weights()
+    torch.manual_seed(0)
+    model = HubertModel(HubertConfig(**config)).eval()
+    model.save_pretrained(tmp_path / "saved")
+    enc = ContentEncoder.load(tmp_path / "saved")
+    wav = _wav(7000)
+    with torch.inference_mode():
+        want = model(torch.from_numpy(wav)[None], output_hidden_states=True).hidden_states[3]
+    assert not enc.has_final_proj
+    torch.testing.assert_close(enc.features(wav, "v2"), want, rtol=1e-5, atol=1e-5)
+
+
 def test_short_models_clamp_the_layer(tiny):
     enc = ContentEncoder.load(tiny["hf"])  # 3 layers
     wav = _wav(8000)
@@ -166,9 +181,21 @@ def test_fairseq_shim_drives_like_rvc(tiny):
         assert torch.equal(shim.final_proj(logits[0]), enc.features(wav, "v1"))
 
 
-def test_import_is_light():
-    code = ("import sys, singer.rvc.hubert, singer.rvc.index; "
-            "print([m for m in ('torch', 'transformers', 'faiss') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-    assert out.stdout.strip() == "[]"
+def test_import_is_light_and_survives_a_broken_torchaudio(tmp_path):
+    """Importing the modules loads no torch; a torchaudio that fails to load (built for another torch) is hidden
+    from transformers even after transformers has already seen it as installed."""
+    broken = tmp_path / "site" / "torchaudio"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise OSError('libc10_cuda.so: cannot open shared object file')\n")
+    code = (
+        "import sys, singer.rvc.hubert, singer.rvc.index\n"
+        "assert not [m for m in ('torch', 'transformers', 'faiss') if m in sys.modules]\n"
+        "from transformers.utils import import_utils\n"
+        "assert import_utils.is_torchaudio_available()\n"
+        "print(singer.rvc.hubert._transformers()[1].__name__)\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), root])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("HubertModel")

@@ -204,7 +204,7 @@ class Singer:
         tmp_dir.mkdir(parents=True, exist_ok=True)
         excerpt = tmp_dir / f"preview-{uuid.uuid4().hex[:8]}.wav"
         try:
-            audio.write_wav(excerpt, audio.decode(demo, 44100, 2, max_duration=seconds), 44100)
+            audio.write_wav(excerpt, audio.decode(demo, 44100, 2)[:, : int(seconds * 44100)], 44100)
             target = Path(out) if out else Path(self.settings.cache_path) / "previews" / f"{name}.ogg"
             target.parent.mkdir(parents=True, exist_ok=True)
             req = CoverRequest(input=str(excerpt), voice=name, format="ogg", out=str(target))

@@ -46,9 +46,11 @@ def test_add_verify_merge_and_sing(rvc, tmp_path):
     assert invoke("voices", "add", "ayana_b", "--pth", b_pth, "--index", b_idx, "--gender", "female").exit_code == 0
     assert invoke("voices", "verify", "ayana_a").exit_code == 0
 
-    res = invoke("voices", "merge", "ayana_a", "ayana_b", "--weights", "0.6,0.4", "--name", "ayana2", "--json")
+    res = invoke("voices", "merge", "ayana_a", "ayana_b", "--weights", "0.6,0.4", "--name", "ayana2", "--preview", "--json")
     assert res.exit_code == 0, res.stdout
     merged = as_json(res)["voice"]
+    preview = as_json(res)["preview"]
+    assert preview["output"].endswith(".ogg") and 5 < preview["duration"] <= 12.5
     assert merged["kind"] == "rvc" and merged["provenance"]["merged_from"][0]["weight"] == 0.6
     assert any(f.endswith("ayana2.index") for f in merged["files"])
     from singer.rvc.index import RetrievalIndex

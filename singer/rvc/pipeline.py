@@ -11,6 +11,8 @@ Where it differs from the reference, the numbers do not change:
 - the decoder renders only the part of each chunk that is kept, plus its receptive field (the prior noise and the
   NSF source are still drawn for the whole chunk, so the kept samples are the same);
 - the retrieval index is loaded once per voice, not per call; quiet-point search touches only the query windows.
+With ``crossfade_ms`` > 0 (the engine's default) neighbouring chunks overlap that much around each cut and are
+crossfaded instead of butted together; only those few milliseconds differ from RVC.
 Output is float32 at the model's sample rate (the reference rounds to int16).
 """
 
@@ -45,6 +47,7 @@ class Settings:
     protect: float = 0.33
     sid: int = 0
     seed: int = 0
+    crossfade_ms: float = 0.0  # > 0: chunks overlap this much around each cut and are crossfaded (RVC: hard cut)
 
 
 def highpass(audio: np.ndarray) -> np.ndarray:
@@ -146,11 +149,19 @@ class Converter:
         gen = torch.Generator().manual_seed(int(s.seed))
         pieces, start = [], 0
         bounds = [c // WINDOW * WINDOW for c in cuts]
+        h = min(t_pad_tgt, int(s.crossfade_ms / 2000 * self.tgt_sr)) if bounds else 0
         for i, t in enumerate([*bounds, None]):
             end = None if t is None else t + 2 * t_pad + WINDOW
             fs, fe = start // WINDOW, None if t is None else (t + 2 * t_pad) // WINDOW
+            keep = (t_pad_tgt - (h if i else 0), t_pad_tgt - (h if t is not None else 0))
             y = self._chunk(audio_pad[start:end], None if pitch is None else pitch[:, fs:fe],
-                            None if pitchf is None else pitchf[:, fs:fe], s, gen, t_pad_tgt)
+                            None if pitchf is None else pitchf[:, fs:fe], s, gen, keep)
+            if i and h:  # the previous chunk runs h past the cut, this one starts h before it: fade across 2h
+                prev, n = pieces[-1], min(2 * h, len(pieces[-1]), len(y))
+                fade = np.sin(0.5 * np.pi * (np.arange(n) + 0.5) / n).astype(np.float32) ** 2
+                pieces[-1] = prev[: len(prev) - n]
+                pieces.append(prev[len(prev) - n:] * (1 - fade) + y[:n] * fade)
+                y = y[n:]
             pieces.append(y)
             if t is not None:
                 start = t
@@ -162,7 +173,7 @@ class Converter:
             out = mix_rms(None, out, self.tgt_sr, s.rms_mix_rate, src_env=env_in)
         return out.astype(np.float32, copy=False)
 
-    def _chunk(self, x: np.ndarray, pitch, pitchf, s: Settings, gen, cut: int) -> np.ndarray:
+    def _chunk(self, x: np.ndarray, pitch, pitchf, s: Settings, gen, keep: tuple[int, int]) -> np.ndarray:
         import torch
         import torch.nn.functional as F
 
@@ -186,6 +197,6 @@ class Converter:
             mask = mask.unsqueeze(-1)
             feats = (feats * mask + feats0[:, :p_len] * (1 - mask)).to(feats0.dtype)
         with torch.inference_mode():
-            y = self.net.infer(feats, pitch, pitchf, s.sid, generator=gen, keep=(cut, cut))
+            y = self.net.infer(feats, pitch, pitchf, s.sid, generator=gen, keep=keep)
         y = y[0, 0].numpy()
         return y

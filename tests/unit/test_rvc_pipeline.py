@@ -82,3 +82,15 @@ def test_deterministic_and_seed_dependent(models):
     b = conv(audio, Settings(f0_method="pm"))
     c = conv(audio, Settings(f0_method="pm", seed=1))
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_crossfade_touches_only_the_cuts(models):
+    _, enc, _ = models
+    conv = Converter(ck.from_dict(random_checkpoint("v2", 40000, f0=True, seed=4)).build(), enc, None, Chunking(1, 1, 2, 3))
+    audio = _phrase(7.0)
+    hard = conv(audio, Settings(f0_method="pm", rms_mix_rate=1))
+    soft = conv(audio, Settings(f0_method="pm", rms_mix_rate=1, crossfade_ms=20))
+    assert len(hard) == len(soft)
+    differs = np.flatnonzero(np.abs(hard - soft) > 1e-6)
+    assert differs.size and differs.size <= 3 * 800  # at most 20 ms (800 samples) around each of the cuts
+

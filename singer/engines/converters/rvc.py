@@ -52,6 +52,7 @@ class RVCConverter:
         sid: int = Field(0, ge=0, description="Speaker id inside the model.")
         seed: int = Field(0, description="Seed of the model's random draws (same seed, same output).")
         gate_db: float = Field(-60.0, ge=-120, le=0, description="Input below this level (dBFS, 10 ms) is written as silence.")
+        crossfade_ms: float = Field(20.0, ge=0, le=500, description="Crossfade where long vocals are cut into chunks (0 = RVC's hard cut).")
 
     @classmethod
     def check(cls, settings: Any) -> None:
@@ -148,7 +149,8 @@ class RVCConverter:
             return key
 
         s = Settings(key=0.0 if p.key == "auto" else float(p.key), f0_method=p.f0_method, index_rate=p.index_rate,
-                     filter_radius=p.filter_radius, rms_mix_rate=p.rms_mix_rate, protect=p.protect, sid=p.sid, seed=p.seed)
+                     filter_radius=p.filter_radius, rms_mix_rate=p.rms_mix_rate, protect=p.protect, sid=p.sid, seed=p.seed,
+                     crossfade_ms=p.crossfade_ms)
         y = conv(x16, s, models_path=Path(self.settings.models_path), choose_key=choose,
                  progress=lambda f: progress(0.05 + 0.9 * f, "converting"))
         del x16

@@ -179,7 +179,7 @@ def _crepe(x: np.ndarray, capacity: str, f0_min: float, f0_max: float) -> np.nda
     return f0[0].numpy()
 
 
-FCPE_CHUNK_S, FCPE_CONTEXT_S = 60, 3  # fcpe on long input: chunk and context (its memory grows with length)
+FCPE_CHUNK_S, FCPE_CONTEXT_S = 30, 3  # fcpe on long input: chunk and context (its memory grows with length)
 
 
 def _fcpe(x: np.ndarray, p_len: int, f0_min: float, f0_max: float) -> np.ndarray:
@@ -202,7 +202,7 @@ def _fcpe(x: np.ndarray, p_len: int, f0_min: float, f0_max: float) -> np.ndarray
     core, ctx = FCPE_CHUNK_S * SR, FCPE_CONTEXT_S * SR
     if len(x) <= core + 2 * ctx:
         return run(x, p_len)
-    # Long input: 60 s chunks with 3 s of context either side, so memory stays flat in the input's length.
+    # Long input: 30 s chunks with 3 s of context either side, so memory stays flat in the input's length.
     parts = []
     for a in range(0, len(x), core):
         b = min(len(x), a + core)

@@ -198,7 +198,7 @@ def _read_hf(folder: Path) -> tuple[dict, dict]:
     raise ModelError(f"{folder} has no model.safetensors or pytorch_model.bin.", hint=PULL_HINT.format(folder.parent))
 
 
-TILE_FRAMES = 1000  # conv front end on long input: 20 s tiles (the group norm's statistics stay global)
+TILE_FRAMES = 250  # conv front end on long input: 5 s tiles (the group norm's statistics stay global)
 
 
 def conv_features(fe: Any, x: Any, tile_frames: int = TILE_FRAMES) -> Any:
@@ -241,7 +241,7 @@ def conv_features(fe: Any, x: Any, tile_frames: int = TILE_FRAMES) -> Any:
     out = []
     for f in range(0, frames, tile_frames):  # pass 2: frames f..f+T from their own input span
         e = min(frames, f + tile_frames)
-        h = first.activation(c0(x3[..., f * hop:(e - 1) * hop + field]) * scale + shift)
+        h = first.activation(c0(x3[..., f * hop:(e - 1) * hop + field]).mul_(scale).add_(shift))
         for lay in layers[1:]:
             h = lay(h)
         out.append(h)

@@ -50,6 +50,16 @@ class Settings:
     crossfade_ms: float = 0.0  # > 0: chunks overlap this much around each cut and are crossfaded (RVC: hard cut)
 
 
+def release_memory() -> None:
+    """Hand freed heap memory back to the OS between chunks (glibc keeps it otherwise, and RSS creeps up)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def highpass(audio: np.ndarray) -> np.ndarray:
     from scipy import signal
 
@@ -147,7 +157,8 @@ class Converter:
             pitch = torch.from_numpy(coarse_f0(f0).astype(np.int64)).unsqueeze(0)
             pitchf = torch.from_numpy(f0.astype(np.float32)).unsqueeze(0)
         gen = torch.Generator().manual_seed(int(s.seed))
-        pieces, start = [], 0
+        start, pos = 0, 0
+        out = np.empty((len(audio_pad) - 2 * t_pad) * self.tgt_sr // SR + self.tgt_sr, dtype=np.float32)
         bounds = [c // WINDOW * WINDOW for c in cuts]
         h = min(t_pad_tgt, int(s.crossfade_ms / 2000 * self.tgt_sr)) if bounds else 0
         for i, t in enumerate([*bounds, None]):
@@ -156,19 +167,19 @@ class Converter:
             keep = (t_pad_tgt - (h if i else 0), t_pad_tgt - (h if t is not None else 0))
             y = self._chunk(audio_pad[start:end], None if pitch is None else pitch[:, fs:fe],
                             None if pitchf is None else pitchf[:, fs:fe], s, gen, keep)
-            if i and h:  # the previous chunk runs h past the cut, this one starts h before it: fade across 2h
-                prev, n = pieces[-1], min(2 * h, len(pieces[-1]), len(y))
+            if i and h:  # the previous chunk ran h past the cut, this one starts h before it: fade across 2h
+                n = min(2 * h, pos, len(y))
                 fade = np.sin(0.5 * np.pi * (np.arange(n) + 0.5) / n).astype(np.float32) ** 2
-                pieces[-1] = prev[: len(prev) - n]
-                pieces.append(prev[len(prev) - n:] * (1 - fade) + y[:n] * fade)
+                out[pos - n:pos] = out[pos - n:pos] * (1 - fade) + y[:n] * fade
                 y = y[n:]
-            pieces.append(y)
+            out[pos:pos + len(y)] = y
+            pos += len(y)
+            release_memory()
             if t is not None:
                 start = t
             if progress:
                 progress((i + 1) / (len(bounds) + 1))
-        out = np.concatenate(pieces)
-        del pieces
+        out = out[:pos]
         if s.rms_mix_rate != 1:
             out = mix_rms(None, out, self.tgt_sr, s.rms_mix_rate, src_env=env_in)
         return out.astype(np.float32, copy=False)

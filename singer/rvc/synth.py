@@ -22,9 +22,10 @@ from torch import nn
 from torch.nn import functional as F
 
 LRELU_SLOPE = 0.1
-# Frames of decoder input that influence an output sample (about 11 for RVC's configurations; kept twice that).
-RECEPTIVE_FRAMES = 24
-TILE_FRAMES = 1000  # decoder tile: 10 s of audio
+# Frames of decoder input that influence an output sample (about 11 for RVC's configurations; kept 16).
+RECEPTIVE_FRAMES = 16
+TILE_FRAMES = 500  # decoder tile: 5 s of audio
+ATTN_ROWS = 512  # text-encoder attention rows per block
 
 
 @dataclass(frozen=True)
@@ -103,29 +104,36 @@ class MultiHeadAttention(nn.Module):
         self.emb_rel_k = nn.Parameter(torch.zeros(1, 2 * window + 1, self.k_channels))
         self.emb_rel_v = nn.Parameter(torch.zeros(1, 2 * window + 1, self.k_channels))
 
-    def _offsets(self, t: int) -> range:
-        return range(-min(self.window, t - 1), min(self.window, t - 1) + 1)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t = x.shape
-        h, d, w = self.n_heads, self.k_channels, self.window
-        q = self.conv_q(x).view(b, h, d, t).transpose(2, 3)
+        h, d = self.n_heads, self.k_channels
+        q = self.conv_q(x).view(b, h, d, t).transpose(2, 3) / math.sqrt(d)
         k = self.conv_k(x).view(b, h, d, t).transpose(2, 3)
         v = self.conv_v(x).view(b, h, d, t).transpose(2, 3)
-        q = q / math.sqrt(d)
-        scores = torch.matmul(q, k.transpose(-2, -1))  # [b, h, t, t]
-        rel = torch.matmul(q, self.emb_rel_k.unsqueeze(0).transpose(-2, -1))  # [b, h, t, 2w+1]
-        for o in self._offsets(t):  # score[i, i+o] += q_i . E_k[o+w]
-            lo, hi = max(0, -o), t - max(0, o)
-            scores.diagonal(o, -2, -1).add_(rel[:, :, lo:hi, o + w])
-        p = torch.softmax(scores, dim=-1)
-        out = torch.matmul(p, v)
-        band = p.new_zeros(b, h, t, 2 * w + 1)
-        for o in self._offsets(t):  # band[i, o+w] = p[i, i+o]
-            lo, hi = max(0, -o), t - max(0, o)
-            band[:, :, lo:hi, o + w] = p.diagonal(o, -2, -1)
-        out = out + torch.matmul(band, self.emb_rel_v.unsqueeze(0))
+        # Rows (queries) in blocks: softmax is per row, so the result is the same and memory is block x t, not t x t.
+        out = torch.cat([self._rows(q[:, :, r:r + ATTN_ROWS], k, v, r) for r in range(0, t, ATTN_ROWS)], dim=2)
         return self.conv_o(out.transpose(2, 3).contiguous().view(b, c, t))
+
+    def _rows(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, r0: int) -> torch.Tensor:
+        """Attention output for query rows r0.. (q already scaled) against all t keys."""
+        w, t, n = self.window, k.shape[2], q.shape[2]
+        scores = torch.matmul(q, k.transpose(-2, -1))  # [b, h, n, t]
+        rel = torch.matmul(q, self.emb_rel_k.unsqueeze(0).transpose(-2, -1))  # [b, h, n, 2w+1]
+        rows, cols, offs = _band_index(r0, n, t, w)  # (i, i+o) for every row i and |o| <= w inside the matrix
+        scores[:, :, rows, cols] += rel[:, :, rows, offs]
+        p = torch.softmax(scores, dim=-1)
+        band = q.new_zeros(*q.shape[:3], 2 * w + 1)
+        band[:, :, rows, offs] = p[:, :, rows, cols]
+        return torch.matmul(p, v) + torch.matmul(band, self.emb_rel_v.unsqueeze(0))
+
+
+def _band_index(r0: int, n: int, t: int, w: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Local row, column and offset slot of every in-range (row i, column i+o) pair, rows r0..r0+n, |o| <= w."""
+    i = torch.arange(r0, r0 + n).unsqueeze(1)
+    o = torch.arange(-w, w + 1).unsqueeze(0)
+    ok = ((i + o) >= 0) & ((i + o) < t)
+    rows, offs = torch.nonzero(ok, as_tuple=True)
+    return rows, rows + r0 + offs - w, offs
 
 
 class FFN(nn.Module):

@@ -68,6 +68,9 @@ class RVCConverter:
             raise EngineUnavailable(e.user_message, hint=e.hint, reasons={"rvc": e.user_message}) from None
 
     def __init__(self, settings: Any):
+        from ...rvc.pipeline import map_large_buffers
+
+        map_large_buffers()  # long songs: activations go back to the OS between chunks (peak RSS flat)
         self.settings = settings
         self._encoder = None
         self._voices: dict[tuple, Any] = {}

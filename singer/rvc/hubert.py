@@ -215,11 +215,10 @@ def conv_features(fe: Any, x: Any, tile_frames: int = TILE_FRAMES) -> Any:
     norm = getattr(first, "layer_norm", None)
     kernels = [lay.conv.kernel_size[0] for lay in layers]
     strides = [lay.conv.stride[0] for lay in layers]
-    hop, field, jump = 1, 1, 1
+    hop, field = 1, 1  # samples per frame, samples seen by one frame
     for k, st in zip(kernels, strides):
-        field += (k - 1) * jump
-        jump *= st
-    hop = jump
+        field += (k - 1) * hop
+        hop *= st
     n = x.shape[-1]
     frames = (n - field) // hop + 1
     if not isinstance(norm, torch.nn.GroupNorm) or frames <= 2 * tile_frames:

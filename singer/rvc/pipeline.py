@@ -106,10 +106,9 @@ def rms_envelope(x: np.ndarray, sr: int) -> np.ndarray:
     frame = 2 * hop
     n = 1 + len(x) // hop  # frames of the padded signal, as librosa counts them
     blocks = np.zeros(n + 1)
-    padded_len = len(x) + frame
     for j in range(n + 1):  # block j covers padded samples [j*hop, (j+1)*hop) = x[(j-1)*hop : j*hop]
         a, b = max(0, (j - 1) * hop), min(len(x), j * hop)
-        if b > a and j * hop <= padded_len:
+        if b > a:
             seg = x[a:b].astype(np.float64)
             blocks[j] = float(np.dot(seg, seg))
     return np.sqrt((blocks[:-1] + blocks[1:]) / frame)

@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from typer.testing import CliRunner
 
-from singer.cli import app
 from tests import media
-
-runner = CliRunner()
-
-
-def invoke(*args):
-    res = runner.invoke(app, list(args), catch_exceptions=False)
-    return res
-
-
-def as_json(res):
-    lines = [ln for ln in res.stdout.splitlines() if ln.strip().startswith("{")]
-    assert lines, res.stdout + res.stderr
-    return json.loads(lines[-1])
+from tests.clirun import as_json, invoke
 
 
 @pytest.fixture

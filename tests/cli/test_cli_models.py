@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import json
 
 import pytest
-from typer.testing import CliRunner
 
-from singer.cli import app
 from tests import media
+from tests.clirun import as_json, invoke
 
-runner = CliRunner()
 DATA = bytes(range(256)) * 16
 
 
-def invoke(*args):
-    return runner.invoke(app, list(args), catch_exceptions=False)
-
-
-def as_json(res):
-    lines = [ln for ln in res.stdout.splitlines() if ln.strip().startswith("{")]
-    assert lines, res.stdout + res.stderr
-    return json.loads(lines[-1])
 
 
 @pytest.fixture

@@ -5,28 +5,13 @@ Tiny random models in the real formats (RVC .pth, faiss .index, transformers HuB
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import soundfile as sf
-from typer.testing import CliRunner
 
-from singer.cli import app
 from tests import media
+from tests.clirun import as_json, invoke
 from tests.rvcvoice import install_content_model, write_voice_files
-
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def as_json(res):
-    lines = [ln for ln in res.stdout.splitlines() if ln.strip().startswith("{")]
-    assert lines, res.stdout + res.stderr
-    return json.loads(lines[-1])
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ WINDOW_SECONDS = 1.5
 class WorldConverter:
     name: ClassVar[str] = "world"
     kind: ClassVar[str] = "converter"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: reports key / instrumental_key (the re-key step reads them)
     description: ClassVar[str] = "WORLD vocoder: exact key shift, formant warp and timbre toward a voice profile (CPU, offline)"
 
     class Params(BaseModel):

@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 # Pitch trackers whose metadata pulls torchaudio (no working CPU build for torch 2.13), and rvc-python, the RVC
 # reference the tests compare against (its package __init__ needs fairseq; tests load its files by path).
 RVC_NO_DEPS := torchfcpe==0.0.4 torchcrepe==0.0.24 rvc-python==0.1.5
+# UVR separation through audio-separator, without its onnx2torch -> torchvision dependency (no CPU build of
+# torchvision works with torch 2.13 here); its real imports are in pyproject.toml.
+AUDIO_SEPARATOR := audio-separator==0.47.1
 DEMO_OUT ?= out
 
 .PHONY: install demo test lint bench clean
@@ -18,7 +21,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt scripts/install-system.sh
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0            # first, so nothing pulls a CUDA build
 	$(BIN)/pip install -q -c constraints.txt -e ".[test]"
-	$(BIN)/pip install -q --no-deps $(RVC_NO_DEPS)
+	$(BIN)/pip install -q --no-deps $(RVC_NO_DEPS) $(AUDIO_SEPARATOR)
 	touch $@
 
 demo: install

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     search_results: int = Field(default=5, description="Candidates returned by search.")
     network_timeout: float = Field(default=10.0, description="Seconds before a network call gives up.")
     allow_private_urls: bool = Field(default=False, description="Allow URL sources on loopback/private hosts.")
+    uvr_model: str = Field(default="", description="UVR vocals model when a step names none: preset, manifest name "
+                           "or file in MODELS/uvr (default: the best-vocals preset).")
+    warm_models: int = Field(default=2, ge=1, description="Separator models kept loaded per process (uvr).")
 
     @property
     def cache_path(self) -> Path:

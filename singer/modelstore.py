@@ -28,7 +28,7 @@ import re
 import time
 import tomllib
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 from urllib.error import HTTPError, URLError
@@ -41,9 +41,10 @@ from .engines.sources.urls import check_url
 from .errors import EngineUnavailable, InputError, ModelError, NetworkUnavailable, SourceError, UsageError
 from .progress import Hooks, NullHooks
 
-KINDS = ("separator", "content", "pitch", "voice")
+KINDS = ("separator", "content", "pitch", "voice", "data")
 CHECKSUMS = "checksums.json"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_KEYS = {"kind", "engine", "url", "urls", "files", "sha256", "size", "source", "licence", "note", "requires"}
 
 
 def find_manifest() -> Path:
@@ -71,6 +72,8 @@ class ModelEntry:
     source: str = "url"  # or "pip:<requirement>": files shipped inside an installed package
     licence: str = ""
     note: str = ""
+    requires: tuple[str, ...] = ()  # entries pulled along (UVR models need uvr-data)
+    extra: dict = field(default_factory=dict, compare=False)  # engine-specific keys (uvr: arch, stage, presets, sdr)
 
 
 def parse_entry(name: str, d: dict) -> ModelEntry:
@@ -99,7 +102,12 @@ def parse_entry(name: str, d: dict) -> ModelEntry:
     if any(s and not _HEX64.match(s) for s in shas):
         raise bad('sha256 must be 64 hex digits (or "" when unknown)')
     mf = tuple(ModelFile(r, u, s, int(z)) for r, u, s, z in zip(files, urls, shas, per_file("size", d.get("size", 0), 0)))
-    return ModelEntry(name, d["kind"], d.get("engine", ""), mf, source, d.get("licence", ""), d.get("note", ""))
+    requires = d.get("requires", [])
+    if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
+        raise bad("requires must be a list of entry names")
+    extra = {k: v for k, v in d.items() if k not in _KEYS}
+    return ModelEntry(name, d["kind"], d.get("engine", ""), mf, source, d.get("licence", ""), d.get("note", ""),
+                      tuple(requires), extra)
 
 
 def sha256_file(path: Path) -> str:
@@ -250,14 +258,15 @@ class ModelStore:
                 raise UsageError(f"--sha256 '{sha256}' is not a sha256", hint="Give 64 hex digits.")
             if len(entry.files) != 1:
                 raise UsageError(f"Model '{entry.name}' has {len(entry.files)} files; --sha256 fits one file only.")
-        for f in entry.files:  # refuse a bad URL before showing progress (each request and redirect is checked too)
+        files = [*(f for r in entry.requires for f in self.resolve(r).files), *entry.files]  # requirements first
+        for f in files:  # refuse a bad URL before showing progress (each request and redirect is checked too)
             if not (self.root / f.rel).is_file():
                 self._check(f, f.url)
         run_id, ok = f"pull-{entry.name}-{os.getpid()}", False
-        hooks.on_run_start(run_id, "models.pull", [f.rel for f in entry.files])
+        hooks.on_run_start(run_id, "models.pull", [f.rel for f in files])
         try:
-            for f in entry.files:
-                self._pull_file(f, sha256, hooks)
+            for f in files:
+                self._pull_file(f, sha256 if f in entry.files else None, hooks)
             ok = True
         finally:
             hooks.on_run_end(run_id, ok)

@@ -42,12 +42,17 @@ class Engine(Protocol):
 
 @runtime_checkable
 class Separator(Engine, Protocol):
-    """Splits a song into stems. ``stems`` names what :meth:`separate` returns."""
+    """Splits a song into stems. ``stems`` names what :meth:`separate` returns with default params.
+
+    Optional class hooks: ``bind(settings, params) -> (canonical params, {name: file hashed into the cache key})``
+    (the model files a step uses) and ``outputs(params) -> stem names`` (a uvr karaoke stage gives lead/backing).
+    """
 
     stems: ClassVar[tuple[str, ...]]
 
-    def separate(self, src: Path, out_dir: Path, progress: Progress = no_progress) -> dict[str, Path]:
-        """Write one WAV per stem into ``out_dir``; same sample rate and length as ``src``."""
+    def separate(self, src: Path, out_dir: Path, progress: Progress = no_progress,
+                 params: dict | None = None) -> dict[str, Path]:
+        """Write one WAV per stem into ``out_dir``; same sample rate, length and channels as ``src``."""
         ...
 
 

@@ -20,6 +20,7 @@ ENGINES: dict[str, dict[str, str]] = {
     },
     "separator": {
         "spleeter": "singer.engines.separators.spleeter:SpleeterSeparator",
+        "uvr": "singer.engines.separators.uvr:UVRSeparator",
     },
     "converter": {
         "world": "singer.engines.converters.world:WorldConverter",

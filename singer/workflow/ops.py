@@ -107,13 +107,17 @@ class SeparateOp(Op):
     def bind(self, ctx, params, engine):
         engine = engine or registry.DEFAULTS["separator"]
         cls = registry.get_class("separator", engine)
-        return Bound({"engine": engine, "engine_version": cls.version, **_engine_params("separator", engine, params)})
+        p, files = _engine_params("separator", engine, params), {}
+        if hasattr(cls, "bind"):  # the engine's model files join the cache key by content (uvr)
+            p, files = cls.bind(ctx.settings, p)
+        return Bound({"engine": engine, "engine_version": cls.version, **p}, files=files)
 
     def run(self, ctx, work, inputs, bound, progress):
         from ..mix import estimated_vocal_loudness, stem_meter
 
         sep = ctx.engine("separator", bound.params["engine"])
-        outs = sep.separate(inputs["audio"], work, progress)
+        p = {k: v for k, v in bound.params.items() if k not in ("engine", "engine_version")}
+        outs = sep.separate(inputs["audio"], work, progress, p)
         # measured once here, reused by every mix of these stems (stereo, as they sound in a stereo mix)
         meters = {name: stem_meter(Path(p), 2) for name, p in {**outs, "mixture": inputs["audio"]}.items()}
         lufs = {name: round(m.integrated, 3) for name, m in meters.items()}

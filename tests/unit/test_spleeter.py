@@ -10,6 +10,7 @@ import soundfile as sf
 
 torch = pytest.importorskip("torch")
 
+from singer.audio import resample_file
 from singer.config import Settings
 from singer.engines import registry
 from singer.engines.base import Separator
@@ -278,7 +279,7 @@ def test_streamed_resampling_equals_one_shot(tmp_path):
     x = np.random.default_rng(3).standard_normal((30011, 2)).astype(np.float32)
     src, dst = tmp_path / "a.wav", tmp_path / "b.wav"
     sf.write(src, x, 48000, subtype="FLOAT")
-    written = sp._resample_file(src, dst, 44100, block=4000)
+    written = resample_file(src, dst, 44100, block=4000)
     y, sr = sf.read(dst, dtype="float32")
     ref = resample_poly(x, 147, 160, axis=0)
     assert sr == 44100 and written == len(y) == len(ref)

@@ -28,7 +28,6 @@ duplicated to stereo and the stereo result averaged back to mono.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from ...audio import resample_file
 from ...errors import EngineUnavailable, InputError
 from ..base import Progress, no_progress
 
@@ -290,40 +290,6 @@ def separate_stream(
 # ------------------------------------------------------------------------------------------- file helpers
 
 
-def _resample_file(src: Path, dst: Path, sr_out: int, n_out: int | None = None, block: int = 1 << 18) -> int:
-    """Stream ``src`` to a float WAV at ``sr_out``; identical to one ``resample_poly`` over the whole file.
-
-    Blocks start on multiples of the decimation factor and read enough context on both sides for the
-    polyphase filter, so block edges leave no trace. Returns the number of output samples written.
-    """
-    import soundfile as sf
-    from scipy.signal import resample_poly
-
-    with sf.SoundFile(str(src)) as f:
-        sr_in, channels, n = f.samplerate, f.channels, f.frames
-        g = math.gcd(sr_in, sr_out)
-        up, down = sr_out // g, sr_in // g
-        total = -(-n * up // down) if n_out is None else n_out
-        ctx = down * math.ceil((10 * max(up, down) / up + 2) / down)  # >= the filter's half length (input)
-        block = down * max(1, block // down)
-        written = 0
-        with sf.SoundFile(str(dst), "w", sr_out, channels, subtype="FLOAT", format="WAV") as out:
-            s = 0
-            while written < total:
-                lo = max(0, s - ctx)
-                f.seek(min(lo, n))
-                x = f.read(max(0, min(n, s + block + ctx) - lo), dtype="float32", always_2d=True)
-                seg = np.zeros((block + 2 * ctx, channels), dtype=np.float32)
-                seg[lo - (s - ctx) : lo - (s - ctx) + len(x)] = x
-                y = resample_poly(seg, up, down, axis=0)
-                first = ctx * up // down
-                y = y[first : first + min(block * up // down, total - written)]
-                out.write(y.astype(np.float32, copy=False))
-                written += len(y)
-                s += block
-    return written
-
-
 def _subtract_file(mix: Path, vocals: Path, dst: Path, block: int = 1 << 18) -> None:
     """Write ``mix - vocals`` (same rate, channels and length) block by block."""
     import soundfile as sf
@@ -418,7 +384,8 @@ class SpleeterSeparator:
             self._model = load_model(folder)
         return self._model
 
-    def separate(self, src: Path, out_dir: Path, progress: Progress = no_progress) -> dict[str, Path]:
+    def separate(self, src: Path, out_dir: Path, progress: Progress = no_progress,
+                 params: dict | None = None) -> dict[str, Path]:
         import soundfile as sf
 
         src, out_dir = Path(src), Path(out_dir)
@@ -447,10 +414,10 @@ class SpleeterSeparator:
                 mix44, voc44, ins44 = (out_dir / f".spleeter-{k}.44k.wav" for k in ("mix", "vocals", "instrumental"))
                 temps += [mix44, voc44, ins44]
                 progress(0.0, "resampling to 44.1 kHz")
-                _resample_file(src, mix44, SAMPLE_RATE)
+                resample_file(src, mix44, SAMPLE_RATE)
                 _separate_file(model, mix44, voc44, ins44, lambda f, m=None: progress(0.02 + 0.93 * f, m), self.threads)
                 progress(0.96, "resampling back")
-                _resample_file(voc44, part["vocals"], info.samplerate, n_out=info.frames)
+                resample_file(voc44, part["vocals"], info.samplerate, n_out=info.frames)
                 _subtract_file(src, part["vocals"], part["instrumental"])
             for stem in self.stems:
                 os.replace(part[stem], final[stem])

@@ -20,9 +20,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from .config import Settings
+from .engines.separators.uvr_catalog import STAGES
 from .errors import InputError, UsageError
 from .progress import Hooks, NullHooks
 
@@ -40,6 +41,9 @@ class CoverRequest(BaseModel):
     converter: str | None = None
     separate: bool | None = Field(None, description="voice_note workflow: separate the voice from background first.")
     target_lufs: float | None = Field(None, ge=-40, le=-5)
+    preset: str | None = Field(None, description="UVR model or preset for the vocals stage (implies separator uvr).")
+    stages: list[str] | None = Field(None, description="Separation stages: vocals (always), karaoke, dereverb.")
+    convert_parts: list[str] | None = Field(None, description="Sung in the voice: lead (always), backing (needs karaoke).")
     step_params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="step id -> params overrides.")
     recompute: list[str] = Field(default_factory=list, description="Steps to compute again even when cached.")
     no_cache: bool = False
@@ -50,10 +54,28 @@ class CoverRequest(BaseModel):
     def _fmt(cls, v: str | None) -> str | None:
         return v.lower().lstrip(".") if v else v
 
+    @model_validator(mode="after")
+    def _stages(self) -> CoverRequest:
+        bad = set(self.stages or ()) - set(STAGES)
+        if bad:
+            raise ValueError(f"unknown stage {', '.join(sorted(bad))}; stages are {', '.join(STAGES)}")
+        bad = set(self.convert_parts or ()) - {"lead", "backing"}
+        if bad:
+            raise ValueError(f"cannot convert {', '.join(sorted(bad))}; choose lead and/or backing")
+        if "backing" in (self.convert_parts or ()) and "karaoke" not in (self.stages or ()):
+            raise ValueError("converting the backing vocals needs the karaoke stage (--steps vocals,karaoke)")
+        if self.preset and self.separator not in (None, "uvr"):
+            raise ValueError(f"a preset picks a UVR model; it does not apply to the {self.separator} separator")
+        return self
+
     def variables(self) -> dict:
         v = {"input": self.input, "voice": self.voice, "key": self.key, "format": self.format, "pick": self.pick,
-             "separator": self.separator, "converter": self.converter, "separate": self.separate,
-             "target_lufs": self.target_lufs}
+             "separator": "uvr" if self.preset and not self.separator else self.separator,
+             "converter": self.converter, "separate": self.separate, "target_lufs": self.target_lufs}
+        if self.stages is not None:
+            v.update(karaoke="karaoke" in self.stages, dereverb="dereverb" in self.stages)
+        if self.convert_parts is not None:
+            v["convert_backing"] = "backing" in self.convert_parts
         return {k: x for k, x in v.items() if x is not None}
 
 
@@ -124,13 +146,17 @@ class Singer:
         spec = wspec.load(request.workflow, self.settings)
         variables = request.variables()
         engines = {}
+        overrides = {k: dict(v) for k, v in request.step_params.items()}
         for step in spec.steps:  # let --separator/--converter reach steps that name an engine literally
-            if step.op == "separate" and request.separator:
+            main = step.op == "separate" and step.params.get("stage", "vocals") == "vocals"  # not karaoke/dereverb
+            if main and request.separator:
                 engines[step.id] = request.separator
+            if main and request.preset:
+                overrides.setdefault(step.id, {}).setdefault("model", request.preset)
             if step.op == "convert" and request.converter:
                 engines[step.id] = request.converter
         target = self._target_path(request, spec)  # validate the output place before any work
-        result = self.runner(hooks).run(spec, variables, overrides=request.step_params, engines=engines,
+        result = self.runner(hooks).run(spec, variables, overrides=overrides, engines=engines,
                                         recompute=set(request.recompute), no_cache=request.no_cache,
                                         label=Path(request.input).stem if os.path.exists(request.input) else request.input)
         enc = result.steps[-1].meta

@@ -46,6 +46,10 @@ def engine_sets(f0: str | None, index_rate: float | None, protect: float | None)
     return [f"convert.{k}={v}" for k, v in pairs.items() if v is not None]
 
 
+def _csv(text: str | None) -> list[str] | None:
+    return None if text is None else [t.strip().lower() for t in text.split(",") if t.strip()]
+
+
 def _render(res: dict) -> None:
     run = res["run"]
     hits = sum(1 for s in run["steps"] if s["cached"] or s["skipped"])
@@ -66,7 +70,9 @@ def _go(request_kwargs: dict, sets: list[str], as_json: bool, quiet: bool, metho
         try:
             req = CoverRequest(**kwargs, step_params=parse_sets(sets))
         except ValidationError as e:
-            raise UsageError(f"Invalid option: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
+            err = e.errors()[0]
+            where = f"{err['loc'][0]}: " if err["loc"] else ""
+            raise UsageError(f"Invalid option: {where}{err['msg'].removeprefix('Value error, ')}") from None
         hooks = RichHooks(enabled=not (as_json or quiet))
         singer = Singer(c.settings(), hooks)
         return getattr(singer, method)(req).to_dict()
@@ -81,7 +87,11 @@ def cover(
     fmt: str | None = typer.Option(None, "--format", "-f", help="mp3 (default), wav, flac, ogg, opus, m4a."),
     out: str | None = typer.Option(None, "--out", "-o", help="Output file or folder (default: current folder)."),
     pick: int | None = typer.Option(None, "--pick", min=1, help="Use search candidate N (see singer search)."),
-    separator: str | None = typer.Option(None, "--separator", help="Separator engine (singer engines)."),
+    separator: str | None = typer.Option(None, "--separator", help="Separator engine: spleeter (offline default), uvr."),
+    preset: str | None = typer.Option(None, "--preset", help="UVR model for the vocals: best-vocals, fast-cpu, or a model "
+                                      "name (singer models list --kind separator); implies --separator uvr."),
+    stages: str | None = typer.Option(None, "--steps", help="Separation stages, e.g. vocals,karaoke,dereverb (uvr)."),
+    parts: str | None = typer.Option(None, "--convert", help="What the voice sings: lead (default) or lead,backing."),
     converter: str | None = typer.Option(None, "--engine", "--converter", help="Converter engine (singer engines)."),
     f0: str | None = c.F0Opt,
     index_rate: float | None = c.IndexRateOpt,
@@ -94,8 +104,9 @@ def cover(
     as_json: bool = c.JsonOpt,
 ) -> None:
     """Make a cover: find the song, separate, sing it again in VOICE, remix."""
-    _go(dict(input=query, voice=voice, key=key, format=fmt, out=out, pick=pick, separator=separator,
-             converter=converter, workflow=workflow, recompute=recompute, no_cache=no_cache),
+    _go(dict(input=query, voice=voice, key=key, format=fmt, out=out, pick=pick, separator=separator, preset=preset,
+             stages=_csv(stages), convert_parts=_csv(parts), converter=converter, workflow=workflow,
+             recompute=recompute, no_cache=no_cache),
         engine_sets(f0, index_rate, protect) + sets, as_json, quiet, "cover")
 
 

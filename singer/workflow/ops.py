@@ -180,7 +180,7 @@ class PitchShiftOp(Op):
 
 class MixOp(Op):
     name = "mix"
-    version = "1"
+    version = "2"  # 2: backing vocals (optional stem) join the mix loudness-matched
 
     def bind(self, ctx, params, engine):
         from ..mix import MixParams
@@ -195,7 +195,7 @@ class MixOp(Op):
 
         out = work / "mix.wav"
         known = {}
-        for name in ("instrumental", "reference_vocals"):
+        for name in ("instrumental", "reference_vocals", "reference_backing"):
             meta, output = bound.state.get("input_meta", {}).get(name, ({}, ""))
             if output in meta.get("lufs_stereo", {}):
                 known[name] = meta["lufs_stereo"][output]
@@ -203,7 +203,8 @@ class MixOp(Op):
         if f"{output}_estimated" in sep_meta.get("lufs_stereo", {}):
             known["reference_vocals_estimated"] = sep_meta["lufs_stereo"][f"{output}_estimated"]
         figures = mix(inputs["vocals"], out, MixParams(**bound.params), instrumental=inputs.get("instrumental"),
-                      reference_vocals=inputs.get("reference_vocals"), known_lufs=known)
+                      reference_vocals=inputs.get("reference_vocals"), known_lufs=known,
+                      backing=inputs.get("backing"), reference_backing=inputs.get("reference_backing"))
         return {"audio": out}, figures
 
 

@@ -5,6 +5,9 @@ Value syntax in a workflow's params and inputs:
   "$name"          a workflow variable (defaults in [vars], overridden by the caller)
   "@step.field"    a field of an earlier step's manifest meta (e.g. "@source.title")
   "step.output"    (inputs only) an output file of an earlier step
+  [ref, ref, ...]  (inputs only) the first of these that was produced; the input is left out when none was
+                   (an optional stem, e.g. backing vocals that exist only when the karaoke stage ran)
+  enabled = "!$x"  a step runs when ``x`` is false; a list of conditions must all hold
 """
 
 from __future__ import annotations
@@ -99,6 +102,17 @@ def _resolve_value(v: Any, variables: dict, metas: dict[str, dict]) -> Any:
     return v
 
 
+def _enabled(value: Any, variables: dict, metas: dict[str, dict]) -> bool:
+    """``enabled`` is a value or a list of values that must all be true; ``"!$name"`` negates a variable."""
+    for item in value if isinstance(value, list) else [value]:
+        negate = isinstance(item, str) and item.startswith("!")
+        v = _resolve_value(item[1:] if negate else item, variables, metas)
+        truth = bool(v) and not (isinstance(v, str) and v.strip().lower() in ("false", "no", "0", ""))
+        if truth == negate:
+            return False
+    return True
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:40] or "run"
 
@@ -147,8 +161,7 @@ class Runner:
     def _run_step(self, n, step: StepSpec, variables, overrides, engines, recompute, no_cache, files, metas, origins,
                   run_dir) -> StepRecord:
         op = ops.get(step.op)
-        enabled = _resolve_value(step.enabled, variables, metas)
-        if not enabled or (isinstance(enabled, str) and enabled.lower() in ("false", "no", "0", "")):
+        if not _enabled(step.enabled, variables, metas):
             return self._passthrough(step, step.passthrough, files, origins, reason="disabled")
         params = _resolve_value({**step.params, **overrides.get(step.id, {})}, variables, metas)
         engine = engines.get(step.id) or _resolve_value(step.engine, variables, metas)
@@ -157,6 +170,10 @@ class Runner:
         digests: dict[str, str] = {}
         input_meta: dict[str, tuple[dict, str]] = {}  # input -> (meta of the step that made it, its output name)
         for name, ref in step.inputs.items():
+            if isinstance(ref, list):  # alternatives: the first one produced; none produced -> input left out
+                ref = next((r for r in (_resolve_value(x, variables, metas) for x in ref) if r in files), None)
+                if ref is None:
+                    continue
             ref = _resolve_value(ref, variables, metas)
             if ref not in files:
                 raise StepFailed(f"Step '{step.id}' needs '{ref}', which no earlier step produced")

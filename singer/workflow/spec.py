@@ -3,7 +3,9 @@ default parameters. This module loads and validates them; :mod:`singer.workflow.
 
 Values written ``"$name"`` refer to a workflow variable (``[vars]``), which the caller may override (the CLI's
 ``--key``, ``--voice``, ``--format`` ...). A step with ``enabled = "$var"`` is skipped when the variable is false;
-its ``passthrough`` table then says which earlier outputs stand in for its own.
+its ``passthrough`` table then says which earlier outputs stand in for its own. ``enabled = "!$var"`` runs a step
+when the variable is false, and a list of conditions must all hold. An input written as a list names alternatives:
+the first one produced is used, and when none was the input is left out (optional stems).
 """
 
 from __future__ import annotations
@@ -89,10 +91,9 @@ def parse(data: dict, path: Path | None = None) -> WorkflowSpec:
             raise InputError(f"{where}: step {i + 1} is malformed ({', '.join(unknown) or 'needs id and op'})",
                              hint="Each [[steps]] needs id and op; allowed keys: engine, inputs, params, enabled, passthrough.")
         step = StepSpec(**raw)
-        for name, ref in {**step.inputs, **step.passthrough}.items():
-            if isinstance(ref, str) and not ref.startswith("$"):
-                src = ref.split(".")[0]
-                if src not in seen:
+        for name, refs in {**step.inputs, **step.passthrough}.items():
+            for ref in refs if isinstance(refs, list) else [refs]:
+                if isinstance(ref, str) and not ref.startswith("$") and ref.split(".")[0] not in seen:
                     raise InputError(f"{where}: step '{step.id}' input '{name}' refers to '{ref}' before it is made",
                                      hint="Order steps so each input comes from an earlier step.")
         seen.add(step.id)

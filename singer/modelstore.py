@@ -200,7 +200,7 @@ class ModelStore:
     def status(self, name: str) -> dict[str, str]:
         """``present`` / ``missing`` / ``corrupt`` per file. Cheap: compares sizes only; :meth:`verify` re-hashes."""
         entry, out = self.resolve(name), {}
-        for f in entry.files:
+        for f in [*(f for r in entry.requires for f in self.resolve(r).files), *entry.files]:
             p = self.file_path(entry, f)
             size = (f.size or self._records().get(f.rel, {}).get("size", 0)) if entry.source == "url" else 0
             if p is None or not p.is_file():

@@ -6,7 +6,8 @@ import typer
 
 from . import _common as c
 
-app = typer.Typer(help="List, download and check model files (RVC's HuBERT, RMVPE...).", no_args_is_help=True)
+app = typer.Typer(help="List, download and check model files (UVR separators, RVC's HuBERT, RMVPE...).",
+                  no_args_is_help=True)
 
 
 def _store():
@@ -22,7 +23,14 @@ def _row(store, entry) -> dict:
     state = store.state(entry.name)
     return {"name": entry.name, "kind": entry.kind, "engine": entry.engine, "state": state, "present": state == "present",
             "bytes": on_disk or known or None, "path": str(store.path(entry.name)), "licence": entry.licence,
-            "source": entry.source, "urls": [f.url for f in entry.files if f.url], "note": entry.note}
+            "source": entry.source, "urls": [f.url for f in entry.files if f.url], "note": entry.note,
+            "requires": list(entry.requires), **{k: entry.extra[k] for k in ("arch", "stage", "presets", "sdr") if k in entry.extra}}
+
+
+def _sdr(m: dict) -> str:
+    """Published figures, e.g. "vocals 12.60 (MUSDB)"; "" when none are published."""
+    return ", ".join(f"{stem} {v:.2f}{'' if src == 'musdb' else '*'}"
+                     for src, stems in (m.get("sdr") or {}).items() for stem, v in stems.items())
 
 
 @app.command("list")
@@ -44,11 +52,17 @@ def list_(
     def render(res):
         from rich.table import Table
 
-        t = Table("name", "kind", "state", "size", "licence", title=res["path"], title_justify="left")
         colour = {"present": "green", "missing": "yellow", "corrupt": "red"}
+        uvr = any("stage" in m for m in res["models"])
+        cols = ("name", "state", "size", *(("stage", "presets", "SDR dB") if uvr else ("kind", "licence")))
+        t = Table(*cols, title=res["path"], title_justify="left",
+                  caption="SDR: published median over MUSDB18-HQ (audio-separator's scores); * the author's own figure"
+                  if uvr else None)
         for m in res["models"]:
-            t.add_row(m["name"], m["kind"], f"[{colour[m['state']]}]{m['state']}[/]",
-                      c.human_bytes(m["bytes"]) if m["bytes"] else "?", m["licence"][:60])
+            extra = ((m.get("stage", ""), ", ".join(m.get("presets", [])), _sdr(m)) if uvr
+                     else (m["kind"], m["licence"][:60]))
+            t.add_row(m["name"], f"[{colour[m['state']]}]{m['state']}[/]",
+                      c.human_bytes(m["bytes"]) if m["bytes"] else "?", *extra)
         c.out_console.print(t)
 
     c.run(work, as_json, render)

@@ -41,15 +41,15 @@ TRAIN_SEEDS, TRAIN_SECONDS, TRAIN_STRIDE = range(11, 17), 4.0, 16384
 TRAIN_STEPS, TRAIN_BATCH, TRAIN_LR = 60, 8, 5e-3
 
 ROFORMER_CONFIG = {
-    "audio": {"chunk_size": 88200, "dim_f": 1024, "dim_t": 201, "hop_length": 441, "n_fft": 2048, "num_channels": 2,
+    "audio": {"chunk_size": 65280, "dim_f": 257, "dim_t": 256, "hop_length": 256, "n_fft": 512, "num_channels": 2,
               "sample_rate": SR, "min_mean_abs": 0.0},
     "model": {"dim": 16, "depth": 1, "stereo": True, "num_stems": 1, "time_transformer_depth": 1,
               "freq_transformer_depth": 1, "num_bands": 32, "dim_head": 8, "heads": 2, "attn_dropout": 0.0,
-              "ff_dropout": 0.0, "flash_attn": True, "dim_freqs_in": 1025, "sample_rate": SR, "stft_n_fft": 2048,
-              "stft_hop_length": 441, "stft_win_length": 2048, "stft_normalized": False, "mask_estimator_depth": 1},
+              "ff_dropout": 0.0, "flash_attn": True, "dim_freqs_in": 257, "sample_rate": SR, "stft_n_fft": 512,
+              "stft_hop_length": 256, "stft_win_length": 512, "stft_normalized": False, "mask_estimator_depth": 1},
     "training": {"batch_size": 1, "instruments": ["noreverb", "reverb"], "target_instrument": "noreverb",
                  "use_amp": False},
-    "inference": {"batch_size": 1, "dim_t": 201, "num_overlap": 2},
+    "inference": {"batch_size": 1, "dim_t": 256, "num_overlap": 2},
 }
 
 _built: Path | None = None

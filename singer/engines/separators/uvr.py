@@ -21,6 +21,7 @@ import logging
 import os
 import tempfile
 import threading
+import warnings
 from collections import OrderedDict
 from importlib.util import find_spec
 from pathlib import Path
@@ -88,9 +89,10 @@ class UVRSeparator:
 
         uvr_compat.prepare()
         folder = catalog.uvr_dir(self.settings)
-        sep = uvr_compat.offline_separator_class()(
-            log_level=logging.WARNING, model_file_dir=str(folder), output_dir=tempfile.gettempdir(),
-            output_format="WAV", use_soundfile=True, sample_rate=SAMPLE_RATE)
+        with warnings.catch_warnings():  # its constructor would silence every warning of the whole process
+            sep = uvr_compat.offline_separator_class()(
+                log_level=logging.WARNING, model_file_dir=str(folder), output_dir=tempfile.gettempdir(),
+                output_format="WAV", use_soundfile=True, sample_rate=SAMPLE_RATE)
         sep.model_file_dir = str(folder)  # AUDIO_SEPARATOR_MODEL_DIR must not send it elsewhere
         if m.file.lower().endswith(".onnx"):  # MDX: run at the model's own dim_t, in ONNX Runtime
             data = sep.load_model_data_using_hash(str(folder / m.file))
@@ -155,7 +157,7 @@ class UVRSeparator:
 
         inst = sep.model_instance
         mapping = catalog.assign(stage, str(inst.primary_stem_name), str(inst.secondary_stem_name))
-        names = {stem: f".uvr-{out}.part" for out, stem in mapping.items()}
+        names = {stem: f"uvr-part-{out}" for out, stem in mapping.items()}  # it strips leading dots from names
         done = [0.0]
 
         def report(fraction: float) -> None:  # two passes in some architectures: never go backwards

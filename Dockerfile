@@ -6,10 +6,11 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY singer ./singer
 COPY workflows ./workflows
 COPY models ./models
-# torch first, CPU build, then everything else constrained to it
+# torch first, CPU build, then everything else constrained to it; torchfcpe/torchcrepe (torchaudio) and
+# audio-separator (onnx2torch -> torchvision) without their metadata deps: see the README
 RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
  && pip install --no-cache-dir -c constraints.txt . \
- && pip install --no-cache-dir --no-deps torchfcpe==0.0.4 torchcrepe==0.0.24
+ && pip install --no-cache-dir --no-deps torchfcpe==0.0.4 torchcrepe==0.0.24 audio-separator==0.47.1
 ENV SINGER_HOME=/data
 VOLUME ["/data"]
 ENTRYPOINT ["singer"]

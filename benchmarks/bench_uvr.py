@@ -11,9 +11,11 @@ The model is an MDX-Net ONNX file with random (seeded) weights in the real forma
 ``[batch, 4, dim_f, dim_t]`` (audio-separator's STFT layout: L re, L im, R re, R im), output of the same shape,
 with UVR's parameters of its common vocal models (UVR-MDX-NET-Voc_FT / Inst: n_fft 6144, dim_f 2048, dim_t 2**8,
 compensate 1.035, primary stem "Vocals"). The network is a small U-Net (4 -> 32 -> 64 -> 128 channels, stride-2
-convolutions down, transposed convolutions up, skip connections) whose sigmoid mask multiplies the input; one
-256-frame segment costs about 1.1 s of CPU time in ONNX Runtime on two cores, so a 10-minute song takes minutes,
-as real MDX models do (real files are 30-67 MB; this one is ~1.7 MB, which leaves both sides' RSS ~60 MB lower).
+convolutions down, transposed convolutions up, skip connections) whose sigmoid mask multiplies the input. One
+256-frame segment takes ~0.6-0.7 s in ONNX Runtime on two cores (~1 s per chunk with audio-separator's STFTs), so
+a 10-minute song (137 chunks) separates in 2-3 minutes, as real MDX models take minutes. ONNX Runtime's working
+memory for the full-resolution convolutions is ~1.1 GB whatever the song's length (real MDX nets also need
+hundreds of MB); the file is 0.9 MB where real ones are 30-67 MB, which leaves both sides' RSS that much lower.
 The model folder holds what audio-separator reads there: ``mdx_model_data.json`` keyed by its hash of the file
 (MD5 of the file, or of its last 10,240,000 bytes), ``vr_model_data.json`` and ``download_checks.json`` (every
 list ``Separator.list_supported_model_files`` indexes; the model in ``mdx_download_list``). No network is used.
@@ -31,8 +33,8 @@ model), separate seconds (the model already loaded), peak RSS after loading and 
   ``singer/engines/separators/uvr_compat.py``), so singer's onnx2torch stand-in module is put in ``sys.modules``
   first. Only that: audio-separator keeps its own logging and tqdm bars (singer's ``uvr_compat.prepare()`` would
   also swap those). With segment_size == dim_t the stand-in is never called: the model runs in ONNX Runtime.
-* ``singer``: the engine, ``UVRSeparator(Settings(home=fresh, models_dir=..., uvr_model=file))``; the model is
-  loaded first through the engine's own (private) ``_separator`` so that ``separate`` is timed warm, like direct.
+* ``singer``: the engine, ``UVRSeparator(Settings(home=fresh, models_dir=..., uvr_model=file))`` made by
+  ``registry.create`` (as the workflow's engine pool does); the model is loaded first through the engine's own (private) ``_separator`` so that ``separate`` is timed warm, like direct.
 * ``step``: the workflow step, ``singer.workflow.ops.get("separate")``: bind + run with the engine warm in the
   context's pool (run adds loudness metering of both stems and the mixture). The runner's input hashing and cache
   store are not part of it.
@@ -41,9 +43,13 @@ Runs alternate (direct, singer, step, direct, ...) ``--repeat`` times so machine
 and ratios are reported with the raw runs. Every run's vocal stem is compared with the first direct run's
 (``max_abs_diff_vocals``, equal frame counts).
 
-Prints one JSON object: seconds, frames, model, medians per mode, time_ratio (singer engine separate / direct
-separate), step_time_ratio, rss_ratio (singer engine peak / direct peak), step_rss_ratio, goals, max_abs_diff,
-runs.
+Prints one JSON object: seconds, input_frames, model, median (load_s, separate_s, peak_rss_mb per mode),
+time_ratio (singer engine separate / direct separate), step_time_ratio, rss_ratio (singer engine peak / direct
+peak), step_rss_ratio, goals, meets, max_abs_diff_vocals, all_same_length_as_input, runs (each run's JSON plus its
+process wall time and the 1-minute load average before and after: other work on the machine skews timings).
+
+A 10-minute song with ``--repeat 2`` takes ~20 minutes on the project's 2-core box (six separations of 2-3
+minutes, plus ~1.5 minutes to generate the song) and needs ~1.5 GB of disk in the work folder.
 """
 
 from __future__ import annotations
@@ -288,6 +294,12 @@ def max_abs_diff(a: Path, b: Path, block: int = 1 << 18) -> float | None:
             worst = max(worst, float(np.max(np.abs(xa - xb))))
 
 
+def _frames(path: Path) -> int:
+    import soundfile as sf
+
+    return sf.info(str(path)).frames
+
+
 def median(runs: list[dict], key: str) -> float:
     return round(statistics.median(r[key] for r in runs), 3)
 
@@ -312,9 +324,7 @@ def summarize(runs: list[dict]) -> dict:
 
 def measure(work: Path, models: Path, song: Path, repeat: int) -> list[dict]:
     """Alternate the three modes ``repeat`` times; compare every vocal stem with the first direct run's."""
-    import soundfile as sf
-
-    frames_in = sf.info(str(song)).frames
+    frames_in = _frames(song)
     runs: list[dict] = []
     reference: Path | None = None
     for r in range(repeat):
@@ -363,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         song = make_song(work / "song", seconds, args.seed)
         setup_s = time.perf_counter() - t
         model_mb = round(model.stat().st_size / 1e6, 2)
+        frames_in = _frames(song)
         runs = measure(work, work / "models", song, repeat)
     finally:
         if args.workdir is None:
@@ -372,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         "figure": "uvr_stage_vs_audio_separator",
         "seconds": seconds,
         "repeat": repeat,
+        "input_frames": frames_in,
         "model": {"file": MODEL_FILE, "mb": model_mb,
                   "widths": list(WIDTHS), **MODEL_DATA, "mdx_params": MDX_PARAMS},
         "setup_s": round(setup_s, 1),

@@ -59,6 +59,12 @@ class UVRSeparator:
         if missing:
             raise EngineUnavailable(f"The uvr separator cannot run: {', '.join(missing)} not installed.", hint=_FIX,
                                     reasons=missing)
+        folder = catalog.uvr_dir(settings)
+        if not any(p.suffix.lower() in (".onnx", ".ckpt", ".pth") for p in (folder.iterdir() if folder.is_dir() else ())):
+            raise EngineUnavailable(f"No UVR model in {folder}.",
+                                    hint="Fetch one with `singer models pull vocals-mdx` (fast on CPU) or "
+                                         "`singer models pull vocals-roformer` (best published SDR); "
+                                         "`singer models list --kind separator` lists them all.")
 
     @classmethod
     def outputs(cls, params: dict) -> tuple[str, ...]:

@@ -402,3 +402,35 @@ def test_verify_records_a_hand_copied_file(settings, tmp_path):
     (settings.models_path / "rmvpe.pt").write_bytes(DATA[:-1] + b"\0")
     [row] = store.verify("rmvpe")
     assert row["status"] == "corrupt" and row["actual"] == sha256_file(settings.models_path / "rmvpe.pt")
+
+
+def test_pull_brings_required_entries_first(loose, server, tmp_path):
+    """A UVR model needs UVR's model list and model data: pulling the model pulls them, and its state counts them."""
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(f"""
+[models.data]
+kind = "data"
+engine = "uvr"
+urls = ["{server.base}/cfg/config.json"]
+files = ["uvr/download_checks.json"]
+
+[models.sep]
+kind = "separator"
+engine = "uvr"
+requires = ["data"]
+stage = "vocals"
+presets = ["fast"]
+sdr = {{ musdb = {{ vocals = 10.0 }} }}
+url = "{server.base}/model.bin"
+files = ["uvr/model.onnx"]
+""")
+    store = ModelStore(loose, manifest=manifest)
+    entry = store.resolve("sep")
+    assert entry.requires == ("data",) and entry.extra == {"stage": "vocals", "presets": ["fast"],
+                                                           "sdr": {"musdb": {"vocals": 10.0}}}
+    hooks = RecordingHooks()
+    store.pull("sep", hooks=hooks)
+    assert [p for p, _ in server.requests] == ["/cfg/config.json", "/model.bin"]
+    assert (loose.models_path / "uvr" / "download_checks.json").read_bytes() == OTHER
+    (loose.models_path / "uvr" / "download_checks.json").unlink()
+    assert store.state("sep") == "missing"  # its own file is here, a required one is not

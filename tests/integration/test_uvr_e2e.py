@@ -36,7 +36,8 @@ def _request(song, kit, tmp_path, **kw):
 
 def test_every_stage_runs_and_every_stem_is_mixed(settings, kit, song, tmp_path):
     hooks = RecordingHooks()
-    res = Singer(settings, hooks).cover(_request(song, kit, tmp_path, convert_parts=["lead", "backing"]))
+    singer = Singer(settings, hooks)
+    res = singer.cover(_request(song, kit, tmp_path, convert_parts=["lead", "backing"]))
     ran = [s.id for s in res.run.steps if not s.skipped]
     assert ran == ["source", "separate", "karaoke", "dereverb", "convert", "convert_backing", "mix", "encode"]
     assert set(res.run.step("karaoke").outputs) == {"lead", "backing"}
@@ -46,6 +47,8 @@ def test_every_stage_runs_and_every_stem_is_mixed(settings, kit, song, tmp_path)
     # the converted backing is matched to the separated backing, the lead to the dry lead
     assert mix["backing_gain_db"] == pytest.approx(mix["reference_backing_lufs"] - mix["backing_lufs"], abs=0.02)
     assert res.output.is_file()
+    # both models stay loaded in the process for the next job (separate + karaoke share the MDX model)
+    assert singer.pool.get("separator", "uvr").warm() == [kit["vocals"], kit["roformer"]]
 
 
 def test_changing_the_voice_reuses_every_separation_stage(settings, kit, song, tmp_path):

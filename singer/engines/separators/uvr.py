@@ -174,15 +174,12 @@ class UVRSeparator:
         token = uvr_compat.reporting(report)
         try:
             written = sep.separate(str(src), custom_output_names=names)
-        except SingerError:
-            raise
-        except MemoryError:
+        except (SingerError, MemoryError):
             raise
         except Exception as e:
             raise StepFailed(f"audio-separator failed on {src.name}: {type(e).__name__}: {e}") from e
         finally:
             uvr_compat.stop_reporting(token)
-            inst.clear_file_specific_paths() if hasattr(inst, "clear_file_specific_paths") else None
         parts = {out: out_dir / f"{names[stem]}.wav" for out, stem in mapping.items()}
         missing = [out for out, part in parts.items() if not part.is_file()]
         if missing:

@@ -52,10 +52,11 @@ def _csv(text: str | None) -> list[str] | None:
 
 def _render(res: dict) -> None:
     run = res["run"]
-    hits = sum(1 for s in run["steps"] if s["cached"] or s["skipped"])
+    ran = [s for s in run["steps"] if not s["skipped"]]
+    hits = sum(1 for s in ran if s["cached"])
     c.out_console.print(f"[green]done[/] {res['output']}")
     c.out_console.print(f"[dim]{res['title']} · voice {res['voice']} · {res['duration']:.1f}s · "
-                        f"{run['seconds']:.1f}s ({hits}/{len(run['steps'])} steps cached) · run {run['run_id']}[/]")
+                        f"{run['seconds']:.1f}s ({hits}/{len(ran)} steps cached) · run {run['run_id']}[/]")
 
 
 def _go(request_kwargs: dict, sets: list[str], as_json: bool, quiet: bool, method: str) -> None:

@@ -31,6 +31,7 @@ class MixParams(BaseModel):
     vocal_gain_db: float = Field(0.0, ge=-30.0, le=30.0, description="Offset after loudness matching.")
     instrumental_gain_db: float = Field(0.0, ge=-30.0, le=30.0)
     backing_gain_db: float = Field(0.0, ge=-30.0, le=30.0, description="Backing vocals, after loudness matching.")
+    reverb_gain_db: float = Field(0.0, ge=-30.0, le=30.0, description="Reverb on the lead, after loudness matching.")
     match_vocals: bool = Field(True, description="Match converted vocals to the original vocal stem's loudness.")
 
 
@@ -160,11 +161,13 @@ def _render(stems: list[Stem], frames: int, rate: int, channels: int, master: fl
 
 def mix(vocals: Path, dst: Path, params: MixParams, instrumental: Path | None = None,
         reference_vocals: Path | None = None, known_lufs: dict[str, float] | None = None,
-        backing: Path | None = None, reference_backing: Path | None = None) -> dict:
+        backing: Path | None = None, reference_backing: Path | None = None,
+        reverb: Path | None = None, reference_reverb: Path | None = None) -> dict:
     """Mix and master to ``dst`` (float WAV). Returns the measured figures for the step manifest.
 
     ``backing`` (backing vocals, converted or original) joins the mix loudness-matched to ``reference_backing``
-    (the separated backing) when given. ``known_lufs`` may hold loudness already measured by the step that made a
+    (the separated backing) when given; ``reverb`` (a reverb rendered on the converted lead) likewise to
+    ``reference_reverb`` (the reverb the de-reverb stage took off the original lead). ``known_lufs`` may hold loudness already measured by the step that made a
     stem ("instrumental", "reference_vocals", "reference_vocals_estimated", "reference_backing"), as it would sound
     up-mixed to the mix's channel count; it is then not measured again."""
     known_lufs = known_lufs or {}
@@ -198,17 +201,20 @@ def mix(vocals: Path, dst: Path, params: MixParams, instrumental: Path | None = 
         inst = stem_loudness(instrumental, channels) if inst is None else inst
         figures["instrumental_lufs"] = round(inst, 2)
         stems.append(Stem(instrumental, 10 ** (params.instrumental_gain_db / 20)))
-    if backing is not None:
-        gb_db = params.backing_gain_db
-        b_loud = stem_loudness(backing, channels)
-        if params.match_vocals and reference_backing is not None:
-            ref = known_lufs.get("reference_backing")
-            ref = stem_loudness(reference_backing, channels) if ref is None else ref
-            if ref > SILENCE_LUFS and b_loud > SILENCE_LUFS:
-                gb_db += ref - b_loud
-            figures["reference_backing_lufs"] = round(ref, 2)
-        figures.update(backing_lufs=round(b_loud, 2), backing_gain_db=round(gb_db, 2))
-        stems.append(Stem(backing, 10 ** (gb_db / 20)))
+    extras = (("backing", backing, reference_backing, params.backing_gain_db),
+              ("reverb", reverb, reference_reverb, params.reverb_gain_db))
+    for name, stem, reference, offset in extras:  # each matched to the loudness of its separated original
+        if stem is None:
+            continue
+        g_db, loud = offset, stem_loudness(stem, channels)
+        if params.match_vocals and reference is not None:
+            ref = known_lufs.get(f"reference_{name}")
+            ref = stem_loudness(reference, channels) if ref is None else ref
+            if ref > SILENCE_LUFS and loud > SILENCE_LUFS:
+                g_db += ref - loud
+            figures[f"reference_{name}_lufs"] = round(ref, 2)
+        figures.update({f"{name}_lufs": round(loud, 2), f"{name}_gain_db": round(g_db, 2)})
+        stems.append(Stem(stem, 10 ** (g_db / 20)))
     # the pre-master loudness is measured, not predicted from the stems' powers: converted vocals and the
     # instrumental's vocal residue are not uncorrelated enough for that (0.5 LU off, costing a second render)
     meter = LoudnessMeter(rate, channels)

@@ -178,9 +178,31 @@ class PitchShiftOp(Op):
         return {"audio": out}, {"semitones": bound.params["semitones"]}
 
 
+class ReverbOp(Op):
+    """The wet signal of a reverb on a stem (the converted lead gets the reverb its original had taken off)."""
+
+    name = "reverb"
+    version = "1"
+
+    def bind(self, ctx, params, engine):
+        from ..effects import ReverbParams
+
+        try:
+            return Bound(ReverbParams(**params).model_dump(mode="json"))
+        except Exception as e:
+            raise UsageError(f"Bad reverb parameter: {e}") from None
+
+    def run(self, ctx, work, inputs, bound, progress):
+        from ..effects import ReverbParams, reverb
+
+        out = work / "wet.wav"
+        reverb(inputs["audio"], out, ReverbParams(**bound.params))
+        return {"audio": out}, dict(bound.params)
+
+
 class MixOp(Op):
     name = "mix"
-    version = "2"  # 2: backing vocals (optional stem) join the mix loudness-matched
+    version = "2"  # 2: backing vocals and a reverb (optional stems) join the mix loudness-matched
 
     def bind(self, ctx, params, engine):
         from ..mix import MixParams
@@ -195,7 +217,7 @@ class MixOp(Op):
 
         out = work / "mix.wav"
         known = {}
-        for name in ("instrumental", "reference_vocals", "reference_backing"):
+        for name in ("instrumental", "reference_vocals", "reference_backing", "reference_reverb"):
             meta, output = bound.state.get("input_meta", {}).get(name, ({}, ""))
             if output in meta.get("lufs_stereo", {}):
                 known[name] = meta["lufs_stereo"][output]
@@ -204,7 +226,8 @@ class MixOp(Op):
             known["reference_vocals_estimated"] = sep_meta["lufs_stereo"][f"{output}_estimated"]
         figures = mix(inputs["vocals"], out, MixParams(**bound.params), instrumental=inputs.get("instrumental"),
                       reference_vocals=inputs.get("reference_vocals"), known_lufs=known,
-                      backing=inputs.get("backing"), reference_backing=inputs.get("reference_backing"))
+                      backing=inputs.get("backing"), reference_backing=inputs.get("reference_backing"),
+                      reverb=inputs.get("reverb"), reference_reverb=inputs.get("reference_reverb"))
         return {"audio": out}, figures
 
 
@@ -227,7 +250,7 @@ class EncodeOp(Op):
         return {"audio": out}, {"format": fmt, "duration": round(info.duration, 3), "content_type": audio.content_type(fmt)}
 
 
-OPS: dict[str, Op] = {op.name: op for op in (SourceOp(), SeparateOp(), ConvertOp(), PitchShiftOp(), MixOp(), EncodeOp())}
+OPS: dict[str, Op] = {op.name: op for op in (SourceOp(), SeparateOp(), ConvertOp(), PitchShiftOp(), ReverbOp(), MixOp(), EncodeOp())}
 
 
 def get(name: str) -> Op:

@@ -27,8 +27,8 @@ def test_cover_wav_meets_loudness_peak_and_length(settings, song, tmp_path):
     assert integrated_loudness(y, 44100) == pytest.approx(-14.0, abs=0.5)
     assert true_peak_db(y) <= -1.0 + 0.05  # 16-bit rounding
     assert hooks.steps("step_end") == ["source", "separate", "karaoke", "dereverb", "convert", "convert_backing",
-                                       "rekey", "rekey_backing", "mix", "encode"]
-    assert all(res.run.step(s).skipped for s in ("karaoke", "dereverb", "convert_backing", "rekey_backing"))
+                                       "rekey", "rekey_backing", "reverb", "mix", "encode"]
+    assert all(res.run.step(s).skipped for s in ("karaoke", "dereverb", "convert_backing", "rekey_backing", "reverb"))
     assert res.run.step("rekey").skipped  # key 0: the instrumental is not touched
 
 

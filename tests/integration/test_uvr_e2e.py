@@ -39,13 +39,15 @@ def test_every_stage_runs_and_every_stem_is_mixed(settings, kit, song, tmp_path)
     singer = Singer(settings, hooks)
     res = singer.cover(_request(song, kit, tmp_path, convert_parts=["lead", "backing"]))
     ran = [s.id for s in res.run.steps if not s.skipped]
-    assert ran == ["source", "separate", "karaoke", "dereverb", "convert", "convert_backing", "mix", "encode"]
+    assert ran == ["source", "separate", "karaoke", "dereverb", "convert", "convert_backing", "reverb", "mix", "encode"]
     assert set(res.run.step("karaoke").outputs) == {"lead", "backing"}
     assert set(res.run.step("dereverb").outputs) == {"dry", "reverb"}
     mix = res.run.step("mix").meta
     assert "backing_lufs" in mix and "reference_backing_lufs" in mix and mix["output_lufs"] == pytest.approx(-14, abs=0.5)
     # the converted backing is matched to the separated backing, the lead to the dry lead
     assert mix["backing_gain_db"] == pytest.approx(mix["reference_backing_lufs"] - mix["backing_lufs"], abs=0.02)
+    # the converted lead's new reverb sits at the loudness of the reverb the de-reverb stage took off
+    assert mix["reverb_gain_db"] == pytest.approx(mix["reference_reverb_lufs"] - mix["reverb_lufs"], abs=0.02)
     assert res.output.is_file()
     # both models stay loaded in the process for the next job (separate + karaoke share the MDX model)
     assert singer.pool.get("separator", "uvr").warm() == [kit["vocals"], kit["roformer"]]

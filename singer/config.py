@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     uvr_model: str = Field(default="", description="UVR vocals model when a step names none: preset, manifest name "
                            "or file in MODELS/uvr (default: the best-vocals preset).")
     warm_models: int = Field(default=2, ge=1, description="Separator models kept loaded per process (uvr).")
+    # HTTP service
+    api_keys: str = Field(default="", description="Accepted API keys, comma-separated (header X-API-Key).")
+    rate_limit: int = Field(default=120, ge=1, description="Requests per minute per API key.")
+    max_jobs_per_key: int = Field(default=5, ge=1, description="Queued + running jobs per API key.")
+    max_upload_mb: float = Field(default=25.0, gt=0, description="Largest voice-note upload, MB.")
+    max_upload_duration: float = Field(default=300.0, gt=0, description="Longest voice-note upload, seconds.")
+    workers: int = Field(default=1, ge=1, description="Jobs run at once by the embedded worker (per device).")
+    webhook_secret: str = Field(default="", description="HMAC-SHA256 key that signs webhook calls.")
 
     @property
     def cache_path(self) -> Path:

@@ -121,6 +121,11 @@ class JobStore:
         rows = self._db().execute(sql + " ORDER BY created LIMIT ?", (*args, limit)).fetchall()
         return [_job(r) for r in rows]
 
+    def counts(self) -> dict[str, int]:
+        """Jobs per state (all owners)."""
+        rows = self._db().execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        return {s: 0 for s in STATES} | {r[0]: r[1] for r in rows}
+
     def active(self, owner: str) -> int:
         """Queued + running jobs of ``owner`` (for the per-key concurrency limit)."""
         return self._db().execute("SELECT COUNT(*) FROM jobs WHERE owner = ? AND state IN ('queued', 'running')",

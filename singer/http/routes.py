@@ -1,0 +1,209 @@
+"""Routes. Thin: each validates, checks the caller, and calls the job store or the library facade."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Query, Request, UploadFile
+from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
+
+from ..errors import InputError
+from .app import Service
+from .schemas import CandidateOut, CoverIn, ErrorOut, Format, JobAccepted, JobOut, SearchOut, VoiceOut
+
+router = APIRouter()
+ERRORS = {s: {"model": ErrorOut} for s in (400, 401, 404, 422, 429)}
+CHUNK = 1 << 16
+
+
+def get_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+def caller(service: ServiceDep, x_api_key: Annotated[str | None, Header()] = None) -> str:
+    """The owner id of a valid API key (401 otherwise), within its rate limit (429 otherwise)."""
+    owner = service.keys.owner(x_api_key)
+    if owner is None:
+        raise HTTPException(401, {"error": "unauthorized", "message": "Missing or unknown API key.",
+                                  "hint": "Send your key in the X-API-Key header."})
+    ok, wait = service.limiter.allow(owner)
+    if not ok:
+        raise HTTPException(429, {"error": "rate_limited", "message": "Too many requests for this API key.",
+                                  "hint": f"Retry in {wait:.1f} s."}, headers={"Retry-After": str(max(1, round(wait)))})
+    return owner
+
+
+Caller = Annotated[str, Depends(caller)]
+
+
+def _accept(service: Service, owner: str, kind: str, request: dict, callback_url: str | None) -> JobAccepted:
+    if callback_url:
+        from ..engines.sources.urls import check_url
+
+        check_url(callback_url, service.settings.allow_private_urls)  # webhook targets obey the SSRF policy
+    if service.store.active(owner) >= service.settings.max_jobs_per_key:
+        raise HTTPException(429, {"error": "too_many_jobs", "message": f"This API key already has "
+                                  f"{service.settings.max_jobs_per_key} jobs queued or running.",
+                                  "hint": "Wait for one to finish."}, headers={"Retry-After": "10"})
+    job = service.store.submit(owner, kind, request, callback_url)
+    return JobAccepted(job_id=job.id, state=job.state, status_url=f"/v1/jobs/{job.id}")
+
+
+def _query(text: str) -> str:
+    """A search text or an http(s) URL; never a path on this machine."""
+    q = text.strip()
+    if "://" in q:
+        if not q.lower().startswith(("http://", "https://")):
+            raise InputError(f"Unsupported link '{q[:80]}'", hint="Only http:// and https:// links are fetched.")
+        return q
+    if q.startswith(("/", "~", ".", "\\")) or os.path.exists(q):
+        raise InputError("Local paths are not accepted over HTTP.", hint="Give a search text or an http(s) link, "
+                         "or upload the file to POST /v1/conversions.")
+    return q
+
+
+@router.post("/v1/covers", status_code=202, response_model=JobAccepted, responses=ERRORS, tags=["jobs"])
+def submit_cover(body: CoverIn, service: ServiceDep, owner: Caller) -> JobAccepted:
+    """Make a cover of a song (search text or URL) in a voice. Answers at once; follow the job."""
+    request = {"input": _query(body.query), "voice": body.voice, "format": body.format, "key": body.key,
+               "pick": body.pick}
+    return _accept(service, owner, "cover", {k: v for k, v in request.items() if v is not None}, body.callback_url)
+
+
+@router.post("/v1/conversions", status_code=202, response_model=JobAccepted, responses={**ERRORS, 413: {"model": ErrorOut}},
+             tags=["jobs"])
+def submit_conversion(service: ServiceDep, owner: Caller, file: Annotated[UploadFile, File(description="Voice note")],
+                      voice: Annotated[str | None, Form(max_length=100)] = None,
+                      format: Annotated[Format, Form()] = "ogg",
+                      key: Annotated[float | None, Form(ge=-24, le=24)] = None,
+                      callback_url: Annotated[str | None, Form(max_length=2000)] = None) -> JobAccepted:
+    """Convert an uploaded voice note (any audio or video ffmpeg reads, by content) into a voice."""
+    from .. import audio
+
+    limit = int(service.settings.max_upload_mb * 1e6)
+    folder = service.settings.home / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / uuid.uuid4().hex  # our name: nothing from the request reaches the file system
+    try:
+        with open(path, "wb") as out:
+            size = 0
+            while chunk := file.file.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise HTTPException(413, {"error": "too_large", "message": f"The upload is over "
+                                              f"{service.settings.max_upload_mb:g} MB.", "hint": "Send a shorter note."})
+                out.write(chunk)
+        info = audio.probe(path)  # content sniffing: InputError when there is no audio stream
+        if info.duration > service.settings.max_upload_duration:
+            raise InputError(f"The voice note is {info.duration:.0f} s long; the limit is "
+                             f"{service.settings.max_upload_duration:.0f} s.", hint="Send a shorter note.")
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    request = {"input": str(path), "voice": voice, "format": format, "key": key}
+    return _accept(service, owner, "convert", {k: v for k, v in request.items() if v is not None}, callback_url)
+
+
+@router.get("/v1/search", response_model=SearchOut, responses=ERRORS, tags=["songs"])
+def search(service: ServiceDep, owner: Caller, q: Annotated[str, Query(min_length=1, max_length=500)],
+           limit: Annotated[int, Query(ge=1, le=20)] = 5) -> SearchOut:
+    """Numbered candidates for a search text; submit a cover with ``pick`` to take one."""
+    found = service.singer.search(_query(q), limit)
+    return SearchOut(query=q, candidates=[CandidateOut(n=i, title=c.title, artist=c.artist, duration=c.duration,
+                                                       source=c.source, url=c.url) for i, c in enumerate(found, 1)])
+
+
+def _job(service: Service, owner: str, job_id: str):
+    job = service.store.get(job_id, owner=owner) if len(job_id) <= 64 else None
+    if job is None:  # someone else's job looks exactly like a missing one
+        raise HTTPException(404, {"error": "not_found", "message": f"No job {job_id[:64]} for this API key.",
+                                  "hint": "Use the job_id your submission returned."})
+    return job
+
+
+def job_out(job) -> JobOut:
+    result = None
+    if job.result:
+        r = job.result
+        result = {"url": f"/v1/jobs/{job.id}/result", "content_type": r["content_type"], "format": r["format"],
+                  "duration": r["duration"], "title": r.get("title", ""), "voice": r.get("voice", "")}
+    return JobOut(job_id=job.id, kind=job.kind, state=job.state, step=job.step, progress=min(max(job.progress, 0), 1),
+                  error=job.error, result=result, created=job.created, updated=job.updated)
+
+
+@router.get("/v1/jobs/{job_id}", response_model=JobOut, responses=ERRORS, tags=["jobs"])
+def get_job(job_id: str, service: ServiceDep, owner: Caller) -> JobOut:
+    """State, current step, progress 0..1, the error (a user message) or the result's link."""
+    return job_out(_job(service, owner, job_id))
+
+
+@router.get("/v1/jobs/{job_id}/events", responses=ERRORS, tags=["jobs"],
+            response_class=StreamingResponse, response_description="text/event-stream")
+async def job_events(job_id: str, service: ServiceDep, owner: Caller,
+                     last_event_id: Annotated[str | None, Header()] = None):
+    """Server-Sent Events: queued, running, step_start / step_progress / step_end, then done or failed.
+    Reconnect with ``Last-Event-ID`` to resume."""
+    _job(service, owner, job_id)
+    after = int(last_event_id) if (last_event_id or "").isdigit() else 0
+
+    async def stream():
+        nonlocal after
+        while True:
+            for seq, type_, data in service.store.events(job_id, after):
+                after = seq
+                yield f"id: {seq}\nevent: {type_}\ndata: {json.dumps(data)}\n\n"
+                if type_ in ("done", "failed"):
+                    return
+            yield ": keep-alive\n\n"
+            await asyncio.sleep(0.5)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/v1/jobs/{job_id}/result", responses={**ERRORS, 409: {"model": ErrorOut}}, tags=["jobs"],
+            response_class=FileResponse)
+def job_result(job_id: str, service: ServiceDep, owner: Caller):
+    """The finished file with its content type; Range requests are answered (206)."""
+    job = _job(service, owner, job_id)
+    if job.state != "done":
+        raise HTTPException(409, {"error": "not_ready", "message": f"Job {job.id} is {job.state}.",
+                                  "hint": "Wait for state 'done' (GET /v1/jobs/{id} or its events)."})
+    path = Path(job.result["output"])
+    if not path.is_file():
+        raise HTTPException(404, {"error": "not_found", "message": "The result file was removed.",
+                                  "hint": "Submit the job again (finished steps are cached)."})
+    return FileResponse(path, media_type=job.result["content_type"], filename=path.name)
+
+
+@router.get("/v1/voices", response_model=list[VoiceOut], responses=ERRORS, tags=["voices"])
+def voices(service: ServiceDep, owner: Caller) -> list[VoiceOut]:
+    return [VoiceOut(name=v.name, kind=v.kind, description=str(v.meta.get("description", "")))
+            for v in service.singer.list_voices()]
+
+
+@router.get("/healthz", tags=["service"])
+def healthz(service: ServiceDep) -> dict:
+    """Liveness (no key needed): the queue's size and free disk."""
+    counts = service.store.counts()
+    free = shutil.disk_usage(service.settings.home).free
+    return {"ok": True, "queued": counts["queued"], "running": counts["running"], "disk_free_bytes": free}
+
+
+@router.get("/metrics", response_class=PlainTextResponse, tags=["service"])
+def metrics(service: ServiceDep, owner: Caller) -> str:
+    """Prometheus text format: jobs by state, requests by route and status."""
+    lines = ["# TYPE singer_jobs gauge"]
+    lines += [f'singer_jobs{{state="{s}"}} {n}' for s, n in service.store.counts().items()]
+    lines.append("# TYPE singer_http_requests_total counter")
+    lines += [f'singer_http_requests_total{{route="{r}",status="{s}"}} {n}'
+              for (r, s), n in sorted(service.requests.items())]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,87 @@
+"""Request and response bodies of the HTTP API (they make the OpenAPI document, with examples)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Format = Literal["mp3", "ogg", "opus", "wav", "flac", "m4a"]
+
+
+class CoverIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"query": "twinkle twinkle little star", "voice": "ayana", "format": "ogg", "key": "auto"}]})
+
+    query: str = Field(..., min_length=1, max_length=500, description="Search text or an http(s) URL.")
+    voice: str | None = Field(None, max_length=100, description="Voice name (GET /v1/voices); default: the service's.")
+    format: Format = Field("ogg", description="ogg/opus voice note (chat apps), mp3, wav, flac, m4a.")
+    key: float | Literal["auto"] | None = Field(None, description="Semitones (-24..24) or 'auto' for the voice's range.")
+    pick: int | None = Field(None, ge=1, le=20, description="Take search candidate N (GET /v1/search) instead of the best.")
+    callback_url: str | None = Field(None, max_length=2000, description="Gets a signed POST when the job ends.")
+
+
+class JobAccepted(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"job_id": "3f2a...", "state": "queued",
+                                                               "status_url": "/v1/jobs/3f2a..."}]})
+    job_id: str
+    state: str
+    status_url: str
+
+
+class JobResult(BaseModel):
+    url: str = Field(..., description="GET it for the file (Range requests work).")
+    content_type: str
+    format: str
+    duration: float = Field(..., description="Seconds.")
+    title: str = ""
+    voice: str = ""
+
+
+class JobError(BaseModel):
+    error: str
+    message: str
+    hint: str = ""
+
+
+class JobOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "job_id": "3f2a...", "kind": "cover", "state": "running", "step": "convert", "progress": 0.55,
+        "error": None, "result": None, "created": 1763700000.0, "updated": 1763700042.5}]})
+    job_id: str
+    kind: str
+    state: Literal["queued", "running", "done", "failed"]
+    step: str
+    progress: float = Field(..., ge=0, le=1)
+    error: JobError | None = None
+    result: JobResult | None = None
+    created: float
+    updated: float
+
+
+class CandidateOut(BaseModel):
+    n: int
+    title: str
+    artist: str = ""
+    duration: float | None = None
+    source: str
+    url: str = ""
+
+
+class SearchOut(BaseModel):
+    query: str
+    candidates: list[CandidateOut]
+
+
+class VoiceOut(BaseModel):
+    name: str
+    kind: str
+    description: str = ""
+
+
+class ErrorOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"error": "bad_input", "message": "The song query is empty.",
+                                                               "hint": "Give a search text or a URL."}]})
+    error: str
+    message: str
+    hint: str = ""

@@ -131,13 +131,7 @@ def _job(service: Service, owner: str, job_id: str):
 
 
 def job_out(job) -> JobOut:
-    result = None
-    if job.result:
-        r = job.result
-        result = {"url": f"/v1/jobs/{job.id}/result", "content_type": r["content_type"], "format": r["format"],
-                  "duration": r["duration"], "title": r.get("title", ""), "voice": r.get("voice", "")}
-    return JobOut(job_id=job.id, kind=job.kind, state=job.state, step=job.step, progress=min(max(job.progress, 0), 1),
-                  error=job.error, result=result, created=job.created, updated=job.updated)
+    return JobOut(**job.public())
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut, responses=ERRORS, tags=["jobs"])

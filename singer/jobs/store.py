@@ -62,6 +62,17 @@ class Job:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def public(self) -> dict:
+        """What clients see (API answers, webhooks): no owner, no request, no server paths."""
+        result = None
+        if self.result:
+            r = self.result
+            result = {"url": f"/v1/jobs/{self.id}/result", "content_type": r["content_type"], "format": r["format"],
+                      "duration": r["duration"], "title": r.get("title", ""), "voice": r.get("voice", "")}
+        return {"job_id": self.id, "kind": self.kind, "state": self.state, "step": self.step,
+                "progress": min(max(self.progress, 0.0), 1.0), "error": self.error, "result": result,
+                "created": self.created, "updated": self.updated}
+
 
 def _job(row: sqlite3.Row) -> Job:
     d = dict(row)

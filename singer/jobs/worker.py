@@ -114,6 +114,17 @@ class EmbeddedWorker:
                                        "content_type": content_type(res.format), "run_id": res.run.run_id})
         except Exception as e:  # every failure becomes the job's error; the worker carries on
             self.store.fail(job.id, error_dict(e))
+        if job.callback_url:
+            threading.Thread(target=self._notify, args=(job.id,), name=f"webhook-{job.id[:8]}", daemon=True).start()
+
+    def _notify(self, job_id: str) -> None:
+        """Webhook for a finished job (its own thread: a slow receiver never holds up the queue)."""
+        from .webhook import deliver
+
+        job = self.store.get(job_id)
+        outcome = deliver(job.callback_url, f"job.{job.state}", job.public(), self.settings.webhook_secret,
+                          allow_private=self.settings.allow_private_urls)
+        self.store.add_event(job_id, "webhook", outcome)
 
     def job_dir(self, job: Job) -> Path:
         d = Path(self.settings.home) / "jobs" / job.id

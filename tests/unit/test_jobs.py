@@ -144,3 +144,70 @@ def test_kill_9_loses_no_accepted_job(settings, tmp_path):
         worker.stop()
     assert [store.get(i).state for i in ids] == ["done"] * 3
     assert max(store.get(i).attempts for i in ids) == 2
+
+
+class _Hooks:
+    """A loopback receiver: answers with the next status in ``codes`` and keeps what it got."""
+
+    def __init__(self, codes):
+        import http.server
+
+        self.codes, self.got = list(codes), []
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.got.append((dict(self.headers), body))
+                self.send_response(outer.codes.pop(0) if outer.codes else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_webhook_is_signed_and_retried():
+    import hashlib
+    import hmac
+    import json
+
+    from singer.jobs.webhook import deliver
+
+    hooks = _Hooks([500, 503, 200])
+    try:
+        out = deliver(hooks.url, "job.done", {"job_id": "j1"}, "s3cret", allow_private=True, backoff=0.01)
+        assert out == {"delivered": True, "attempts": 3, "status": 200, "reason": ""}
+        headers, body = hooks.got[-1]
+        expect = hmac.new(b"s3cret", headers["X-Singer-Timestamp"].encode() + b"." + body, hashlib.sha256).hexdigest()
+        assert headers["X-Singer-Signature"] == f"sha256={expect}" and json.loads(body)["job"]["job_id"] == "j1"
+        refused = deliver(hooks.url, "job.done", {}, "s", allow_private=False)  # loopback: the SSRF policy says no
+        assert not refused["delivered"] and refused["attempts"] == 1 and len(hooks.got) == 3
+    finally:
+        hooks.close()
+
+
+def test_worker_calls_the_webhook_when_a_job_ends(settings, tmp_path):
+    hooks = _Hooks([])
+    settings = settings.model_copy(update={"allow_private_urls": True, "webhook_secret": "k"})
+    store = JobStore(tmp_path / "jobs.db")
+    job = store.submit("k", "convert", {"input": str(tmp_path / "missing.wav"), "voice": "ayana"}, callback_url=hooks.url)
+    worker = EmbeddedWorker(settings, store)
+    worker.start()
+    try:
+        deadline = time.time() + 30
+        while "webhook" not in [t for _, t, _ in store.events(job.id)] and time.time() < deadline:
+            time.sleep(0.1)
+    finally:
+        worker.stop()
+        hooks.close()
+    assert store.events(job.id)[-1][2]["delivered"] is True
+    payload = __import__("json").loads(hooks.got[0][1])
+    assert payload["event"] == "job.failed" and payload["job"]["error"]["message"] and "owner" not in payload["job"]

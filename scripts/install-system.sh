@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# System packages singer needs: ffmpeg (decode/encode, rubberband re-keying). Installs with apt-get when
-# missing; on other systems prints what to install. Idempotent.
+# System packages singer needs: ffmpeg (decode/encode, rubberband re-keying) and redis-server (the Celery broker
+# for scale-out; the tests start one on loopback). Installs with apt-get when missing; on other systems prints
+# what to install. Idempotent.
 set -euo pipefail
 need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if command -v apt-get >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 else
-  echo "Please install: ${need[*]} (e.g. brew install ffmpeg)" >&2
+  echo "Please install: ${need[*]} (e.g. brew install ffmpeg redis)" >&2
   exit 1
 fi

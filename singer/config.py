@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     max_upload_duration: float = Field(default=300.0, gt=0, description="Longest voice-note upload, seconds.")
     workers: int = Field(default=1, ge=1, description="Jobs run at once by the embedded worker (per device).")
     webhook_secret: str = Field(default="", description="HMAC-SHA256 key that signs webhook calls.")
+    broker: str = Field(default="", description="Celery broker URL (redis://host:6379/0) for scale-out; empty = "
+                        "the embedded worker.")
+    job_timeout: float = Field(default=3 * 3600.0, gt=0, description="Longest a job may run, seconds (Celery).")
 
     @property
     def cache_path(self) -> Path:

@@ -72,7 +72,12 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        if run_worker:
+        if run_worker and settings.broker:  # scale-out: Celery workers on other machines run the jobs
+            from ..jobs.celery_app import CeleryDispatcher
+
+            service.worker = CeleryDispatcher(settings, service.store)
+            service.worker.start()
+        elif run_worker:
             service.worker = EmbeddedWorker(settings, service.store, concurrency=settings.workers, singer=singer)
             service.worker.start()
         try:

@@ -189,7 +189,9 @@ def healthz(service: ServiceDep) -> dict:
     """Liveness (no key needed): the queue's size and free disk."""
     counts = service.store.counts()
     free = shutil.disk_usage(service.settings.home).free
-    return {"ok": True, "queued": counts["queued"], "running": counts["running"], "disk_free_bytes": free}
+    broker_error = getattr(service.worker, "last_error", "")
+    return {"ok": not broker_error, "queued": counts["queued"], "running": counts["running"], "disk_free_bytes": free,
+            **({"broker_error": broker_error} if broker_error else {})}
 
 
 @router.get("/metrics", response_class=PlainTextResponse, tags=["service"])

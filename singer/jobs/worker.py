@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,43 +19,85 @@ from ..errors import SingerError
 from .store import Job, JobStore
 
 
-class StoreHooks:
-    """Workflow progress hooks that write job events (throttled) and the job's current step/fraction."""
+class ProgressHooks:
+    """Workflow progress hooks that emit job events (progress throttled to a few per second per step).
 
-    def __init__(self, store: JobStore, job_id: str, min_interval: float = 0.25):
-        self.store, self.job_id, self.min_interval = store, job_id, min_interval
+    ``emit(type, data)`` goes to the job store here (:func:`store_event`) or, on a Celery worker, to Redis, from
+    where the service copies it into its store: one event format either way."""
+
+    def __init__(self, emit: Callable[[str, dict], None], min_interval: float = 0.25):
+        self.emit, self.min_interval = emit, min_interval
         self._last = 0.0
         self.steps: list[str] = []
         self.done = 0
 
     def _overall(self, fraction: float) -> float:
-        return (self.done + fraction) / max(len(self.steps), 1)
+        return round((self.done + fraction) / max(len(self.steps), 1), 4)
 
     def on_run_start(self, run_id: str, workflow: str, steps: list[str]) -> None:
         self.steps, self.done = list(steps), 0
-        self.store.add_event(self.job_id, "run_start", {"workflow": workflow, "steps": list(steps)})
+        self.emit("run_start", {"workflow": workflow, "steps": list(steps)})
 
     def on_step_start(self, step: str, cached: bool) -> None:
-        self.store.progress(self.job_id, step, self._overall(0.0))
-        self.store.add_event(self.job_id, "step_start", {"step": step, "cached": cached})
+        self.emit("step_start", {"step": step, "cached": cached, "progress": self._overall(0.0)})
 
     def on_step_progress(self, step: str, fraction: float, message: str | None) -> None:
         now = time.monotonic()
         if now - self._last < self.min_interval and fraction < 1.0:
             return
         self._last = now
-        overall = round(self._overall(fraction), 4)
-        self.store.progress(self.job_id, step, overall)
-        self.store.add_event(self.job_id, "step_progress",
-                             {"step": step, "fraction": round(fraction, 4), "progress": overall, "message": message})
+        self.emit("step_progress", {"step": step, "fraction": round(fraction, 4), "progress": self._overall(fraction),
+                                    "message": message})
 
     def on_step_end(self, step: str, cached: bool, seconds: float) -> None:
         self.done += 1
-        self.store.progress(self.job_id, step, self._overall(0.0))
-        self.store.add_event(self.job_id, "step_end", {"step": step, "cached": cached, "seconds": round(seconds, 3)})
+        self.emit("step_end", {"step": step, "cached": cached, "seconds": round(seconds, 3),
+                               "progress": self._overall(0.0)})
 
     def on_run_end(self, run_id: str, ok: bool) -> None:
         return None
+
+
+def store_event(store: JobStore, job_id: str, type_: str, data: dict) -> None:
+    """Record a progress event and move the job's step/progress along with it."""
+    if "step" in data and "progress" in data:
+        store.progress(job_id, data["step"], data["progress"])
+    store.add_event(job_id, type_, data)
+
+
+def run_request(singer: Any, settings: Any, job_id: str, kind: str, request: dict, hooks: Any) -> dict:
+    """Run one job's request with ``singer``; the result as the store keeps it. Raises on failure."""
+    from ..api import CoverRequest
+    from ..audio import content_type
+
+    out = job_dir(settings, job_id)
+    req = CoverRequest(**{**request, "out": str(out) + "/"})
+    res = (singer.convert if kind == "convert" else singer.cover)(req, hooks)
+    return {"output": str(res.output), "title": res.title, "voice": res.voice, "format": res.format,
+            "duration": res.duration, "content_type": content_type(res.format), "run_id": res.run.run_id}
+
+
+def job_dir(settings: Any, job_id: str) -> Path:
+    """Where a job's file goes: under the cache folder, which Celery workers and the service share."""
+    d = Path(settings.cache_path) / "jobs" / job_id
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def notify(settings: Any, store: JobStore, job_id: str) -> None:
+    """Call a finished job's webhook, if it has one, in a thread of its own (a slow receiver holds up nothing)."""
+    job = store.get(job_id)
+    if not job or not job.callback_url:
+        return
+
+    def call() -> None:
+        from .webhook import deliver
+
+        outcome = deliver(job.callback_url, f"job.{job.state}", job.public(), settings.webhook_secret,
+                          allow_private=settings.allow_private_urls)
+        store.add_event(job_id, "webhook", outcome)
+
+    threading.Thread(target=call, name=f"webhook-{job_id[:8]}", daemon=True).start()
 
 
 def error_dict(e: BaseException) -> dict:
@@ -100,33 +143,9 @@ class EmbeddedWorker:
 
     def run(self, job: Job) -> None:
         """Run one claimed job to done/failed (never raises)."""
-        from ..api import CoverRequest
-
         try:
-            out = self.job_dir(job)
-            req = CoverRequest(**{**job.request, "out": str(out) + "/"})
-            method = self.singer.convert if job.kind == "convert" else self.singer.cover
-            res = method(req, StoreHooks(self.store, job.id))
-            from ..audio import content_type
-
-            self.store.finish(job.id, {"output": str(res.output), "title": res.title, "voice": res.voice,
-                                       "format": res.format, "duration": res.duration,
-                                       "content_type": content_type(res.format), "run_id": res.run.run_id})
+            hooks = ProgressHooks(lambda t, d: store_event(self.store, job.id, t, d))
+            self.store.finish(job.id, run_request(self.singer, self.settings, job.id, job.kind, job.request, hooks))
         except Exception as e:  # every failure becomes the job's error; the worker carries on
             self.store.fail(job.id, error_dict(e))
-        if job.callback_url:
-            threading.Thread(target=self._notify, args=(job.id,), name=f"webhook-{job.id[:8]}", daemon=True).start()
-
-    def _notify(self, job_id: str) -> None:
-        """Webhook for a finished job (its own thread: a slow receiver never holds up the queue)."""
-        from .webhook import deliver
-
-        job = self.store.get(job_id)
-        outcome = deliver(job.callback_url, f"job.{job.state}", job.public(), self.settings.webhook_secret,
-                          allow_private=self.settings.allow_private_urls)
-        self.store.add_event(job_id, "webhook", outcome)
-
-    def job_dir(self, job: Job) -> Path:
-        d = Path(self.settings.home) / "jobs" / job.id
-        d.mkdir(parents=True, exist_ok=True)
-        return d
+        notify(self.settings, self.store, job.id)

@@ -1,0 +1,143 @@
+"""Scale-out on Celery with a Redis broker: ``singer serve --broker URL`` + ``singer worker --broker URL``.
+
+The service stays the source of truth: jobs are accepted into its SQLite store exactly as with the embedded
+worker. A dispatcher thread sends each queued job to Celery (task id = job id) and follows it: workers push
+progress events onto a Redis list per job, the dispatcher copies them into the store (so SSE and polling work
+unchanged) and records the task's outcome. Delivery is at-least-once: ``acks_late`` with
+``reject_on_worker_lost`` gives a job back to the queue when a worker dies, the broker's visibility timeout is
+longer than the longest job, and a re-run finds its finished steps in the shared step cache (SINGER_CACHE_DIR must
+be the same path on every machine; two runs of one step wait for each other on its lock).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from functools import lru_cache
+from typing import Any
+
+from .store import Job, JobStore
+from .worker import ProgressHooks, error_dict, notify, run_request, store_event
+
+TASK = "singer.run_job"
+EVENTS = "singer:events:{}"  # a Redis list per job
+EVENTS_TTL = 7 * 24 * 3600
+
+
+@lru_cache(maxsize=4)
+def make_celery(broker: str, job_timeout: float, concurrency: int = 1) -> Any:
+    from celery import Celery
+
+    app = Celery("singer", broker=broker, backend=broker)
+    transport = {"visibility_timeout": int(job_timeout * 2)}  # longer than any job: no second delivery mid-run
+    app.conf.update(
+        task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
+        broker_transport_options=transport, result_backend_transport_options=transport,
+        task_serializer="json", result_serializer="json", accept_content=["json"], result_expires=7 * 24 * 3600,
+        task_time_limit=int(job_timeout), worker_concurrency=concurrency, worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+    )
+    app.task(name=TASK, bind=True, max_retries=3, default_retry_delay=10)(_run_job)
+    return app
+
+
+@lru_cache(maxsize=1)
+def _worker_singer() -> tuple[Any, Any]:
+    """One Singer per worker process: its models stay warm from job to job."""
+    from ..api import Singer
+    from ..config import Settings
+
+    settings = Settings()
+    return settings, Singer(settings)
+
+
+def _run_job(task: Any, job_id: str, kind: str, request: dict) -> dict:
+    """The Celery task: run the job, push events to Redis, return {"state": "done"|"failed", ...}.
+    A user error is an answer (failed), not a retry; an infrastructure error (lost connection) is retried."""
+    import redis
+
+    settings, singer = _worker_singer()
+    r = redis.Redis.from_url(task.app.conf.broker_url)
+    key = EVENTS.format(job_id)
+
+    def emit(type_: str, data: dict) -> None:
+        r.rpush(key, json.dumps({"type": type_, "data": data}))
+        r.expire(key, EVENTS_TTL)
+
+    try:
+        return {"state": "done", "result": run_request(singer, settings, job_id, kind, request, ProgressHooks(emit))}
+    except (ConnectionError, redis.ConnectionError) as e:
+        raise task.retry(exc=e) from e
+    except Exception as e:
+        return {"state": "failed", "error": error_dict(e)}
+
+
+class CeleryDispatcher:
+    """The service's side: sends queued jobs to Celery and mirrors their progress and outcome into the store."""
+
+    def __init__(self, settings: Any, store: JobStore, poll: float = 0.25):
+        import redis
+
+        self.settings, self.store, self.poll = settings, store, poll
+        self.app = make_celery(settings.broker, settings.job_timeout, settings.workers)
+        self.redis = redis.Redis.from_url(settings.broker)
+        self._seen: dict[str, int] = {}  # job id -> events copied so far
+        self.last_error = ""  # shown by /healthz while the broker cannot be reached
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.store.recover()  # sent before a restart: sent again (same task id); a finished step is not redone
+        self._thread = threading.Thread(target=self._loop, name="singer-celery-dispatch", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                while (job := self.store.claim()) is not None:
+                    self._send(job)
+                for job in self.store.list(states=("running",), limit=10_000):
+                    self._follow(job)
+                self.last_error = ""
+            except Exception as e:  # the broker is down: the jobs stay in the store; try again
+                self.last_error = f"{type(e).__name__}: {e}"
+                time.sleep(2.0)
+            self._stop.wait(self.poll)
+
+    def _send(self, job: Job) -> None:
+        self._seen.setdefault(job.id, len(self.redis.lrange(EVENTS.format(job.id), 0, -1)))
+        self.app.send_task(TASK, args=[job.id, job.kind, job.request], task_id=job.id)
+
+    def _follow(self, job: Job) -> None:
+        key = EVENTS.format(job.id)
+        start = self._seen.get(job.id, 0)
+        for raw in self.redis.lrange(key, start, -1):
+            event = json.loads(raw)
+            store_event(self.store, job.id, event["type"], event["data"])
+            start += 1
+        self._seen[job.id] = start
+        res = self.app.AsyncResult(job.id)
+        if not res.ready():
+            return
+        outcome = res.result if res.successful() and isinstance(res.result, dict) else {
+            "state": "failed", "error": error_dict(res.result if isinstance(res.result, BaseException) else
+                                                   RuntimeError("the worker gave no result"))}
+        if outcome.get("state") == "done":
+            self.store.finish(job.id, outcome["result"])
+        else:
+            self.store.fail(job.id, outcome.get("error") or error_dict(RuntimeError("unknown")))
+        self._seen.pop(job.id, None)
+        notify(self.settings, self.store, job.id)
+
+
+def run_worker(settings: Any) -> None:
+    """``singer worker``: a Celery worker for ``settings.broker`` (blocks)."""
+    app = make_celery(settings.broker, settings.job_timeout, settings.workers)
+    app.worker_main(["worker", "--loglevel=WARNING", f"--concurrency={settings.workers}", "--without-gossip",
+                     "--without-mingle", "-Q", "celery"])

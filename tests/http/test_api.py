@@ -125,3 +125,16 @@ def test_openapi_is_complete_with_examples(idle):
     schemas = spec["components"]["schemas"]
     assert schemas["CoverIn"].get("examples") and schemas["JobOut"].get("examples")
     assert "429" in spec["paths"]["/v1/covers"]["post"]["responses"]
+
+
+def test_identical_submissions_share_one_computation(app_settings, tmp_path):
+    """20 identical voice notes: the first computes every step, the other 19 find them all in the step cache."""
+    note = media.voice_wav(tmp_path / "n.wav", seconds=1.0).read_bytes()
+    with TestClient(create_app(app_settings.model_copy(update={"max_jobs_per_key": 50}))) as c:
+        ids = [c.post("/v1/conversions", files={"file": ("n.wav", note, "audio/wav")}, data={"voice": "ayana"},
+                      headers=KEY).json()["job_id"] for _ in range(20)]
+        jobs = [_wait(c, i) for i in ids]
+        store = c.app.state.service.store
+    assert all(j["state"] == "done" for j in jobs)
+    computed = [i for i in ids if any(t == "step_end" and not d["cached"] for _, t, d in store.events(i))]
+    assert len(computed) == 1

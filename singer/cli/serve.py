@@ -26,7 +26,7 @@ def serve(
         if not settings.api_keys.strip():
             raise UsageError("No API keys configured: every request would be refused.",
                              hint="Set SINGER_API_KEYS=key1,key2 (clients send one in the X-API-Key header).")
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(settings, worker_mode="process"), host=host, port=port, log_level="warning")
         return {"stopped": True}
 
     c.run(work, False, lambda res: None)

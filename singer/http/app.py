@@ -59,10 +59,12 @@ def status_for(e: SingerError) -> int:
     return 500
 
 
-def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> FastAPI:
-    """The FastAPI app. ``run_worker=False`` accepts jobs without running them (tests, or a Celery front end)."""
+def create_app(settings: Settings | None = None, *, run_worker: bool = True, worker_mode: str = "thread") -> FastAPI:
+    """The FastAPI app. ``run_worker=False`` accepts jobs without running them. ``worker_mode``: "thread" runs jobs in
+    this process (tests, embedding), "process" in a child process at lower priority (``singer serve``: status calls
+    stay fast while a job runs); with ``settings.broker`` jobs go to Celery workers instead."""
     from ..api import Singer
-    from ..jobs.worker import EmbeddedWorker
+    from ..jobs.worker import EmbeddedWorker, WorkerProcess
     from . import routes
 
     settings = settings or Settings()
@@ -76,6 +78,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             from ..jobs.celery_app import CeleryDispatcher
 
             service.worker = CeleryDispatcher(settings, service.store)
+            service.worker.start()
+        elif run_worker and worker_mode == "process":
+            service.worker = WorkerProcess(settings)
             service.worker.start()
         elif run_worker:
             service.worker = EmbeddedWorker(settings, service.store, concurrency=settings.workers, singer=singer)

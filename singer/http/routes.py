@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Query
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 
 from ..errors import InputError
+from ..jobs.worker import uploads_dir
 from .app import Service
 from .schemas import CandidateOut, CoverIn, ErrorOut, Format, JobAccepted, JobOut, SearchOut, VoiceOut
 
@@ -22,14 +23,14 @@ ERRORS = {s: {"model": ErrorOut} for s in (400, 401, 404, 422, 429)}
 CHUNK = 1 << 16
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
     return request.app.state.service
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def caller(service: ServiceDep, x_api_key: Annotated[str | None, Header()] = None) -> str:
+async def caller(service: ServiceDep, x_api_key: Annotated[str | None, Header()] = None) -> str:
     """The owner id of a valid API key (401 otherwise), within its rate limit (429 otherwise)."""
     owner = service.keys.owner(x_api_key)
     if owner is None:
@@ -45,16 +46,20 @@ def caller(service: ServiceDep, x_api_key: Annotated[str | None, Header()] = Non
 Caller = Annotated[str, Depends(caller)]
 
 
+def _too_many(service: Service) -> HTTPException:
+    return HTTPException(429, {"error": "too_many_jobs", "message": f"This API key already has "
+                               f"{service.settings.max_jobs_per_key} jobs queued or running.",
+                               "hint": "Wait for one to finish."}, headers={"Retry-After": "10"})
+
+
 def _accept(service: Service, owner: str, kind: str, request: dict, callback_url: str | None) -> JobAccepted:
     if callback_url:
         from ..engines.sources.urls import check_url
 
         check_url(callback_url, service.settings.allow_private_urls)  # webhook targets obey the SSRF policy
-    if service.store.active(owner) >= service.settings.max_jobs_per_key:
-        raise HTTPException(429, {"error": "too_many_jobs", "message": f"This API key already has "
-                                  f"{service.settings.max_jobs_per_key} jobs queued or running.",
-                                  "hint": "Wait for one to finish."}, headers={"Retry-After": "10"})
-    job = service.store.submit(owner, kind, request, callback_url)
+    job = service.store.submit(owner, kind, request, callback_url, max_active=service.settings.max_jobs_per_key)
+    if job is None:
+        raise _too_many(service)
     return JobAccepted(job_id=job.id, state=job.state, status_url=f"/v1/jobs/{job.id}")
 
 
@@ -89,8 +94,10 @@ def submit_conversion(service: ServiceDep, owner: Caller, file: Annotated[Upload
     """Convert an uploaded voice note (any audio or video ffmpeg reads, by content) into a voice."""
     from .. import audio
 
+    if service.store.active(owner) >= service.settings.max_jobs_per_key:
+        raise _too_many(service)  # before copying and probing the upload
     limit = int(service.settings.max_upload_mb * 1e6)
-    folder = service.settings.home / "uploads"
+    folder = uploads_dir(service.settings)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / uuid.uuid4().hex  # our name: nothing from the request reaches the file system
     try:
@@ -106,11 +113,11 @@ def submit_conversion(service: ServiceDep, owner: Caller, file: Annotated[Upload
         if info.duration > service.settings.max_upload_duration:
             raise InputError(f"The voice note is {info.duration:.0f} s long; the limit is "
                              f"{service.settings.max_upload_duration:.0f} s.", hint="Send a shorter note.")
-    except BaseException:
+        request = {"input": str(path), "voice": voice, "format": format, "key": key}
+        return _accept(service, owner, "convert", {k: v for k, v in request.items() if v is not None}, callback_url)
+    except BaseException:  # refused: the upload goes (an accepted one goes when its job ends)
         path.unlink(missing_ok=True)
         raise
-    request = {"input": str(path), "voice": voice, "format": format, "key": key}
-    return _accept(service, owner, "convert", {k: v for k, v in request.items() if v is not None}, callback_url)
 
 
 @router.get("/v1/search", response_model=SearchOut, responses=ERRORS, tags=["songs"])
@@ -135,7 +142,7 @@ def job_out(job) -> JobOut:
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut, responses=ERRORS, tags=["jobs"])
-def get_job(job_id: str, service: ServiceDep, owner: Caller) -> JobOut:
+async def get_job(job_id: str, service: ServiceDep, owner: Caller) -> JobOut:
     """State, current step, progress 0..1, the error (a user message) or the result's link."""
     return job_out(_job(service, owner, job_id))
 

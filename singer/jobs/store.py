@@ -111,11 +111,26 @@ class JobStore:
             self._changed.wait(timeout)
 
     # ---- jobs -----------------------------------------------------------------------------------------------------
-    def submit(self, owner: str, kind: str, request: dict, callback_url: str | None = None) -> Job:
+    def submit(self, owner: str, kind: str, request: dict, callback_url: str | None = None,
+               max_active: int | None = None) -> Job | None:
+        """Queue a job; with ``max_active``, only if ``owner`` has fewer queued + running jobs (else None). The
+        count and the insert are one transaction, so concurrent submissions cannot overshoot the limit."""
         job = Job(uuid.uuid4().hex, owner, kind, request, callback_url=callback_url)
-        self._db().execute(
-            "INSERT INTO jobs (id, owner, kind, request, state, callback_url, created, updated) VALUES (?,?,?,?,?,?,?,?)",
-            (job.id, owner, kind, json.dumps(request), "queued", callback_url, job.created, job.updated))
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if max_active is not None and self.active(owner) >= max_active:
+                db.execute("ROLLBACK")
+                return None
+            db.execute(
+                "INSERT INTO jobs (id, owner, kind, request, state, callback_url, created, updated) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (job.id, owner, kind, json.dumps(request), "queued", callback_url, job.created, job.updated))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
         self.add_event(job.id, "queued", {"state": "queued"})
         return job
 

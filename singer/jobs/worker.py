@@ -84,10 +84,21 @@ def job_dir(settings: Any, job_id: str) -> Path:
     return d
 
 
+def uploads_dir(settings: Any) -> Path:
+    """Uploaded voice notes wait here for their job: under the cache folder, shared with Celery workers."""
+    return Path(settings.cache_path) / "uploads"
+
+
 def notify(settings: Any, store: JobStore, job_id: str) -> None:
-    """Call a finished job's webhook, if it has one, in a thread of its own (a slow receiver holds up nothing)."""
+    """A job ended: remove its upload, and call its webhook, if any, in a thread of its own (a slow receiver holds
+    up nothing)."""
     job = store.get(job_id)
-    if not job or not job.callback_url:
+    if job is None:
+        return
+    src = Path(str(job.request.get("input", "")))
+    if job.kind == "convert" and src.parent == uploads_dir(settings):
+        src.unlink(missing_ok=True)
+    if not job.callback_url:
         return
 
     def call() -> None:
@@ -111,10 +122,11 @@ def error_dict(e: BaseException) -> dict:
 class EmbeddedWorker:
     """``concurrency`` threads taking jobs from ``store`` and running them with one warm ``Singer``."""
 
-    def __init__(self, settings: Any, store: JobStore, concurrency: int = 1, singer: Any = None):
+    def __init__(self, settings: Any, store: JobStore, concurrency: int = 1, singer: Any = None,
+                 idle_poll: float = 1.0):
         from ..api import Singer
 
-        self.settings, self.store = settings, store
+        self.settings, self.store, self.idle_poll = settings, store, idle_poll
         self.singer = singer or Singer(settings)
         self.concurrency = max(1, concurrency)
         self._stop = threading.Event()
@@ -137,7 +149,7 @@ class EmbeddedWorker:
         while not self._stop.is_set():
             job = self.store.claim()
             if job is None:
-                self.store.wait(1.0)
+                self.store.wait(self.idle_poll)  # woken at once by a submission in this process
                 continue
             self.run(job)
 
@@ -149,3 +161,58 @@ class EmbeddedWorker:
         except Exception as e:  # every failure becomes the job's error; the worker carries on
             self.store.fail(job.id, error_dict(e))
         notify(self.settings, self.store, job.id)
+
+
+# ---- the worker as a child process of the service -------------------------------------------------------------------
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this process when its parent dies (a service killed with -9 leaves no worker
+    behind to race the next one's)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def process_main(settings_json: str, parent_pid: int) -> None:
+    """Entry point of the worker process ``singer serve`` starts: the web process keeps the CPU it needs to answer
+    status calls quickly (the jobs run at a lower priority, and never share its interpreter lock)."""
+    import os
+
+    from ..config import Settings
+
+    _die_with_parent()
+    os.nice(10)
+    settings = Settings.model_validate_json(settings_json)
+    worker = EmbeddedWorker(settings, JobStore(settings.home / "jobs.db"), concurrency=settings.workers,
+                            idle_poll=0.2)  # submissions come from another process: poll the queue
+    worker.start()
+    while os.getppid() == parent_pid:  # the fallback where prctl is missing
+        time.sleep(1.0)
+    os._exit(0)
+
+
+class WorkerProcess:
+    """Start/stop :func:`process_main` in a spawned child (the service's ``worker_mode="process"``)."""
+
+    def __init__(self, settings: Any):
+        self.settings = settings
+        self.proc: Any = None
+
+    def start(self) -> None:
+        import multiprocessing
+        import os
+
+        ctx = multiprocessing.get_context("spawn")
+        self.proc = ctx.Process(target=process_main, args=(self.settings.model_dump_json(), os.getpid()),
+                                name="singer-worker", daemon=True)
+        self.proc.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc is not None and self.proc.is_alive():
+            self.proc.terminate()  # a job cut short here is queued again at the next start
+            self.proc.join(timeout)
+            if self.proc.is_alive():
+                self.proc.kill()

@@ -101,6 +101,7 @@ def test_voice_note_roundtrip_with_events_and_range(live, tmp_path):
     assert "event: queued" not in resumed and "event: done" in resumed
     metrics = live.get("/metrics", headers=KEY).text
     assert 'singer_jobs{state="done"} 1' in metrics and "singer_http_requests_total" in metrics
+    assert not list((live.app.state.service.settings.cache_path / "uploads").iterdir())  # the upload went with its job
 
 
 def test_uploads_are_sniffed_and_capped(app_settings, tmp_path):
@@ -109,7 +110,7 @@ def test_uploads_are_sniffed_and_capped(app_settings, tmp_path):
         assert r.status_code == 422 and r.json()["error"] == "bad_input"
         r = c.post("/v1/conversions", files={"file": ("note.ogg", b"\0" * 20_000, "audio/ogg")}, headers=KEY)
         assert r.status_code == 413 and r.json()["error"] == "too_large"
-        assert not list((app_settings.home / "uploads").iterdir())  # nothing left behind
+        assert not list((app_settings.cache_path / "uploads").iterdir())  # nothing left behind
 
 
 def test_failed_job_reports_a_user_message(live):

@@ -13,5 +13,7 @@ RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorc
  && pip install --no-cache-dir --no-deps torchfcpe==0.0.4 torchcrepe==0.0.24 audio-separator==0.47.1
 ENV SINGER_HOME=/data
 VOLUME ["/data"]
+# HTTP service: docker run -e SINGER_API_KEYS=... -p 8000:8000 -v singer-data:/data singer serve --host 0.0.0.0
+EXPOSE 8000
 ENTRYPOINT ["singer"]
 CMD ["--help"]

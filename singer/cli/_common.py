@@ -47,8 +47,9 @@ def emit(obj: Any, as_json: bool, render: Callable[[Any], None]) -> None:
         render(obj)
 
 
-def run(fn: Callable[[], Any], as_json: bool, render: Callable[[Any], None]) -> None:
-    """Call ``fn``; print its result; map errors to exit codes."""
+def run(fn: Callable[[], Any], as_json: bool, render: Callable[[Any], None],
+        exit_code: Callable[[Any], int] | None = None) -> None:
+    """Call ``fn``; print its result; map errors to exit codes (``exit_code(result)`` for a partial success)."""
     from ..errors import SingerError
 
     try:
@@ -64,6 +65,8 @@ def run(fn: Callable[[], Any], as_json: bool, render: Callable[[Any], None]) -> 
               "hint": "Set SINGER_DEBUG=1 to see the trace, and report it."}, 1, as_json)
     else:
         emit(obj, as_json, render)
+        if exit_code and (code := exit_code(obj)):
+            raise typer.Exit(code)
 
 
 def fail(payload: dict, code: int, as_json: bool) -> None:

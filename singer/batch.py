@@ -1,0 +1,184 @@
+"""Batch runs over a folder: every audio/video file through a workflow, outputs mirroring the input tree.
+
+* Resumable: ``<out>/.singer-batch.json`` records, per input, the digest of its bytes, the request that made its
+  output (voice, workflow, format, key) and the output's size. A rerun skips inputs whose record still matches
+  and whose output is there; everything else runs (through the step cache, so a half-done file resumes from its
+  last finished step). The record is rewritten atomically after every file, and outputs are written to a
+  temporary name and renamed, so a kill -9 loses nothing finished and leaves no partial output.
+* Bad files never stop the batch: each failure is recorded with its user message.
+* ``workers`` processes, each with its own warm :class:`~singer.api.Singer`; the parent only plans, records and
+  reports (``on_item`` callback per finished file).
+* Summary written beside the outputs as ``batch-summary.json`` and ``batch-summary.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .audio import AUDIO_EXTENSIONS, FORMATS
+from .errors import InputError
+from .workflow.hashing import file_digest
+
+STATE = ".singer-batch.json"
+
+
+@dataclass
+class Item:
+    rel: str  # input path relative to the batch folder
+    status: str = "pending"  # done | skipped | failed
+    output: str = ""
+    message: str = ""
+    seconds: float = 0.0
+    duration: float = 0.0
+
+
+def find_inputs(folder: Path, out: Path | None = None) -> list[Path]:
+    """Audio/video files below ``folder`` (by extension; content is checked when each one is decoded), sorted;
+    hidden files and the output folder are left out."""
+    out = out.resolve() if out else None
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (out is None or Path(root, d).resolve() != out))
+        found += [Path(root, f) for f in sorted(files) if not f.startswith(".")
+                  and Path(f).suffix.lower() in AUDIO_EXTENSIONS]
+    return found
+
+
+def output_format(src: Path, requested: str | None, default: str) -> str:
+    """``requested``, else the input's own format where singer writes it (ogg/opus in, ogg/opus out), else
+    ``default``."""
+    if requested:
+        return requested
+    ext = src.suffix.lower().lstrip(".")
+    return {"oga": "ogg"}.get(ext, ext) if ext in FORMATS or ext == "oga" else default
+
+
+def _recipe(request: dict) -> dict:
+    return {k: request.get(k) for k in ("voice", "workflow", "format", "key")}
+
+
+class Batch:
+    def __init__(self, settings: Any, folder: Path, out: Path, request: dict, workers: int = 1,
+                 fmt: str | None = None):
+        self.settings, self.folder, self.out = settings, Path(folder), Path(out)
+        if not self.folder.is_dir():
+            raise InputError(f"{folder} is not a folder.", hint="Give the folder that holds the voice notes.")
+        self.request, self.workers, self.fmt = dict(request), max(1, workers), fmt
+        self.state_path = self.out / STATE
+        self.state: dict[str, dict] = self._load()
+
+    def _load(self) -> dict:
+        try:
+            return json.loads(self.state_path.read_text())["items"]
+        except (FileNotFoundError, KeyError, ValueError):
+            return {}
+
+    def _save(self) -> None:
+        tmp = self.state_path.with_name(STATE + ".tmp")
+        tmp.write_text(json.dumps({"items": self.state}, indent=1, sort_keys=True))
+        os.replace(tmp, self.state_path)
+
+    def plan(self) -> list[tuple[Item, dict | None]]:
+        """(item, request to run or None when the output is complete and current)."""
+        default = "ogg" if self.request.get("workflow", "voice_note") == "voice_note" else "mp3"
+        plan = []
+        for src in find_inputs(self.folder, self.out):
+            rel = src.relative_to(self.folder).as_posix()
+            fmt = output_format(src, self.fmt, default)
+            dst = self.out / Path(rel).with_suffix(f".{'ogg' if fmt == 'opus' else fmt}")
+            req = {**self.request, "input": str(src), "format": fmt, "out": str(dst)}
+            rec = self.state.get(rel)
+            current = (rec and rec.get("recipe") == _recipe(req) and rec.get("digest") == file_digest(src)
+                       and dst.is_file() and dst.stat().st_size == rec.get("size"))
+            item = Item(rel, output=str(dst))
+            if current:
+                item.status, item.duration = "skipped", rec.get("duration", 0.0)
+            plan.append((item, None if current else req))
+        return plan
+
+    def run(self, on_item: Callable[[Item, int, int], None] = lambda item, done, total: None) -> dict:
+        self.out.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        plan = self.plan()
+        items = [i for i, _ in plan]
+        todo = [(i, r) for i, r in plan if r is not None]
+        done = len(items) - len(todo)
+        for item, _ in plan:
+            if item.status == "skipped":
+                on_item(item, 0, len(items))
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process whose torch/BLAS threads already run
+        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init,
+                                 initargs=(self.settings.model_dump_json(),)) as ex:
+            pending = {}
+            queue = list(todo)
+            while queue or pending:
+                while queue and len(pending) < self.workers * 2:
+                    item, req = queue.pop(0)
+                    Path(req["out"]).parent.mkdir(parents=True, exist_ok=True)
+                    pending[ex.submit(_convert, req)] = (item, req)
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    item, req = pending.pop(fut)
+                    self._record(item, req, fut.result())
+                    done += 1
+                    on_item(item, done, len(items))
+        return self._summary(items, time.perf_counter() - t0)
+
+    def _record(self, item: Item, req: dict, outcome: dict) -> None:
+        item.status, item.message = outcome["status"], outcome.get("message", "")
+        item.seconds, item.duration = outcome.get("seconds", 0.0), outcome.get("duration", 0.0)
+        if item.status == "done":
+            dst = Path(req["out"])
+            self.state[item.rel] = {"digest": file_digest(req["input"]), "recipe": _recipe(req),
+                                    "size": dst.stat().st_size, "duration": item.duration}
+        else:
+            self.state.pop(item.rel, None)
+        self._save()
+
+    def _summary(self, items: list[Item], seconds: float) -> dict:
+        counts = {s: sum(i.status == s for i in items) for s in ("done", "skipped", "failed")}
+        summary = {"folder": str(self.folder), "out": str(self.out), "files": len(items), **counts,
+                   "seconds": round(seconds, 2), "items": [asdict(i) for i in items]}
+        (self.out / "batch-summary.json").write_text(json.dumps(summary, indent=1))
+        with open(self.out / "batch-summary.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(asdict(items[0]) if items else asdict(Item(""))))
+            w.writeheader()
+            w.writerows(asdict(i) for i in items)
+        return summary
+
+
+# ---- worker processes ------------------------------------------------------------------------------------------------
+_SINGER: Any = None
+
+
+def _init(settings_json: str) -> None:
+    global _SINGER
+    from .api import Singer
+    from .config import Settings
+
+    _SINGER = Singer(Settings.model_validate_json(settings_json))
+
+
+def _convert(req: dict) -> dict:
+    """One file (in a worker process): {"status": "done"|"failed", "message", "seconds", "duration"}."""
+    from .api import CoverRequest
+    from .errors import SingerError
+
+    t0 = time.perf_counter()
+    try:
+        res = _SINGER.cover(CoverRequest(**req))
+        return {"status": "done", "seconds": round(time.perf_counter() - t0, 3), "duration": res.duration}
+    except SingerError as e:
+        return {"status": "failed", "message": e.user_message, "seconds": round(time.perf_counter() - t0, 3)}
+    except Exception as e:  # a bug must not stop the batch either
+        return {"status": "failed", "message": f"internal error: {type(e).__name__}: {e}",
+                "seconds": round(time.perf_counter() - t0, 3)}

@@ -54,6 +54,14 @@ def _engine_params(kind: str, engine: str, params: dict) -> dict:
         raise UsageError(f"Bad parameter for {kind} engine '{engine}': {e}", hint=f"See `singer engines` for {engine}.") from None
 
 
+def _validated(model: Any, params: dict, what: str) -> Bound:
+    """Params checked by a pydantic model, in canonical form."""
+    try:
+        return Bound(model(**params).model_dump(mode="json"))
+    except Exception as e:  # pydantic.ValidationError
+        raise UsageError(f"Bad {what} parameter: {e}") from None
+
+
 class SourceOp(Op):
     """Resolve the input (local file, URL, search text), fetch it and decode to a float WAV."""
 
@@ -187,10 +195,7 @@ class ReverbOp(Op):
     def bind(self, ctx, params, engine):
         from ..effects import ReverbParams
 
-        try:
-            return Bound(ReverbParams(**params).model_dump(mode="json"))
-        except Exception as e:
-            raise UsageError(f"Bad reverb parameter: {e}") from None
+        return _validated(ReverbParams, params, "reverb")
 
     def run(self, ctx, work, inputs, bound, progress):
         from ..effects import ReverbParams, reverb
@@ -207,10 +212,7 @@ class MixOp(Op):
     def bind(self, ctx, params, engine):
         from ..mix import MixParams
 
-        try:
-            return Bound(MixParams(**params).model_dump(mode="json"))
-        except Exception as e:
-            raise UsageError(f"Bad mix parameter: {e}") from None
+        return _validated(MixParams, params, "mix")
 
     def run(self, ctx, work, inputs, bound, progress):
         from ..mix import MixParams, mix

@@ -26,6 +26,7 @@ from typing import Any
 
 from .audio import AUDIO_EXTENSIONS, FORMATS
 from .errors import InputError
+from .profile import save_json
 from .workflow.hashing import file_digest
 
 STATE = ".singer-batch.json"
@@ -83,9 +84,7 @@ class Batch:
             return {}
 
     def _save(self) -> None:
-        tmp = self.state_path.with_name(STATE + ".tmp")
-        tmp.write_text(json.dumps({"items": self.state}, indent=1, sort_keys=True))
-        os.replace(tmp, self.state_path)
+        save_json(self.state_path, {"items": self.state})
 
     def plan(self) -> list[tuple[Item, dict | None]]:
         """(item, request to run or None when the output is complete and current)."""
@@ -148,7 +147,7 @@ class Batch:
         counts = {s: sum(i.status == s for i in items) for s in ("done", "skipped", "failed")}
         summary = {"folder": str(self.folder), "out": str(self.out), "files": len(items), **counts,
                    "seconds": round(seconds, 2), "items": [asdict(i) for i in items]}
-        (self.out / "batch-summary.json").write_text(json.dumps(summary, indent=1))
+        save_json(self.out / "batch-summary.json", summary)
         with open(self.out / "batch-summary.csv", "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(asdict(items[0]) if items else asdict(Item(""))))
             w.writeheader()

@@ -79,7 +79,7 @@ def stem_meter(path: Path, channels: int | None = None) -> LoudnessMeter:
     upmix = info.channels == 1 and channels > 1  # identical channels: measure once, count it ``channels`` times
     meter = LoudnessMeter(info.samplerate, 1 if upmix else channels)
     for blk in sf.blocks(str(path), blocksize=int(BLOCK_S * info.samplerate), dtype="float32", always_2d=True):
-        meter.feed(blk.T[:1] if upmix else blk.T[:channels] if info.channels >= channels else np.repeat(blk.T[:1], channels, 0))
+        meter.feed(blk.T[:1] if upmix else blk.T[:channels])
     if upmix:
         meter.channels = channels
         meter.sub_ms = [v * channels for v in meter.sub_ms]

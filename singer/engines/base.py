@@ -44,8 +44,8 @@ class Engine(Protocol):
 class Separator(Engine, Protocol):
     """Splits a song into stems. ``stems`` names what :meth:`separate` returns with default params.
 
-    Optional class hooks: ``bind(settings, params) -> (canonical params, {name: file hashed into the cache key})``
-    (the model files a step uses) and ``outputs(params) -> stem names`` (a uvr karaoke stage gives lead/backing).
+    Optional class hook: ``bind(settings, params) -> (canonical params, {name: file hashed into the cache key})``
+    (the model files a step uses). Stem names may depend on params (a uvr karaoke stage gives lead/backing).
     """
 
     stems: ClassVar[tuple[str, ...]]

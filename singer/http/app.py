@@ -7,7 +7,6 @@ jobs. Errors are JSON ``{"error": code, "message": ..., "hint": ...}`` with a st
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,7 +24,6 @@ from ..errors import (
     InputError,
     NetworkUnavailable,
     SingerError,
-    SourceError,
     UsageError,
     VoiceNotFound,
 )
@@ -44,7 +42,6 @@ class Service:
     limiter: RateLimiter
     worker: Any = None
     requests: Counter = field(default_factory=Counter)  # (route, status) -> count, for /metrics
-    started: float = field(default_factory=time.time)
 
 
 def status_for(e: SingerError) -> int:
@@ -52,8 +49,10 @@ def status_for(e: SingerError) -> int:
         return 404
     if isinstance(e, NetworkUnavailable):
         return 503
-    if isinstance(e, (UsageError, SourceError, InputError)):
-        return 422 if not isinstance(e, UsageError) else 400
+    if isinstance(e, UsageError):
+        return 400
+    if isinstance(e, InputError):  # SourceError included
+        return 422
     if isinstance(e, EngineUnavailable):
         return 503
     return 500

@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from .store import Job, JobStore
-from .worker import ProgressHooks, error_dict, notify, run_request, store_event
+from .worker import ProgressHooks, error_dict, job_ended, run_request, store_event
 
 TASK = "singer.run_job"
 EVENTS = "singer:events:{}"  # a Redis list per job
@@ -111,7 +111,7 @@ class CeleryDispatcher:
             self._stop.wait(self.poll)
 
     def _send(self, job: Job) -> None:
-        self._seen.setdefault(job.id, len(self.redis.lrange(EVENTS.format(job.id), 0, -1)))
+        self._seen.setdefault(job.id, self.redis.llen(EVENTS.format(job.id)))  # a re-sent job: skip old events
         self.app.send_task(TASK, args=[job.id, job.kind, job.request], task_id=job.id)
 
     def _follow(self, job: Job) -> None:
@@ -133,7 +133,7 @@ class CeleryDispatcher:
         else:
             self.store.fail(job.id, outcome.get("error") or error_dict(RuntimeError("unknown")))
         self._seen.pop(job.id, None)
-        notify(self.settings, self.store, job.id)
+        job_ended(self.settings, self.store, job.id)
 
 
 def run_worker(settings: Any) -> None:

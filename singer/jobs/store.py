@@ -101,7 +101,8 @@ class JobStore:
             self._local.db = db
         return db
 
-    def _notify(self) -> None:
+    def wake(self) -> None:
+        """Wake whoever waits in :meth:`wait` in this process (a submission, an event, a stop)."""
         with self._changed:
             self._changed.notify_all()
 
@@ -208,7 +209,7 @@ class JobStore:
                 break
             except sqlite3.IntegrityError:
                 continue
-        self._notify()
+        self.wake()
         return seq
 
     def events(self, job_id: str, after: int = 0) -> list[tuple[int, str, dict]]:

@@ -1,4 +1,4 @@
-"""The embedded worker: runs queued jobs from a :class:`JobStore` in background threads of the serving process.
+"""The embedded worker: runs queued jobs from a :class:`JobStore` in threads of the service or of its worker process.
 
 Bounded on purpose: by default one heavy job at a time (parallel model calls on one box slow every job down and
 can exhaust memory), with the models kept warm in one :class:`~singer.api.Singer` between jobs. Identical
@@ -89,7 +89,7 @@ def uploads_dir(settings: Any) -> Path:
     return Path(settings.cache_path) / "uploads"
 
 
-def notify(settings: Any, store: JobStore, job_id: str) -> None:
+def job_ended(settings: Any, store: JobStore, job_id: str) -> None:
     """A job ended: remove its upload, and call its webhook, if any, in a thread of its own (a slow receiver holds
     up nothing)."""
     job = store.get(job_id)
@@ -141,7 +141,7 @@ class EmbeddedWorker:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        self.store._notify()
+        self.store.wake()
         for t in self._threads:
             t.join(timeout)
 
@@ -160,7 +160,7 @@ class EmbeddedWorker:
             self.store.finish(job.id, run_request(self.singer, self.settings, job.id, job.kind, job.request, hooks))
         except Exception as e:  # every failure becomes the job's error; the worker carries on
             self.store.fail(job.id, error_dict(e))
-        notify(self.settings, self.store, job.id)
+        job_ended(self.settings, self.store, job.id)
 
 
 # ---- the worker as a child process of the service -------------------------------------------------------------------

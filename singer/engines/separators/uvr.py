@@ -67,10 +67,6 @@ class UVRSeparator:
                                          "`singer models list --kind separator` lists them all.")
 
     @classmethod
-    def outputs(cls, params: dict) -> tuple[str, ...]:
-        return catalog.STAGES[cls.Params(**params).stage]
-
-    @classmethod
     def bind(cls, settings: Any, params: dict) -> tuple[dict, dict[str, Path]]:
         """Canonical params (the model resolved to its file) and the files whose content goes into the cache key.
         Raises :class:`ModelError` (exit 4) naming ``singer models pull`` when a file is missing."""

@@ -29,7 +29,7 @@ KEPT = {
 }
 # files audio-separator reads for every model (UVR's model list) and, by extension, for MDX/VR hash lookups
 LIST_FILE = "download_checks.json"
-HASH_DATA = {".onnx": ("mdx_model_data.json", "vr_model_data.json"), ".pth": ("mdx_model_data.json", "vr_model_data.json")}
+HASH_DATA = ("mdx_model_data.json", "vr_model_data.json")  # read for every .onnx (MDX) and .pth (VR) model
 
 
 def uvr_dir(settings: Any) -> Path:
@@ -78,7 +78,7 @@ def resolve(settings: Any, model: str, stage: str) -> UVRModel:
             return m
     loose = uvr_dir(settings) / text
     if Path(text).name == text and loose.is_file():
-        need = [LIST_FILE, *HASH_DATA.get(loose.suffix.lower(), ()), text]
+        need = [LIST_FILE, *(HASH_DATA if loose.suffix.lower() in (".onnx", ".pth") else ()), text]
         return UVRModel(text, text, stage, tuple(need))
     presets = sorted(p for m in known for p in m.presets)
     raise UsageError(f"Unknown UVR model or preset '{text}'",

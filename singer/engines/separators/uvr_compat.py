@@ -36,7 +36,6 @@ from ...errors import EngineUnavailable, ModelError
 ARCH_MODULES = ("mdx_separator", "mdxc_separator", "vr_separator", "demucs_separator")
 _report: contextvars.ContextVar[Callable[[float], None] | None] = contextvars.ContextVar("uvr_progress", default=None)
 _prepared = False
-ONNX2TORCH_WHY = ""
 
 
 def _onnx2torch_standin(error: BaseException) -> types.ModuleType:
@@ -57,13 +56,12 @@ def _onnx2torch_standin(error: BaseException) -> types.ModuleType:
 
 def prepare() -> None:
     """Apply the three adjustments (idempotent). Imports audio-separator, so call it only when the engine runs."""
-    global _prepared, ONNX2TORCH_WHY
+    global _prepared
     if _prepared:
         return
     try:
         import onnx2torch  # noqa: F401
     except Exception as e:  # ImportError without torchvision, RuntimeError with a CUDA-only torchvision
-        ONNX2TORCH_WHY = f"{type(e).__name__}: {e}"
         for name in [m for m in sys.modules if m.split(".")[0] in ("onnx2torch", "torchvision")]:
             del sys.modules[name]  # half-imported packages must not linger
         sys.modules["onnx2torch"] = _onnx2torch_standin(e)

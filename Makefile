@@ -29,6 +29,7 @@ demo: install
 	@echo "cover written under $(DEMO_OUT)/"
 
 test: install
+	bash scripts/install-system.sh --test   # + chromium for the report tests
 	$(BIN)/python -m pytest -q
 
 lint: install

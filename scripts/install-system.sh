@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # System packages singer needs: ffmpeg (decode/encode, rubberband re-keying) and redis-server (the Celery broker
-# for scale-out; the tests start one on loopback). Installs with apt-get when missing; on other systems prints
-# what to install. Idempotent.
+# for scale-out; the tests start one on loopback); with --test also chromium (the report tests render pages in it
+# headless). Installs with apt-get when missing; on other systems prints what to install. Idempotent.
 set -euo pipefail
 need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+if [ "${1:-}" = "--test" ]; then command -v chromium >/dev/null 2>&1 || need+=(chromium); fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if command -v apt-get >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

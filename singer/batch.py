@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .audio import AUDIO_EXTENSIONS, FORMATS
-from .errors import InputError
+from .errors import InputError, SingerError
 from .profile import save_json
 from .workflow.hashing import file_digest
 
@@ -40,6 +40,7 @@ class Item:
     message: str = ""
     seconds: float = 0.0
     duration: float = 0.0
+    run_id: str = ""  # the run that made the output (singer report RUN_ID)
 
 
 def find_inputs(folder: Path, out: Path | None = None) -> list[Path]:
@@ -100,7 +101,7 @@ class Batch:
                        and dst.is_file() and dst.stat().st_size == rec.get("size"))
             item = Item(rel, output=str(dst))
             if current:
-                item.status, item.duration = "skipped", rec.get("duration", 0.0)
+                item.status, item.duration, item.run_id = "skipped", rec.get("duration", 0.0), rec.get("run_id", "")
             plan.append((item, None if current else req))
         return plan
 
@@ -116,7 +117,7 @@ class Batch:
                 on_item(item, 0, len(items))
         ctx = multiprocessing.get_context("spawn")  # no fork of a process whose torch/BLAS threads already run
         with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init,
-                                 initargs=(self.settings.model_dump_json(),)) as ex:
+                                 initargs=(self.worker_settings().model_dump_json(),)) as ex:
             pending = {}
             queue = list(todo)
             while queue or pending:
@@ -130,29 +131,50 @@ class Batch:
                     self._record(item, req, fut.result())
                     done += 1
                     on_item(item, done, len(items))
-        return self._summary(items, time.perf_counter() - t0)
+        summary = self._summary(items, time.perf_counter() - t0)
+        try:  # the page a person opens: counts, failures, a player per output (run reports: `singer report OUT`)
+            from .report import batch_report
+
+            summary["report"] = str(batch_report(self.settings, self.out))
+        except (SingerError, OSError):
+            pass  # the outputs and the summary are what matter; a page that cannot be written takes nothing away
+        return summary
+
+    def worker_settings(self) -> Any:
+        """The settings each worker process runs with: the cores shared out between the workers (``threads``
+        unset means all cores, and N workers each using all of them only fight over the caches)."""
+        if self.settings.threads or self.workers == 1:
+            return self.settings
+        return self.settings.model_copy(update={"threads": max(1, (os.cpu_count() or 1) // self.workers)})
 
     def _record(self, item: Item, req: dict, outcome: dict) -> None:
         item.status, item.message = outcome["status"], outcome.get("message", "")
         item.seconds, item.duration = outcome.get("seconds", 0.0), outcome.get("duration", 0.0)
+        item.run_id = outcome.get("run_id", "")
         if item.status == "done":
             dst = Path(req["out"])
             self.state[item.rel] = {"digest": file_digest(req["input"]), "recipe": _recipe(req),
-                                    "size": dst.stat().st_size, "duration": item.duration}
+                                    "size": dst.stat().st_size, "duration": item.duration, "run_id": item.run_id}
         else:
             self.state.pop(item.rel, None)
         self._save()
 
     def _summary(self, items: list[Item], seconds: float) -> dict:
-        counts = {s: sum(i.status == s for i in items) for s in ("done", "skipped", "failed")}
-        summary = {"folder": str(self.folder), "out": str(self.out), "files": len(items), **counts,
-                   "seconds": round(seconds, 2), "items": [asdict(i) for i in items]}
-        save_json(self.out / "batch-summary.json", summary)
-        with open(self.out / "batch-summary.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(asdict(items[0]) if items else asdict(Item(""))))
-            w.writeheader()
-            w.writerows(asdict(i) for i in items)
-        return summary
+        return write_summary(self.out, str(self.folder), str(self.out), items, seconds)
+
+
+def write_summary(dest: Path, folder: str, out: str, items: list[Item], seconds: float) -> dict:
+    """Write ``batch-summary.json`` and ``batch-summary.csv`` into ``dest``; returns the summary (also used by the
+    HTTP service's batch results)."""
+    counts = {s: sum(i.status == s for i in items) for s in ("done", "skipped", "failed")}
+    summary = {"folder": folder, "out": out, "files": len(items), **counts,
+               "seconds": round(seconds, 2), "items": [asdict(i) for i in items]}
+    save_json(Path(dest) / "batch-summary.json", summary)
+    with open(Path(dest) / "batch-summary.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(asdict(items[0]) if items else asdict(Item(""))))
+        w.writeheader()
+        w.writerows(asdict(i) for i in items)
+    return summary
 
 
 # ---- worker processes ------------------------------------------------------------------------------------------------
@@ -161,10 +183,15 @@ _SINGER: Any = None
 
 def _init(settings_json: str) -> None:
     global _SINGER
-    from .api import Singer
     from .config import Settings
 
-    _SINGER = Singer(Settings.model_validate_json(settings_json))
+    settings = Settings.model_validate_json(settings_json)
+    if settings.threads:  # before torch/BLAS load in this fresh (spawned) process
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[var] = str(settings.threads)
+    from .api import Singer
+
+    _SINGER = Singer(settings)
 
 
 def _convert(req: dict) -> dict:
@@ -175,7 +202,8 @@ def _convert(req: dict) -> dict:
     t0 = time.perf_counter()
     try:
         res = _SINGER.cover(CoverRequest(**req))
-        return {"status": "done", "seconds": round(time.perf_counter() - t0, 3), "duration": res.duration}
+        return {"status": "done", "seconds": round(time.perf_counter() - t0, 3), "duration": res.duration,
+                "run_id": res.run.run_id}
     except SingerError as e:
         return {"status": "failed", "message": e.user_message, "seconds": round(time.perf_counter() - t0, 3)}
     except Exception as e:  # a bug must not stop the batch either

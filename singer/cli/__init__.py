@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import batch, cache, cover, engines, models, search, serve, voices
+from . import batch, cache, cover, engines, models, report, search, serve, voices
 
 app = typer.Typer(name="singer", help="Sing any song in a character's voice: search, separate, convert, remix.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -13,6 +13,7 @@ app.command()(cover.convert)
 app.command()(search.search)
 app.command()(engines.engines)
 app.command()(batch.batch)
+app.command()(report.report)
 app.command()(serve.serve)
 app.command()(serve.worker)
 app.add_typer(voices.app, name="voices")

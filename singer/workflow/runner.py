@@ -12,6 +12,7 @@ Value syntax in a workflow's params and inputs:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -66,6 +67,8 @@ class StepRecord:
     params: dict
     outputs: dict[str, str] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)  # input name -> "step.output" it was fed from
+    engine: str = ""
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -113,6 +116,15 @@ def _enabled(value: Any, variables: dict, metas: dict[str, dict]) -> bool:
     return True
 
 
+def _origin_ref(ref: str, files: dict) -> str:
+    """``ref`` itself, or the step output it passes through unchanged (a skipped step's passthrough)."""
+    path = files[ref][0]
+    for other, (p, _) in files.items():
+        if p == path:
+            return other
+    return ref
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:40] or "run"
 
@@ -145,7 +157,7 @@ class Runner:
         metas: dict[str, dict] = {}
         origins: dict[str, tuple[dict, str]] = {}  # "step.output" -> (meta of the step that made it, output name)
         records: list[StepRecord] = []
-        ok = False
+        ok, error = False, None
         try:
             for n, step in enumerate(spec.steps, start=1):
                 records.append(self._run_step(n, step, variables, overrides, engines, recompute, no_cache, files, metas,
@@ -155,7 +167,16 @@ class Runner:
                 raise StepFailed(f"Workflow '{spec.name}' output '{out_ref}' was not produced")
             ok = True
             return RunResult(run_id, spec.name, run_dir, files[out_ref][0], records, time.perf_counter() - t_run)
+        except SingerError as e:
+            error = {"error": e.code, "message": e.user_message}
+            raise
         finally:
+            self._record(run_dir, {
+                "run_id": run_id, "workflow": spec.name, "ok": ok, "error": error, "variables": variables,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - (time.perf_counter() - t_run))),
+                "seconds": round(time.perf_counter() - t_run, 3), "output": spec.output,
+                "output_digest": files[spec.output][1] if spec.output in files else None,
+                "steps": [r.to_dict() for r in records]})
             self.hooks.on_run_end(run_id, ok)
 
     def _run_step(self, n, step: StepSpec, variables, overrides, engines, recompute, no_cache, files, metas, origins,
@@ -169,6 +190,7 @@ class Runner:
         inputs: dict[str, Path] = {}
         digests: dict[str, str] = {}
         input_meta: dict[str, tuple[dict, str]] = {}  # input -> (meta of the step that made it, its output name)
+        refs: dict[str, str] = {}
         for name, ref in step.inputs.items():
             if isinstance(ref, list):  # alternatives: the first one produced; none produced -> input left out
                 ref = next((r for r in (_resolve_value(x, variables, metas) for x in ref) if r in files), None)
@@ -179,6 +201,7 @@ class Runner:
                 raise StepFailed(f"Step '{step.id}' needs '{ref}', which no earlier step produced")
             inputs[name], digests[name] = files[ref]
             input_meta[name] = origins.get(ref, ({}, ""))
+            refs[name] = _origin_ref(ref, files)
         bound.state["input_meta"] = input_meta
         for name, path in bound.files.items():
             inputs[name], digests[name] = Path(path), file_digest(path)
@@ -215,7 +238,7 @@ class Runner:
             origins[f"{step.id}.{name}"] = (entry.meta, name)
         metas[step.id] = entry.meta
         return StepRecord(step.id, op.name, key, cached, False, round(seconds, 3), bound.params,
-                          {k: str(v) for k, v in entry.outputs.items()}, entry.meta)
+                          {k: str(v) for k, v in entry.outputs.items()}, entry.meta, refs, str(engine or ""))
 
     def _passthrough(self, step, mapping, files, origins, reason, params=None) -> StepRecord:
         for name, ref in mapping.items():
@@ -226,6 +249,17 @@ class Runner:
         self.hooks.on_step_progress(step.id, 1.0, f"skipped ({reason})")
         self.hooks.on_step_end(step.id, True, 0.0)
         return StepRecord(step.id, step.op, None, False, True, 0.0, params or {}, meta={"skipped": reason})
+
+    @staticmethod
+    def _record(run_dir: Path, record: dict) -> None:
+        """``run.json`` in the run folder: what ran, with which params, cached or not, how long, and where each
+        step's files are; ``singer report`` reads it. Written at the end, failed runs included."""
+        from ..profile import save_json
+
+        try:
+            save_json(run_dir / "run.json", json.loads(json.dumps(record, default=str)))
+        except OSError:
+            pass  # a report that cannot be written must not fail the run
 
     @staticmethod
     def _link(run_dir: Path, n: int, step_id: str, entry: Entry) -> None:

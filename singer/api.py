@@ -40,6 +40,9 @@ class CoverRequest(BaseModel):
     separator: str | None = None
     converter: str | None = None
     separate: bool | None = Field(None, description="voice_note workflow: separate the voice from background first.")
+    trim: bool | None = Field(None, description="voice_note workflow: cut the silence before and after the voice "
+                                                "(on by default).")
+    denoise: bool | None = Field(None, description="voice_note workflow: lower steady background noise (off by default).")
     target_lufs: float | None = Field(None, ge=-40, le=-5)
     preset: str | None = Field(None, description="UVR model or preset for the vocals stage (implies separator uvr).")
     stages: list[str] | None = Field(None, description="Separation stages: vocals (always), karaoke, dereverb.")
@@ -71,7 +74,8 @@ class CoverRequest(BaseModel):
     def variables(self) -> dict:
         v = {"input": self.input, "voice": self.voice, "key": self.key, "format": self.format, "pick": self.pick,
              "separator": "uvr" if self.preset and not self.separator else self.separator,
-             "converter": self.converter, "separate": self.separate, "target_lufs": self.target_lufs}
+             "converter": self.converter, "separate": self.separate, "trim": self.trim, "denoise": self.denoise,
+             "target_lufs": self.target_lufs}
         if self.stages is not None:
             v.update(karaoke="karaoke" in self.stages, dereverb="dereverb" in self.stages)
         if self.convert_parts is not None:

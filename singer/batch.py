@@ -65,7 +65,9 @@ def output_format(src: Path, requested: str | None, default: str) -> str:
 
 
 def _recipe(request: dict) -> dict:
-    return {k: request.get(k) for k in ("voice", "workflow", "format", "key")}
+    """What made an output, besides its input's bytes: everything in the request but where it reads and writes
+    (voice, workflow, format, key, trim, denoise, step params...)."""
+    return {k: v for k, v in sorted(request.items()) if k not in ("input", "out")}
 
 
 class Batch:

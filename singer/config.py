@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     broker: str = Field(default="", description="Celery broker URL (redis://host:6379/0) for scale-out; empty = "
                         "the embedded worker.")
     job_timeout: float = Field(default=3 * 3600.0, gt=0, description="Longest a job may run, seconds (Celery).")
+    batch_roots: str = Field(default="", description="Server folders a batch may name (POST /v1/batches folder=), "
+                             "separated by os.pathsep; empty = folder batches are refused.")
+    max_batch_files: int = Field(default=500, ge=1, description="Most files in one batch.")
+    max_batches_per_key: int = Field(default=2, ge=1, description="Unfinished batches per API key.")
 
     @property
     def cache_path(self) -> Path:
@@ -73,3 +77,7 @@ class Settings(BaseSettings):
     @property
     def library_paths(self) -> list[Path]:
         return [Path(p).expanduser() for p in self.library.split(os.pathsep) if p.strip()]
+
+    @property
+    def batch_root_paths(self) -> list[Path]:
+        return [Path(p).expanduser() for p in self.batch_roots.split(os.pathsep) if p.strip()]

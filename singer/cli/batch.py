@@ -16,6 +16,8 @@ def batch(
     workflow: str = typer.Option("voice_note", "--workflow", "-w", help="voice_note (default) or cover."),
     fmt: str | None = typer.Option(None, "--format", "-f", help="Output format (default: the input's own, else ogg/mp3)."),
     key: str | None = typer.Option(None, "--key", "-k", help="Pitch shift in semitones, or auto."),
+    trim: bool | None = typer.Option(None, "--trim/--no-trim", help="voice_note: cut the silence around the voice (default on)."),
+    denoise: bool | None = typer.Option(None, "--denoise/--no-denoise", help="voice_note: lower steady background noise."),
     workers: int = typer.Option(max(1, min(2, (os.cpu_count() or 1))), "--workers", min=1,
                                 help="Files converted at once, one process each."),
     quiet: bool = c.QuietOpt,
@@ -32,7 +34,8 @@ def batch(
         from ..batch import Batch
 
         request = {"workflow": workflow, **({"voice": voice} if voice else {}),
-                   **({"key": parse_key(key)} if key is not None else {})}
+                   **({"key": parse_key(key)} if key is not None else {}),
+                   **{k: v for k, v in (("trim", trim), ("denoise", denoise)) if v is not None}}
         b = Batch(c.settings(), Path(folder), Path(out), request, workers=workers, fmt=fmt)
         failed = [0]
         with Progress(TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),

@@ -118,6 +118,8 @@ def convert(
     fmt: str | None = typer.Option(None, "--format", "-f", help="ogg (voice note, default), mp3, wav, flac, m4a."),
     out: str | None = typer.Option(None, "--out", "-o", help="Output file or folder."),
     separate: bool = typer.Option(False, "--separate/--no-separate", help="Remove background music/noise first."),
+    trim: bool | None = typer.Option(None, "--trim/--no-trim", help="Cut the silence before and after the voice (default on)."),
+    denoise: bool | None = typer.Option(None, "--denoise/--no-denoise", help="Lower steady background noise (default off)."),
     converter: str | None = typer.Option(None, "--engine", "--converter", help="Converter engine."),
     f0: str | None = c.F0Opt,
     index_rate: float | None = c.IndexRateOpt,
@@ -130,6 +132,6 @@ def convert(
     as_json: bool = c.JsonOpt,
 ) -> None:
     """Convert a voice note (no separation by default) into VOICE."""
-    _go(dict(input=path, voice=voice, key=key, format=fmt, out=out, separate=separate or None,
-             converter=converter, workflow=workflow, recompute=recompute, no_cache=no_cache),
+    _go(dict(input=path, voice=voice, key=key, format=fmt, out=out, separate=separate or None, trim=trim,
+             denoise=denoise, converter=converter, workflow=workflow, recompute=recompute, no_cache=no_cache),
         engine_sets(f0, index_rate, protect) + sets, as_json, quiet, "convert")

@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
     stay fast while a job runs); with ``settings.broker`` jobs go to Celery workers instead."""
     from ..api import Singer
     from ..jobs.worker import EmbeddedWorker, WorkerProcess
-    from . import routes
+    from . import batches, routes
 
     settings = settings or Settings()
     singer = Singer(settings)
@@ -118,6 +118,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
         return response
 
     app.include_router(routes.router)
+    app.include_router(batches.router)
     return app
 
 

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 
+from ..config import Settings
 from ..errors import InputError
 from ..jobs.worker import uploads_dir
 from .app import Service
@@ -90,14 +91,28 @@ def submit_conversion(service: ServiceDep, owner: Caller, file: Annotated[Upload
                       voice: Annotated[str | None, Form(max_length=100)] = None,
                       format: Annotated[Format, Form()] = "ogg",
                       key: Annotated[float | None, Form(ge=-24, le=24)] = None,
+                      trim: Annotated[bool | None, Form(description="Cut silence before/after the voice (default on).")] = None,
+                      denoise: Annotated[bool | None, Form(description="Lower steady background noise first.")] = None,
                       callback_url: Annotated[str | None, Form(max_length=2000)] = None) -> JobAccepted:
     """Convert an uploaded voice note (any audio or video ffmpeg reads, by content) into a voice."""
-    from .. import audio
-
     if service.store.active(owner) >= service.settings.max_jobs_per_key:
         raise _too_many(service)  # before copying and probing the upload
-    limit = int(service.settings.max_upload_mb * 1e6)
-    folder = uploads_dir(service.settings)
+    path = save_upload(service.settings, file, uploads_dir(service.settings))
+    try:
+        request = {"input": str(path), "voice": voice, "format": format, "key": key, "trim": trim, "denoise": denoise}
+        return _accept(service, owner, "convert", {k: v for k, v in request.items() if v is not None}, callback_url)
+    except BaseException:  # refused: the upload goes (an accepted one goes when its job ends)
+        path.unlink(missing_ok=True)
+        raise
+
+
+def save_upload(settings: Settings, file: UploadFile, folder: Path, label: str | None = None) -> Path:
+    """Stream an upload into ``folder`` and check it: at most ``max_upload_mb`` (413), audio by content (ffprobe;
+    InputError otherwise), at most ``max_upload_duration`` seconds (InputError). Returns its path; a refused upload
+    leaves nothing behind. With ``label``, error messages call the upload that instead of by our file name."""
+    from .. import audio
+
+    limit = int(settings.max_upload_mb * 1e6)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / uuid.uuid4().hex  # our name: nothing from the request reaches the file system
     try:
@@ -107,15 +122,20 @@ def submit_conversion(service: ServiceDep, owner: Caller, file: Annotated[Upload
                 size += len(chunk)
                 if size > limit:
                     raise HTTPException(413, {"error": "too_large", "message": f"The upload is over "
-                                              f"{service.settings.max_upload_mb:g} MB.", "hint": "Send a shorter note."})
+                                              f"{settings.max_upload_mb:g} MB.", "hint": "Send a shorter note."})
                 out.write(chunk)
-        info = audio.probe(path)  # content sniffing: InputError when there is no audio stream
-        if info.duration > service.settings.max_upload_duration:
+        try:
+            info = audio.probe(path)  # content sniffing: InputError when there is no audio stream
+        except InputError as e:
+            if label:  # ffprobe's words name the file by its full path
+                e.user_message = e.user_message.replace(str(path), label).replace(path.name, label)
+                e.hint = e.hint and e.hint.replace(str(path), label).replace(path.name, label)
+            raise
+        if info.duration > settings.max_upload_duration:
             raise InputError(f"The voice note is {info.duration:.0f} s long; the limit is "
-                             f"{service.settings.max_upload_duration:.0f} s.", hint="Send a shorter note.")
-        request = {"input": str(path), "voice": voice, "format": format, "key": key}
-        return _accept(service, owner, "convert", {k: v for k, v in request.items() if v is not None}, callback_url)
-    except BaseException:  # refused: the upload goes (an accepted one goes when its job ends)
+                             f"{settings.max_upload_duration:.0f} s.", hint="Send a shorter note.")
+        return path
+    except BaseException:
         path.unlink(missing_ok=True)
         raise
 

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Format = Literal["mp3", "ogg", "opus", "wav", "flac", "m4a"]
+JobState = Literal["queued", "running", "done", "failed"]
 
 
 class CoverIn(BaseModel):
@@ -50,13 +51,63 @@ class JobOut(BaseModel):
         "error": None, "result": None, "created": 1763700000.0, "updated": 1763700042.5}]})
     job_id: str
     kind: str
-    state: Literal["queued", "running", "done", "failed"]
+    state: JobState
     step: str
     progress: float = Field(..., ge=0, le=1)
     error: JobError | None = None
     result: JobResult | None = None
+    batch: str | None = Field(None, description="The batch the job belongs to, if any.")
     created: float
     updated: float
+
+
+class BatchAccepted(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "batch_id": "9c1e...", "state": "queued", "total": 3, "status_url": "/v1/batches/9c1e...",
+        "result_url": "/v1/batches/9c1e.../result"}]})
+    batch_id: str
+    state: Literal["queued", "running", "done"]
+    total: int = Field(..., description="Files in the batch, one job each.")
+    status_url: str
+    result_url: str = Field(..., description="The zip of the outputs, once the batch is done.")
+
+
+class BatchCounts(BaseModel):
+    total: int
+    queued: int
+    running: int
+    done: int
+    failed: int
+
+
+class BatchItemOut(BaseModel):
+    input: str = Field(..., description="The file's path relative to the folder (an upload: its file name).")
+    job_id: str
+    state: JobState
+    error: JobError | None = Field(None, description="Why the file failed (a user message).")
+    result_url: str | None = Field(None, description="The converted file, once done.")
+
+
+class BatchOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "batch_id": "9c1e...", "state": "running", "workflow": "voice_note", "voice": "ayana",
+        "created": 1763700000.0, "updated": 1763700042.5,
+        "counts": {"total": 3, "queued": 1, "running": 1, "done": 0, "failed": 1}, "progress": 0.45,
+        "result_url": None, "items": [
+            {"input": "monday/hello.ogg", "job_id": "3f2a...", "state": "running", "error": None, "result_url": None},
+            {"input": "notes.txt.ogg", "job_id": "77b0...", "state": "failed", "result_url": None,
+             "error": {"error": "bad_input", "message": "Not a readable audio or video file: notes.txt.ogg",
+                       "hint": "Convert it to mp3, wav or flac first."}}]}]})
+    batch_id: str
+    state: Literal["queued", "running", "done"] = Field(..., description="done when every file's job has ended.")
+    workflow: str
+    voice: str | None = None
+    created: float
+    updated: float
+    counts: BatchCounts
+    progress: float = Field(..., ge=0, le=1)
+    result_url: str | None = Field(None, description="The zip of the outputs and summaries, once done.")
+    items: list[BatchItemOut]
 
 
 class CandidateOut(BaseModel):

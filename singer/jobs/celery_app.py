@@ -7,6 +7,11 @@ unchanged) and records the task's outcome. Delivery is at-least-once: ``acks_lat
 ``reject_on_worker_lost`` gives a job back to the queue when a worker dies, the broker's visibility timeout is
 longer than the longest job, and a re-run finds its finished steps in the shared step cache (SINGER_CACHE_DIR must
 be the same path on every machine; two runs of one step wait for each other on its lock).
+
+Priorities survive the trip: a job's ``priority`` (0 interactive, 1 batch) is the task's Redis priority (0 is
+taken first), so a voice note sent after a 200-file batch does not wait behind it in the broker. Batch jobs run
+on the worker like any job (their output lands in the job's folder in the shared cache) and the dispatcher moves
+each output into its batch's tree on the service's disk.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from .store import Job, JobStore
-from .worker import ProgressHooks, error_dict, job_ended, run_request, store_event
+from .worker import ProgressHooks, end_batches, error_dict, job_ended, place_output, run_request, store_event
 
 TASK = "singer.run_job"
 EVENTS = "singer:events:{}"  # a Redis list per job
@@ -30,10 +35,13 @@ def make_celery(broker: str, job_timeout: float, concurrency: int = 1) -> Any:
     from celery import Celery
 
     app = Celery("singer", broker=broker, backend=broker)
-    transport = {"visibility_timeout": int(job_timeout * 2)}  # longer than any job: no second delivery mid-run
+    # visibility: longer than any job, no second delivery mid-run; priority_steps: a list per priority 0..9 (the
+    # default steps [0, 3, 6, 9] would file batch jobs' 1 with the interactive 0)
+    visibility = {"visibility_timeout": int(job_timeout * 2)}
     app.conf.update(
         task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
-        broker_transport_options=transport, result_backend_transport_options=transport,
+        broker_transport_options={**visibility, "priority_steps": list(range(10))},
+        result_backend_transport_options=visibility,
         task_serializer="json", result_serializer="json", accept_content=["json"], result_expires=7 * 24 * 3600,
         task_time_limit=int(job_timeout), worker_concurrency=concurrency, worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
@@ -89,6 +97,7 @@ class CeleryDispatcher:
 
     def start(self) -> None:
         self.store.recover()  # sent before a restart: sent again (same task id); a finished step is not redone
+        end_batches(self.settings, self.store)
         self._thread = threading.Thread(target=self._loop, name="singer-celery-dispatch", daemon=True)
         self._thread.start()
 
@@ -112,7 +121,8 @@ class CeleryDispatcher:
 
     def _send(self, job: Job) -> None:
         self._seen.setdefault(job.id, self.redis.llen(EVENTS.format(job.id)))  # a re-sent job: skip old events
-        self.app.send_task(TASK, args=[job.id, job.kind, job.request], task_id=job.id)
+        request = {k: v for k, v in job.request.items() if k != "out"}  # the worker's disk is not the service's
+        self.app.send_task(TASK, args=[job.id, job.kind, request], task_id=job.id, priority=min(job.priority, 9))
 
     def _follow(self, job: Job) -> None:
         key = EVENTS.format(job.id)
@@ -129,7 +139,12 @@ class CeleryDispatcher:
             "state": "failed", "error": error_dict(res.result if isinstance(res.result, BaseException) else
                                                    RuntimeError("the worker gave no result"))}
         if outcome.get("state") == "done":
-            self.store.finish(job.id, outcome["result"])
+            try:
+                self.store.finish(job.id, place_output(self.settings, job, outcome["result"]))
+            except OSError:  # the worker's file is not where the service looks: the cache is not shared
+                self.store.fail(job.id, {"error": "internal", "message": "The worker's output file is not reachable "
+                                         "from the service.", "hint": "SINGER_CACHE_DIR must be one shared path on "
+                                         "every machine."})
         else:
             self.store.fail(job.id, outcome.get("error") or error_dict(RuntimeError("unknown")))
         self._seen.pop(job.id, None)

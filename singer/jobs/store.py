@@ -3,7 +3,11 @@
 A job is accepted only once its row is committed, so a crash (even kill -9) after the answer loses nothing:
 :meth:`JobStore.recover` puts jobs that were running back in the queue, and the workflow's step cache means the
 steps they had finished are not computed again. Workers take jobs with :meth:`JobStore.claim`, an atomic
-``UPDATE ... RETURNING`` on the oldest queued job, so two workers never run the same job.
+``UPDATE ... RETURNING`` on the queued job with the lowest ``priority`` (0 = interactive, 1 = batch), oldest
+first, so two workers never run the same job and a single voice note never waits behind a 200-file batch.
+
+Batches (``singer/jobs/batches.py``, reached as ``store.batches``) are rows of their own whose files are ordinary
+jobs carrying the batch id. Older database files gain the new columns when first opened (:func:`_migrate`).
 
 Events (step start / progress / end, done, failed) are rows with a per-job sequence number: the HTTP service
 streams them as Server-Sent Events and a client that reconnects resumes from its last event id.
@@ -17,6 +21,7 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +33,46 @@ CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, kind TEXT NOT NULL, request TEXT NOT NULL,
     state TEXT NOT NULL, step TEXT NOT NULL DEFAULT '', progress REAL NOT NULL DEFAULT 0,
     error TEXT, result TEXT, callback_url TEXT, attempts INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL, updated REAL NOT NULL
+    created REAL NOT NULL, updated REAL NOT NULL, batch TEXT, priority INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, created);
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, state);
 CREATE TABLE IF NOT EXISTS events (
     job_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL, at REAL NOT NULL,
     PRIMARY KEY (job_id, seq)
 );
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, created REAL NOT NULL, request TEXT NOT NULL, out TEXT NOT NULL,
+    total INTEGER NOT NULL, callback_url TEXT, ended REAL, webhook TEXT
+);
+CREATE INDEX IF NOT EXISTS batches_owner ON batches (owner, ended)
 """
+# Columns added after the first release: (table, column, declaration); files made before get them on open.
+_COLUMNS = [("jobs", "batch", "TEXT"), ("jobs", "priority", "INTEGER NOT NULL DEFAULT 0")]
+# Indexes on those columns (created after the columns exist); jobs_queue (state, created) is replaced by jobs_claim.
+_INDEXES = """
+DROP INDEX IF EXISTS jobs_queue;
+CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (state, priority, created);
+CREATE INDEX IF NOT EXISTS jobs_batch ON jobs (batch, state)
+"""
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Create the tables, add missing columns to an older file, create the indexes: one transaction, so two
+    processes opening the same file at once cannot both add a column."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for stmt in filter(str.strip, _SCHEMA.split(";")):
+            db.execute(stmt)
+        for table, column, decl in _COLUMNS:
+            if column not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+        for stmt in filter(str.strip, _INDEXES.split(";")):
+            db.execute(stmt)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 @dataclass
@@ -54,6 +90,8 @@ class Job:
     attempts: int = 0
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
+    batch: str | None = None  # the batch it belongs to (POST /v1/batches), if any
+    priority: int = 0  # claimed lowest first: 0 interactive, 1 batch
 
     @property
     def finished(self) -> bool:
@@ -71,7 +109,7 @@ class Job:
                       "duration": r["duration"], "title": r.get("title", ""), "voice": r.get("voice", "")}
         return {"job_id": self.id, "kind": self.kind, "state": self.state, "step": self.step,
                 "progress": min(max(self.progress, 0.0), 1.0), "error": self.error, "result": result,
-                "created": self.created, "updated": self.updated}
+                "batch": self.batch, "created": self.created, "updated": self.updated}
 
 
 def _job(row: sqlite3.Row) -> Job:
@@ -87,8 +125,7 @@ class JobStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._changed = threading.Condition()
-        with self._db() as db:
-            db.executescript(_SCHEMA)
+        _migrate(self._db())
 
     def _db(self) -> sqlite3.Connection:
         """One connection per thread (sqlite3 objects must not cross threads); autocommit, WAL, busy timeout."""
@@ -154,16 +191,25 @@ class JobStore:
         return {s: 0 for s in STATES} | {r[0]: r[1] for r in rows}
 
     def active(self, owner: str) -> int:
-        """Queued + running jobs of ``owner`` (for the per-key concurrency limit)."""
-        return self._db().execute("SELECT COUNT(*) FROM jobs WHERE owner = ? AND state IN ('queued', 'running')",
-                                  (owner,)).fetchone()[0]
+        """Queued + running jobs of ``owner`` outside batches (for the per-key concurrency limit; batches have
+        their own, ``store.batches.active``)."""
+        return self._db().execute("SELECT COUNT(*) FROM jobs WHERE owner = ? AND state IN ('queued', 'running') "
+                                  "AND batch IS NULL", (owner,)).fetchone()[0]
+
+    @cached_property
+    def batches(self):
+        """Batch persistence on this store's database (:class:`~singer.jobs.batches.BatchStore`)."""
+        from .batches import BatchStore
+
+        return BatchStore(self)
 
     def claim(self) -> Job | None:
-        """Take the oldest queued job (atomically: one worker gets it) and mark it running."""
+        """Take the queued job with the lowest priority, oldest first (atomically: one worker gets it) and mark it
+        running."""
         row = self._db().execute(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated = ? WHERE id = "
-            "(SELECT id FROM jobs WHERE state = 'queued' ORDER BY created LIMIT 1) AND state = 'queued' RETURNING *",
-            (time.time(),)).fetchone()
+            "(SELECT id FROM jobs WHERE state = 'queued' ORDER BY priority, created LIMIT 1) AND state = 'queued' "
+            "RETURNING *", (time.time(),)).fetchone()
         if row is None:
             return None
         job = _job(row)

@@ -65,16 +65,53 @@ def store_event(store: JobStore, job_id: str, type_: str, data: dict) -> None:
     store.add_event(job_id, type_, data)
 
 
-def run_request(singer: Any, settings: Any, job_id: str, kind: str, request: dict, hooks: Any) -> dict:
-    """Run one job's request with ``singer``; the result as the store keeps it. Raises on failure."""
+def run_request(singer: Any, settings: Any, job_id: str, kind: str, request: dict, hooks: Any,
+                batch: str | None = None) -> dict:
+    """Run one job's request with ``singer``; the result as the store keeps it. Raises on failure.
+
+    The output goes to the job's own folder, except for a job of ``batch`` whose request names an ``out`` inside
+    that batch's output folder (the server sets it; see :func:`batch_target`)."""
     from ..api import CoverRequest
     from ..audio import content_type
 
-    out = job_dir(settings, job_id)
-    req = CoverRequest(**{**request, "out": str(out) + "/"})
-    res = (singer.convert if kind == "convert" else singer.cover)(req, hooks)
+    fields = {k: v for k, v in request.items() if k not in ("out", "rel")}
+    target = batch_target(settings, batch, request)
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    out = str(target) if target is not None else str(job_dir(settings, job_id)) + "/"
+    t0 = time.perf_counter()
+    res = (singer.convert if kind == "convert" else singer.cover)(CoverRequest(**fields, out=out), hooks)
     return {"output": str(res.output), "title": res.title, "voice": res.voice, "format": res.format,
-            "duration": res.duration, "content_type": content_type(res.format), "run_id": res.run.run_id}
+            "duration": res.duration, "content_type": content_type(res.format), "run_id": res.run.run_id,
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def batch_target(settings: Any, batch: str | None, request: dict) -> Path | None:
+    """The output file a batch job's request names, honoured only for a job of a batch and only inside that
+    batch's output folder; None otherwise (the job's own folder is used)."""
+    from .batches import batch_out
+
+    if not batch or not request.get("out"):
+        return None
+    target, root = Path(str(request["out"])).resolve(), batch_out(settings, batch).resolve()
+    return target if target != root and target.is_relative_to(root) else None
+
+
+def place_output(settings: Any, job: Job, result: dict) -> dict:
+    """Move a batch job's output that was made elsewhere (a Celery worker writes to its job folder in the shared
+    cache) to its place in the batch's output tree; the result with the new path. Other jobs: unchanged."""
+    import os
+    import shutil
+
+    target = batch_target(settings, job.batch, job.request)
+    src = Path(result.get("output", ""))
+    if target is None or src == target:
+        return result
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{job.id[:8]}.part")
+    shutil.move(src, tmp)  # across file systems too; then an atomic rename into place
+    os.replace(tmp, target)
+    return {**result, "output": str(target)}
 
 
 def job_dir(settings: Any, job_id: str) -> Path:
@@ -89,26 +126,62 @@ def uploads_dir(settings: Any) -> Path:
     return Path(settings.cache_path) / "uploads"
 
 
+def batch_uploads_dir(settings: Any, batch_id: str) -> Path:
+    """A batch's uploads: a sub-folder of their own, removed when the batch ends."""
+    return uploads_dir(settings) / batch_id
+
+
 def job_ended(settings: Any, store: JobStore, job_id: str) -> None:
-    """A job ended: remove its upload, and call its webhook, if any, in a thread of its own (a slow receiver holds
-    up nothing)."""
+    """A job ended: remove its upload, call its webhook, if any, in a thread of its own (a slow receiver holds
+    up nothing), and end its batch if it was the batch's last job."""
     job = store.get(job_id)
     if job is None:
         return
     src = Path(str(job.request.get("input", "")))
-    if job.kind == "convert" and src.parent == uploads_dir(settings):
+    if (job.kind == "convert" and src.parent == uploads_dir(settings)) or (
+            job.batch and src.parent == batch_uploads_dir(settings, job.batch)):
         src.unlink(missing_ok=True)
-    if not job.callback_url:
-        return
+    if job.callback_url:
+        def call() -> None:
+            from .webhook import deliver
 
-    def call() -> None:
-        from .webhook import deliver
+            outcome = deliver(job.callback_url, f"job.{job.state}", job.public(), settings.webhook_secret,
+                              allow_private=settings.allow_private_urls)
+            store.add_event(job_id, "webhook", outcome)
 
-        outcome = deliver(job.callback_url, f"job.{job.state}", job.public(), settings.webhook_secret,
-                          allow_private=settings.allow_private_urls)
-        store.add_event(job_id, "webhook", outcome)
+        threading.Thread(target=call, name=f"webhook-{job_id[:8]}", daemon=True).start()
+    if job.batch:
+        batch_ended(settings, store, job.batch)
 
-    threading.Thread(target=call, name=f"webhook-{job_id[:8]}", daemon=True).start()
+
+def batch_ended(settings: Any, store: JobStore, batch_id: str) -> bool:
+    """If none of the batch's jobs is left to run: mark it ended (once, whoever calls first), remove its uploads
+    folder and call its webhook (event ``batch.done``, the batch's status as the payload). True if it ended now."""
+    import shutil
+
+    from .batches import status
+
+    batch = store.batches.end(batch_id)
+    if batch is None:
+        return False
+    shutil.rmtree(batch_uploads_dir(settings, batch_id), ignore_errors=True)
+    if batch.callback_url:
+        def call() -> None:
+            from .webhook import deliver
+
+            payload = status(batch, store.batches.jobs(batch_id))
+            outcome = deliver(batch.callback_url, "batch.done", payload, settings.webhook_secret,
+                              allow_private=settings.allow_private_urls)
+            store.batches.set_webhook(batch_id, outcome)
+
+        threading.Thread(target=call, name=f"webhook-{batch_id[:8]}", daemon=True).start()
+    return True
+
+
+def end_batches(settings: Any, store: JobStore) -> None:
+    """At start: batches whose last job ended just before a crash are ended now (webhook included)."""
+    for batch_id in store.batches.unended():
+        batch_ended(settings, store, batch_id)
 
 
 def error_dict(e: BaseException) -> dict:
@@ -134,6 +207,7 @@ class EmbeddedWorker:
 
     def start(self) -> None:
         self.store.recover()  # jobs a previous process left running run again (their finished steps are cached)
+        end_batches(self.settings, self.store)
         for i in range(self.concurrency):
             t = threading.Thread(target=self._loop, name=f"singer-worker-{i}", daemon=True)
             t.start()
@@ -157,7 +231,8 @@ class EmbeddedWorker:
         """Run one claimed job to done/failed (never raises)."""
         try:
             hooks = ProgressHooks(lambda t, d: store_event(self.store, job.id, t, d))
-            self.store.finish(job.id, run_request(self.singer, self.settings, job.id, job.kind, job.request, hooks))
+            self.store.finish(job.id, run_request(self.singer, self.settings, job.id, job.kind, job.request, hooks,
+                                                  batch=job.batch))
         except Exception as e:  # every failure becomes the job's error; the worker carries on
             self.store.fail(job.id, error_dict(e))
         job_ended(self.settings, self.store, job.id)

@@ -85,8 +85,6 @@ def batch_report(settings: Any, folder: str | os.PathLike, out: str | os.PathLik
                  runs: bool = False, embed: bool = True) -> Path:
     """Write ``<batch out folder>/batch-report.html`` from its ``batch-summary.json``; with ``runs``, also every
     finished file's run report under ``reports/`` (linked from its row)."""
-    from .batch_page import render
-
     folder = Path(folder)
     try:
         summary = json.loads((folder / "batch-summary.json").read_text())
@@ -94,17 +92,31 @@ def batch_report(settings: Any, folder: str | os.PathLike, out: str | os.PathLik
         raise InputError(f"{folder} has no batch-summary.json.", hint="Give the --out folder of a finished "
                          "`singer batch`.") from e
     target = Path(out) if out else folder / "batch-report.html"
-    records, links = {}, {}
-    for item in summary.get("items", []):
-        run_dir = Path(settings.runs_path) / item.get("run_id", "")
-        if item.get("run_id") and (run_dir / RUN_FILE).is_file():
-            records[item["rel"]] = load_run(run_dir)
-            if runs:
+    links = {}
+    if runs:
+        for item in summary.get("items", []):
+            run_dir = Path(settings.runs_path) / item.get("run_id", "")
+            if item.get("run_id") and (run_dir / RUN_FILE).is_file():
                 page_path = target.parent / "reports" / (item["rel"] + ".html")
                 page_path.parent.mkdir(parents=True, exist_ok=True)
                 run_report(settings, run_dir, page_path, embed)
                 links[item["rel"]] = os.path.relpath(page_path, target.parent)
-    return _write(target, lambda assets: render(summary, records, links, target.parent), embed)
+    return _write(target, lambda assets: batch_html(settings, summary, target.parent, links), embed)
+
+
+def batch_html(settings: Any, summary: dict, base: Path, links: dict[str, str] | None = None,
+               files: dict[str, Path] | None = None, assets: page.Assets | None = None) -> str:
+    """The batch page as a string. Players link each output relative to ``base`` (where the page will lie); with
+    ``assets`` and ``files`` (rel -> output file) the outputs are put inside the page instead (the HTTP service's
+    report, which a browser opens without the files beside it)."""
+    from .batch_page import render
+
+    records = {}
+    for item in summary.get("items", []):
+        run_dir = Path(settings.runs_path) / item.get("run_id", "")
+        if item.get("run_id") and (run_dir / RUN_FILE).is_file():
+            records[item["rel"]] = load_run(run_dir)
+    return render(summary, records, links or {}, Path(base), files, assets)
 
 
 def _write(target: Path, build, embed: bool) -> Path:

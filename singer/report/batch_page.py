@@ -17,7 +17,24 @@ def _step_meta(record: dict | None, op: str) -> dict:
     return {}
 
 
-def render(summary: dict, records: dict[str, dict], links: dict[str, str], base: Path) -> str:
+def _player(item: dict, base: Path, files: dict[str, Path] | None, assets: page.Assets | None) -> str:
+    """An <audio> for the item's output: inside the page (``assets``), or linked relative to ``base``."""
+    if item.get("status") not in ("done", "skipped") or not item.get("output"):
+        return ""
+    out = Path(item["output"])
+    if assets is not None and files and item["rel"] in files:
+        from .analysis import preview
+
+        data, mime = preview(files[item["rel"]])
+        return f'<audio controls preload="none" src="{assets.url(data, mime, out.name)}"></audio>' if data else ""
+    if out.is_absolute() and not out.is_file():
+        return ""
+    rel = os.path.relpath(out, base) if out.is_absolute() else str(out)
+    return f'<audio controls preload="none" src="{quote(rel.replace(os.sep, "/"))}"></audio>'
+
+
+def render(summary: dict, records: dict[str, dict], links: dict[str, str], base: Path,
+           files: dict[str, Path] | None = None, assets: page.Assets | None = None) -> str:
     items = summary.get("items", [])
     done = [i for i in items if i.get("status") == "done"]
     audio_s = sum(i.get("duration", 0.0) for i in done)
@@ -40,11 +57,7 @@ def render(summary: dict, records: dict[str, dict], links: dict[str, str], base:
         steps = (rec or {}).get("steps", [])
         hits = sum(1 for s in steps if s.get("cached"))
         ran = sum(1 for s in steps if not s.get("cached") and not s.get("skipped"))
-        out = Path(item.get("output", ""))
-        player = ""
-        if item.get("status") in ("done", "skipped") and out.is_file():
-            rel = quote(os.path.relpath(out, base).replace(os.sep, "/"))
-            player = f'<audio controls preload="none" src="{rel}"></audio>'
+        player = _player(item, base, files, assets)
         link = f'<a href="{quote(links[item["rel"]])}">report</a>' if item["rel"] in links else ""
         trimmed = (trim.get("lead_trimmed_s", 0.0) + trim.get("tail_trimmed_s", 0.0)) if trim else None
         rows.append([str(n), f"<b>{escape(item['rel'])}</b>", page.badge(item.get("status", ""), item.get("status", "")),

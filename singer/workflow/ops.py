@@ -108,6 +108,53 @@ class SourceOp(Op):
         return {"audio": out}, meta
 
 
+class TrimOp(Op):
+    """Cut the silence before the first and after the last sound (silero-vad and an energy gate, padded)."""
+
+    name = "trim"
+    version = "1"
+
+    def bind(self, ctx, params, engine):
+        from ..speech import TrimParams
+
+        return _validated(TrimParams, params, "trim")
+
+    def run(self, ctx, work, inputs, bound, progress):
+        from ..speech import speech_span
+
+        x, sr = audio.read_wav(inputs["audio"])
+        progress(0.1, "finding speech")
+        start, end, info = speech_span(x, sr, **bound.params)
+        out = work / "audio.wav"
+        audio.write_wav(out, x[:, start:end], sr)
+        return {"audio": out}, {**info, "duration_in": round(x.shape[1] / sr, 3), "duration_out": round((end - start) / sr, 3)}
+
+
+class DenoiseOp(Op):
+    """Lower steady background noise (spectral gating measured on the silent frames)."""
+
+    name = "denoise"
+    version = "1"
+
+    def bind(self, ctx, params, engine):
+        from ..speech import DenoiseParams
+
+        return _validated(DenoiseParams, params, "denoise")
+
+    def is_noop(self, bound):
+        return bound.params["strength"] == 0
+
+    def run(self, ctx, work, inputs, bound, progress):
+        from ..speech import denoise
+
+        x, sr = audio.read_wav(inputs["audio"])
+        progress(0.1, "measuring noise")
+        y, info = denoise(x, sr, strength=bound.params["strength"])
+        out = work / "audio.wav"
+        audio.write_wav(out, y, sr)
+        return {"audio": out}, {"strength": bound.params["strength"], **info}
+
+
 class SeparateOp(Op):
     name = "separate"
     version = "1"
@@ -252,7 +299,8 @@ class EncodeOp(Op):
         return {"audio": out}, {"format": fmt, "duration": round(info.duration, 3), "content_type": audio.content_type(fmt)}
 
 
-OPS: dict[str, Op] = {op.name: op for op in (SourceOp(), SeparateOp(), ConvertOp(), PitchShiftOp(), ReverbOp(), MixOp(), EncodeOp())}
+OPS: dict[str, Op] = {op.name: op for op in (SourceOp(), TrimOp(), DenoiseOp(), SeparateOp(), ConvertOp(), PitchShiftOp(),
+                                              ReverbOp(), MixOp(), EncodeOp())}
 
 
 def get(name: str) -> Op:

@@ -43,6 +43,9 @@ def test_batch_converts_records_failures_and_resumes(settings, tmp_path):
     states = {i["rel"]: i["status"] for i in third["items"]}
     assert states == {"a.wav": "done", "broken.mp3": "failed", "group/b.ogg": "skipped"}
 
+    fourth = as_json(invoke("batch", src, "--voice", "ayana", "--out", out, "--denoise", "--json"))
+    assert fourth["done"] == 2  # another recipe (here: denoise) makes every output again
+
 
 def test_batch_of_a_missing_folder_is_an_input_error(settings, tmp_path):
     res = invoke("batch", tmp_path / "nope", "--out", tmp_path / "o", "--json")

@@ -211,3 +211,121 @@ def test_worker_calls_the_webhook_when_a_job_ends(settings, tmp_path):
     assert store.events(job.id)[-1][2]["delivered"] is True
     payload = __import__("json").loads(hooks.got[0][1])
     assert payload["event"] == "job.failed" and payload["job"]["error"]["message"] and "owner" not in payload["job"]
+
+
+# ---- batches ---------------------------------------------------------------------------------------------------------
+def _items(n, **request):
+    from singer.jobs.batches import BatchItem
+
+    return [BatchItem(f"{i}.wav", "convert", {"input": f"/in/{i}.wav", "out": f"/out/{i}.ogg", **request})
+            for i in range(n)]
+
+
+def test_interactive_jobs_are_claimed_before_batch_jobs(store):
+    """A 200-file batch queued first does not hold up a voice note queued after it."""
+    first = store.submit("k", "convert", {"input": "early"})
+    batch = store.batches.create("b1", "k", {"workflow": "voice_note"}, "/out", _items(200))
+    single = store.submit("k", "convert", {"input": "late"})
+    assert store.claim().id == first.id and store.claim().id == single.id  # priority 0, oldest first
+    batch_jobs = store.batches.jobs(batch.id)
+    assert [store.claim().id for _ in range(200)] == [j.id for j in batch_jobs]  # then the batch, in order
+    assert {j.priority for j in batch_jobs} == {1} and store.claim() is None
+
+
+def test_batch_and_its_jobs_are_one_transaction(store):
+    from singer.jobs.batches import BatchItem
+
+    items = [*_items(2), BatchItem("x.wav", "convert", {"input": object()})]  # the third cannot be written
+    with pytest.raises(TypeError):
+        store.batches.create("b1", "k", {}, "/out", items)
+    assert store.batches.get("b1") is None and store.counts()["queued"] == 0  # nothing of it stays
+    refused = BatchItem("bad.txt", "convert", {"input": ""}, error={"error": "bad_input", "message": "not audio"})
+    batch = store.batches.create("b2", "k", {}, "/out", [*_items(2), refused])
+    jobs = store.batches.jobs(batch.id)
+    assert [j.state for j in jobs] == ["queued", "queued", "failed"] and jobs[2].error["message"] == "not audio"
+    assert [j.request["rel"] for j in jobs] == ["0.wav", "1.wav", "bad.txt"]
+    assert [t for _, t, _ in store.events(jobs[2].id)] == ["failed"]
+    assert store.batches.get("b2", owner="someone else") is None and store.batches.get("b2", owner="k").total == 3
+
+
+def test_batch_limits_and_end(store):
+    assert store.batches.create("b1", "k", {}, "/out", _items(2), max_active=1) is not None
+    assert store.batches.create("b2", "k", {}, "/out", _items(1), max_active=1) is None  # one unfinished batch
+    assert store.batches.get("b2") is None and store.batches.active("k") == 1 and store.batches.active("j") == 0
+    assert store.active("k") == 0  # batch jobs are not counted against the per-key job limit
+    first = store.claim()
+    store.finish(first.id, {})
+    assert store.batches.end("b1") is None  # a job is still queued
+    store.fail(store.claim().id, {"error": "x", "message": "y"})
+    assert store.batches.unended() == ["b1"]
+    assert store.batches.end("b1").id == "b1" and store.batches.end("b1") is None  # ended once
+    assert store.batches.active("k") == 0 and store.batches.unended() == []
+
+
+def test_old_job_files_are_migrated(tmp_path):
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "jobs.db")
+    db.executescript("""
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY, owner TEXT NOT NULL, kind TEXT NOT NULL, request TEXT NOT NULL,
+            state TEXT NOT NULL, step TEXT NOT NULL DEFAULT '', progress REAL NOT NULL DEFAULT 0,
+            error TEXT, result TEXT, callback_url TEXT, attempts INTEGER NOT NULL DEFAULT 0,
+            created REAL NOT NULL, updated REAL NOT NULL);
+        CREATE INDEX jobs_queue ON jobs (state, created);
+        INSERT INTO jobs (id, owner, kind, request, state, created, updated)
+            VALUES ('old', 'k', 'cover', '{"input": "x"}', 'queued', 1.0, 1.0);
+    """)
+    db.close()
+    store = JobStore(tmp_path / "jobs.db")
+    JobStore(tmp_path / "jobs.db")  # a second opening finds nothing left to do
+    old = store.get("old")
+    assert old.batch is None and old.priority == 0 and old.request == {"input": "x"}
+    store.batches.create("b", "k", {}, "/out", _items(1))
+    assert store.claim().id == "old"
+    indexes = {r[0] for r in store._db().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"jobs_claim", "jobs_batch"} <= indexes and "jobs_queue" not in indexes
+
+
+def test_only_a_batch_job_may_name_its_output_and_only_inside_its_batch(settings):
+    from singer.jobs.batches import batch_out
+    from singer.jobs.worker import batch_target
+
+    out = batch_out(settings, "b1")
+    assert batch_target(settings, "b1", {"out": str(out / "sub" / "a.ogg")}) == (out / "sub" / "a.ogg").resolve()
+    for batch, target in [(None, out / "a.ogg"), ("b1", out), ("b1", out / ".." / "a.ogg"), ("b1", "/etc/x.ogg"),
+                          ("b2", out / "a.ogg")]:
+        assert batch_target(settings, batch, {"out": str(target)}) is None, (batch, target)
+
+
+def test_a_batch_calls_its_webhook_once_when_its_last_job_ends(settings, tmp_path):
+    from singer.jobs.batches import BatchItem, batch_out
+
+    hooks = _Hooks([])
+    settings = settings.model_copy(update={"allow_private_urls": True, "webhook_secret": "k"})
+    store = JobStore(tmp_path / "jobs.db")
+    out = batch_out(settings, "b1")
+    uploads = settings.cache_path / "uploads" / "b1"
+    uploads.mkdir(parents=True)
+    note = media.voice_wav(uploads / "f00d", seconds=1.0)  # an upload of the batch, under our name
+    items = [BatchItem("a.wav", "convert", {"input": str(note), "voice": "ayana", "format": "wav",
+                                            "out": str(out / "day" / "a.wav")}),
+             BatchItem("gone.wav", "convert", {"input": str(tmp_path / "missing.wav"), "voice": "ayana",
+                                               "out": str(out / "gone.ogg")})]
+    store.batches.create("b1", "k", {"workflow": "voice_note"}, out, items, callback_url=hooks.url)
+    worker = EmbeddedWorker(settings, store)
+    worker.start()
+    try:
+        deadline = time.time() + 120
+        while store.batches.get("b1").webhook is None and time.time() < deadline:
+            time.sleep(0.1)
+    finally:
+        worker.stop()
+        hooks.close()
+    assert store.batches.get("b1").webhook["delivered"] is True and len(hooks.got) == 1
+    payload = __import__("json").loads(hooks.got[0][1])
+    assert payload["event"] == "batch.done" and payload["job"]["batch_id"] == "b1"
+    assert payload["job"]["counts"] == {"total": 2, "queued": 0, "running": 0, "done": 1, "failed": 1}
+    done = store.batches.jobs("b1")[0]
+    assert done.result["output"] == str((out / "day" / "a.wav").resolve()) and (out / "day" / "a.wav").is_file()
+    assert not uploads.exists()  # the batch's uploads went with it

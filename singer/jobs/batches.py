@@ -1,0 +1,217 @@
+"""Batches: the folder run of ``singer batch`` as one HTTP request, on the service's ordinary job queue.
+
+A batch is a row of its own (owner, request, output folder, size) and each of its files is an ordinary job with
+the batch id and priority 1, so workers take every interactive job (priority 0) first. The batch and all its jobs
+are written in one transaction: a batch is never half accepted. A file refused at submission (an upload that is
+not audio) is a job created ``failed`` with its user message, as the CLI records a bad file and carries on.
+
+Outputs go to ``<home>/batches/<id>/out/`` mirroring the input tree; :func:`write_zip` packs them with the same
+``batch-summary.json`` / ``.csv`` the CLI writes. A batch has ended when none of its jobs is queued or running;
+:meth:`BatchStore.end` marks that once (its webhook is called once).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .store import STATES, Job, JobStore, _job
+
+PRIORITY = 1  # batch jobs; interactive jobs are 0 and are claimed first
+
+
+@dataclass
+class BatchItem:
+    """One file of a batch as :meth:`BatchStore.create` takes it."""
+
+    rel: str  # the input's path relative to the batch folder (an upload: its sanitized file name)
+    kind: str  # "convert" | "cover"
+    request: dict  # the job's request, "out" included (set by the server, never by a client)
+    error: dict | None = None  # refused at submission: the job is created failed with this error
+
+
+@dataclass
+class Batch:
+    id: str
+    owner: str
+    created: float
+    request: dict  # {"workflow", "voice", "format", "key", "folder"}
+    out: str  # the output folder (server side)
+    total: int
+    callback_url: str | None = None
+    ended: float | None = None  # when its last job ended (set once, by :meth:`BatchStore.end`)
+    webhook: dict | None = None  # the outcome of the end-of-batch webhook
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def batch_dir(settings: Any, batch_id: str) -> Path:
+    return Path(settings.home) / "batches" / batch_id
+
+
+def batch_out(settings: Any, batch_id: str) -> Path:
+    """Where a batch's outputs go, mirroring its input tree."""
+    return batch_dir(settings, batch_id) / "out"
+
+
+def _batch(row: Any) -> Batch:
+    d = dict(row)
+    d["request"] = json.loads(d["request"])
+    d["webhook"] = json.loads(d["webhook"]) if d["webhook"] else None
+    return Batch(**d)
+
+
+_ACTIVE_JOB = "SELECT 1 FROM jobs WHERE jobs.batch = batches.id AND jobs.state IN ('queued', 'running')"
+
+
+class BatchStore:
+    """Batch rows on a :class:`JobStore`'s database (use ``store.batches``)."""
+
+    def __init__(self, store: JobStore):
+        self.store = store
+
+    def create(self, batch_id: str, owner: str, request: dict, out: Path | str, items: list[BatchItem],
+               callback_url: str | None = None, max_active: int | None = None) -> Batch | None:
+        """Insert the batch and one job per item (priority :data:`PRIORITY`) in one transaction; with
+        ``max_active``, only if ``owner`` has fewer unfinished batches (else None, nothing written)."""
+        now = time.time()
+        batch = Batch(batch_id, owner, now, dict(request), str(out), len(items), callback_url)
+        db = self.store._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if max_active is not None and self.active(owner) >= max_active:
+                db.execute("ROLLBACK")
+                return None
+            db.execute("INSERT INTO batches (id, owner, created, request, out, total, callback_url) "
+                       "VALUES (?,?,?,?,?,?,?)",
+                       (batch_id, owner, now, json.dumps(batch.request), batch.out, batch.total, callback_url))
+            for i, item in enumerate(items):
+                job_id, created = uuid.uuid4().hex, now + i * 1e-6  # claimed in the order given
+                state = "failed" if item.error else "queued"
+                request = {**item.request, "rel": item.rel}
+                db.execute("INSERT INTO jobs (id, owner, kind, request, state, error, created, updated, batch, "
+                           "priority) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                           (job_id, owner, item.kind, json.dumps(request), state,
+                            json.dumps(item.error) if item.error else None, created, created, batch_id, PRIORITY))
+                data = {"state": state, **({"error": item.error} if item.error else {})}
+                db.execute("INSERT INTO events (job_id, seq, type, data, at) VALUES (?,1,?,?,?)",
+                           (job_id, state, json.dumps(data), now))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        self.store.wake()
+        return batch
+
+    def get(self, batch_id: str, owner: str | None = None) -> Batch | None:
+        """The batch, or None when it does not exist or belongs to another owner (the two look the same)."""
+        row = self.store._db().execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
+        batch = _batch(row) if row else None
+        return batch if batch and (owner is None or batch.owner == owner) else None
+
+    def jobs(self, batch_id: str) -> list[Job]:
+        """The batch's jobs in submission order."""
+        rows = self.store._db().execute("SELECT * FROM jobs WHERE batch = ? ORDER BY created, rowid",
+                                        (batch_id,)).fetchall()
+        return [_job(r) for r in rows]
+
+    def active(self, owner: str) -> int:
+        """``owner``'s batches with a job still queued or running (for ``max_batches_per_key``)."""
+        return self.store._db().execute(f"SELECT COUNT(*) FROM batches WHERE owner = ? AND EXISTS ({_ACTIVE_JOB})",
+                                        (owner,)).fetchone()[0]
+
+    def end(self, batch_id: str) -> Batch | None:
+        """Mark the batch ended if none of its jobs is queued or running; the batch only to the one caller that
+        marked it (atomic), None otherwise."""
+        row = self.store._db().execute(
+            f"UPDATE batches SET ended = ? WHERE id = ? AND ended IS NULL AND NOT EXISTS ({_ACTIVE_JOB}) RETURNING *",
+            (time.time(), batch_id)).fetchone()
+        return _batch(row) if row else None
+
+    def unended(self) -> list[str]:
+        """Batches whose jobs all ended but that were never marked (the process died in between)."""
+        rows = self.store._db().execute(
+            f"SELECT id FROM batches WHERE ended IS NULL AND NOT EXISTS ({_ACTIVE_JOB})").fetchall()
+        return [r[0] for r in rows]
+
+    def set_webhook(self, batch_id: str, outcome: dict) -> None:
+        self.store._db().execute("UPDATE batches SET webhook = ? WHERE id = ?", (json.dumps(outcome), batch_id))
+
+
+# ---- what clients see ------------------------------------------------------------------------------------------------
+def _out_rel(batch: Batch, job: Job) -> str:
+    return Path(job.request["out"]).relative_to(batch.out).as_posix()
+
+
+def status(batch: Batch, jobs: list[Job]) -> dict:
+    """The batch as GET /v1/batches/{id} answers (and its webhook sends): no owner, no server paths."""
+    counts = {s: sum(j.state == s for j in jobs) for s in STATES}
+    ended = counts["done"] + counts["failed"]
+    total = len(jobs)
+    state = "done" if ended == total else "running" if any(j.attempts for j in jobs) else "queued"
+    progress = (ended + sum(j.progress for j in jobs if j.state == "running")) / max(total, 1)
+    items = [{"input": j.request.get("rel", ""), "job_id": j.id, "state": j.state, "error": j.error,
+              "result_url": f"/v1/jobs/{j.id}/result" if j.state == "done" else None} for j in jobs]
+    return {"batch_id": batch.id, "state": state, "workflow": batch.request.get("workflow", "voice_note"),
+            "voice": batch.request.get("voice"), "created": batch.created,
+            "updated": max([batch.created, *(j.updated for j in jobs)]), "counts": {"total": total, **counts},
+            "progress": round(min(max(progress, 0.0), 1.0), 4),
+            "result_url": f"/v1/batches/{batch.id}/result" if state == "done" else None, "items": items}
+
+
+def summary_items(batch: Batch, jobs: list[Job]) -> list:
+    """The jobs as :class:`singer.batch.Item` rows (outputs relative to the result zip)."""
+    from ..batch import Item
+
+    items = []
+    for j in jobs:
+        result, error = j.result or {}, j.error or {}
+        item = Item(j.request.get("rel", ""), status=j.state, message=error.get("message", ""),
+                    seconds=float(result.get("seconds", 0.0)), duration=float(result.get("duration", 0.0)))
+        item.run_id = result.get("run_id", "")  # the run that made the output (singer report RUN_ID)
+        if j.state == "done":
+            if Path(result.get("output", "")).is_file():
+                item.output = _out_rel(batch, j)
+            else:
+                item.status, item.message = "failed", "The output file was removed."
+        items.append(item)
+    return items
+
+
+def summary(batch: Batch, jobs: list[Job]) -> tuple[dict, list]:
+    """(the summary ``singer batch`` would write, its items) with outputs relative to the result zip."""
+    from dataclasses import asdict
+
+    items = summary_items(batch, jobs)
+    seconds = max([batch.created, *(j.updated for j in jobs)]) - batch.created
+    counts = {s: sum(i.status == s for i in items) for s in ("done", "skipped", "failed")}
+    return ({"folder": batch.request.get("folder") or "", "out": ".", "files": len(items), **counts,
+             "seconds": round(seconds, 2), "items": [asdict(i) for i in items]}, items)
+
+
+def write_zip(batch: Batch, jobs: list[Job], dest: Path, settings: Any = None) -> None:
+    """The finished outputs mirroring the input tree, plus ``batch-summary.json`` and ``batch-summary.csv`` as
+    ``singer batch`` writes them, and (with ``settings``) ``batch-report.html`` playing the outputs beside it."""
+    from ..batch import write_summary
+
+    info, items = summary(batch, jobs)
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp, zipfile.ZipFile(dest, "w") as zf:
+        write_summary(Path(tmp), info["folder"], ".", items, info["seconds"])
+        for job, item in zip(jobs, items, strict=True):
+            if item.output:  # audio is compressed already: stored as is
+                zf.write(job.result["output"], item.output, compress_type=zipfile.ZIP_STORED)
+        for name in ("batch-summary.json", "batch-summary.csv"):
+            zf.write(Path(tmp) / name, name, compress_type=zipfile.ZIP_DEFLATED)
+        if settings is not None:
+            from ..report import batch_html
+
+            zf.writestr("batch-report.html", batch_html(settings, info, Path(".")), zipfile.ZIP_DEFLATED)

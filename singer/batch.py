@@ -43,15 +43,30 @@ class Item:
     run_id: str = ""  # the run that made the output (singer report RUN_ID)
 
 
+# the first bytes of the containers voice notes come in (files saved without an extension: chat exports, uploads)
+_MAGIC = (b"OggS", b"RIFF", b"ID3", b"fLaC", b"\x1aE\xdf\xa3", b"#!AMR", b"FORM", b"\xff\xf1", b"\xff\xf9")
+
+
+def _media_by_content(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    mp3_frame = len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
+    return head.startswith(_MAGIC) or head[4:8] == b"ftyp" or mp3_frame
+
+
 def find_inputs(folder: Path, out: Path | None = None) -> list[Path]:
-    """Audio/video files below ``folder`` (by extension; content is checked when each one is decoded), sorted;
-    hidden files and the output folder are left out."""
+    """Audio/video files below ``folder``, sorted: by extension, or by their first bytes for files without one
+    (every file's content is checked again when it is decoded); hidden files and the output folder are left out."""
     out = out.resolve() if out else None
     found = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (out is None or Path(root, d).resolve() != out))
         found += [Path(root, f) for f in sorted(files) if not f.startswith(".")
-                  and Path(f).suffix.lower() in AUDIO_EXTENSIONS]
+                  and (Path(f).suffix.lower() in AUDIO_EXTENSIONS
+                       or (not Path(f).suffix and _media_by_content(Path(root, f))))]
     return found
 
 

@@ -30,9 +30,9 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 
 def deliver(url: str, event: str, payload: dict, secret: str, *, allow_private: bool = False, attempts: int = 4,
-            backoff: float = 2.0, timeout: float = 10.0) -> dict:
+            backoff: float = 2.0, timeout: float = 10.0, key: str = "job") -> dict:
     """POST until a 2xx answer or ``attempts`` run out. Returns {"delivered", "attempts", "status", "reason"}."""
-    body = json.dumps({"event": event, "job": payload}, sort_keys=True).encode()
+    body = json.dumps({"event": event, key: payload}, sort_keys=True).encode()  # {"event", "job"|"batch"}
     opener = urllib.request.build_opener(_NoRedirects())
     status, reason = None, ""
     for n in range(1, attempts + 1):

@@ -171,7 +171,7 @@ def batch_ended(settings: Any, store: JobStore, batch_id: str) -> bool:
 
             payload = status(batch, store.batches.jobs(batch_id))
             outcome = deliver(batch.callback_url, "batch.done", payload, settings.webhook_secret,
-                              allow_private=settings.allow_private_urls)
+                              allow_private=settings.allow_private_urls, key="batch")
             store.batches.set_webhook(batch_id, outcome)
 
         threading.Thread(target=call, name=f"webhook-{batch_id[:8]}", daemon=True).start()

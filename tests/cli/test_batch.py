@@ -50,3 +50,16 @@ def test_batch_converts_records_failures_and_resumes(settings, tmp_path):
 def test_batch_of_a_missing_folder_is_an_input_error(settings, tmp_path):
     res = invoke("batch", tmp_path / "nope", "--out", tmp_path / "o", "--json")
     assert res.exit_code == 3 and "not a folder" in as_json(res)["message"]
+
+
+def test_files_without_an_extension_are_taken_by_their_content(tmp_path):
+    from singer.batch import find_inputs, output_format
+
+    (tmp_path / "sub").mkdir()
+    media.encoded(media.voice_wav(tmp_path / "v.wav", seconds=0.5), tmp_path / "sub" / "voicemail", "ogg")
+    media.encoded(tmp_path / "v.wav", tmp_path / "sub" / "memo", "m4a")
+    (tmp_path / "LICENSE").write_text("not audio")
+    (tmp_path / "notes.txt").write_text("not audio either")
+    found = [p.relative_to(tmp_path).as_posix() for p in find_inputs(tmp_path)]
+    assert found == ["v.wav", "sub/memo", "sub/voicemail"]
+    assert output_format(tmp_path / "sub" / "voicemail", None, "ogg") == "ogg"  # no extension: the default format

@@ -324,8 +324,8 @@ def test_a_batch_calls_its_webhook_once_when_its_last_job_ends(settings, tmp_pat
         hooks.close()
     assert store.batches.get("b1").webhook["delivered"] is True and len(hooks.got) == 1
     payload = __import__("json").loads(hooks.got[0][1])
-    assert payload["event"] == "batch.done" and payload["job"]["batch_id"] == "b1"
-    assert payload["job"]["counts"] == {"total": 2, "queued": 0, "running": 0, "done": 1, "failed": 1}
+    assert payload["event"] == "batch.done" and payload["batch"]["batch_id"] == "b1"
+    assert payload["batch"]["counts"] == {"total": 2, "queued": 0, "running": 0, "done": 1, "failed": 1}
     done = store.batches.jobs("b1")[0]
     assert done.result["output"] == str((out / "day" / "a.wav").resolve()) and (out / "day" / "a.wav").is_file()
     assert not uploads.exists()  # the batch's uploads went with it

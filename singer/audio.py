@@ -68,12 +68,27 @@ def _check_readable(path: Path) -> None:
         raise InputError(f"Input file is empty (0 bytes): {path}", hint="The file was probably not fully downloaded or saved.")
 
 
-def probe(path: str | os.PathLike) -> AudioInfo:
-    """Describe a media file; raises InputError if it has no decodable audio stream."""
-    import ffmpeg
+_PROBED: dict[tuple, AudioInfo] = {}  # (path, inode, size, mtime) -> info: resolving, fetching and decoding a local
+# file all ask, and each ffprobe run costs ~0.1 s (a voice note's whole conversion is ~1 s)
 
+
+def probe(path: str | os.PathLike) -> AudioInfo:
+    """Describe a media file; raises InputError if it has no decodable audio stream. Remembered while the file
+    is unchanged (same inode, size and modification time)."""
     path = Path(path)
     _check_readable(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _PROBED:
+        if len(_PROBED) >= 256:
+            _PROBED.pop(next(iter(_PROBED)))
+        _PROBED[key] = _probe(path)
+    return _PROBED[key]
+
+
+def _probe(path: Path) -> AudioInfo:
+    import ffmpeg
+
     _ffmpeg_bin("ffprobe")
     try:
         meta = ffmpeg.probe(str(path))

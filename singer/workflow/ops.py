@@ -295,8 +295,13 @@ class EncodeOp(Op):
         out = work / f"output.{'ogg' if fmt == 'opus' else fmt}"
         tags = {"title": bound.params["title"]} if bound.params["title"] else None
         audio.encode(inputs["audio"], out, fmt, tags=tags)
-        info = audio.probe(out)
-        return {"audio": out}, {"format": fmt, "duration": round(info.duration, 3), "content_type": audio.content_type(fmt)}
+        try:
+            import soundfile as sf
+
+            duration = sf.info(str(inputs["audio"])).duration  # the encoded length, without an ffprobe run
+        except RuntimeError:  # an input soundfile cannot read (a custom workflow's): ask ffprobe
+            duration = audio.probe(out).duration
+        return {"audio": out}, {"format": fmt, "duration": round(duration, 3), "content_type": audio.content_type(fmt)}
 
 
 OPS: dict[str, Op] = {op.name: op for op in (SourceOp(), TrimOp(), DenoiseOp(), SeparateOp(), ConvertOp(), PitchShiftOp(),

@@ -107,6 +107,8 @@ class BatchOut(BaseModel):
     counts: BatchCounts
     progress: float = Field(..., ge=0, le=1)
     result_url: str | None = Field(None, description="The zip of the outputs and summaries, once done.")
+    report_url: str | None = Field(None, description="The HTML report (counts, failures, a player per file), "
+                                   "once done.")
     items: list[BatchItemOut]
 
 

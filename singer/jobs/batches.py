@@ -165,7 +165,8 @@ def status(batch: Batch, jobs: list[Job]) -> dict:
             "voice": batch.request.get("voice"), "created": batch.created,
             "updated": max([batch.created, *(j.updated for j in jobs)]), "counts": {"total": total, **counts},
             "progress": round(min(max(progress, 0.0), 1.0), 4),
-            "result_url": f"/v1/batches/{batch.id}/result" if state == "done" else None, "items": items}
+            "result_url": f"/v1/batches/{batch.id}/result" if state == "done" else None,
+            "report_url": f"/v1/batches/{batch.id}/report" if state == "done" else None, "items": items}
 
 
 def summary_items(batch: Batch, jobs: list[Job]) -> list:

@@ -19,19 +19,6 @@ def app_settings(settings):
     return settings.model_copy(update={"api_keys": "k-one,k-two", "max_jobs_per_key": 3, "rate_limit": 1000})
 
 
-@pytest.fixture
-def idle(app_settings):
-    """An app that accepts jobs but runs none (the worker is off)."""
-    with TestClient(create_app(app_settings, run_worker=False)) as client:
-        yield client
-
-
-@pytest.fixture
-def live(app_settings):
-    with TestClient(create_app(app_settings)) as client:
-        yield client
-
-
 def _wait(client, job_id, headers=KEY, timeout=120.0):
     deadline = time.time() + timeout
     while time.time() < deadline:

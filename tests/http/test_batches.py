@@ -34,19 +34,6 @@ def app_settings(settings, roots):
                                        "batch_roots": str(roots)})
 
 
-@pytest.fixture
-def idle(app_settings):
-    """An app that accepts jobs but runs none (the worker is off)."""
-    with TestClient(create_app(app_settings, run_worker=False)) as client:
-        yield client
-
-
-@pytest.fixture
-def live(app_settings):
-    with TestClient(create_app(app_settings)) as client:
-        yield client
-
-
 @pytest.fixture(scope="module")
 def note(tmp_path_factory):
     """One short voice note as wav bytes; every file of a batch has the same sound, so the step cache computes the
@@ -110,7 +97,7 @@ def test_upload_batch_runs_each_file_and_records_bad_ones(live, note, tmp_path):
     assert by_rel["notes.txt"]["status"] == "failed" and "notes.txt" in by_rel["notes.txt"]["message"]
     settings = live.app.state.service.settings
     assert not (settings.cache_path / "uploads" / batch["batch_id"]).exists()  # its uploads went when it ended
-    r = live.get(f"/v1/batches/{batch['batch_id']}/report", headers=KEY)
+    r = live.get(batch["report_url"], headers=KEY)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert r.text.count('<audio controls preload="none" src="data:audio/') == 2 and "1 failed" in r.text
     assert not list((settings.home / "batches" / batch["batch_id"]).glob(".result-*"))  # the zip went once sent

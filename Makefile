@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt scripts/install-system.sh
 
 demo: install
 	$(BIN)/singer cover singer/data/demo/demo_song.mp3 --voice ayana --key 0 --out $(DEMO_OUT)/
-	@echo "cover written under $(DEMO_OUT)/"
+	@echo "cover written under $(DEMO_OUT)/; its HTML report: $(BIN)/singer report $(DEMO_OUT)/*.mp3 --open"
 
 test: install
 	bash scripts/install-system.sh --test   # + chromium for the report tests

@@ -10,6 +10,7 @@
                  first --small notes and for all of them
   rss_p95_*      95th percentile of those samples in the first and the last quarter of the 200-note run
                                                                         goal: flat (not growing with the count)
+  --one-core     also one worker held to one core (SINGER_THREADS=1): the ratio where a worker is one core
   cpu_s          CPU seconds of the batch's whole process tree (workers and ffmpeg included); cores_busy =
                  cpu_s / seconds
 
@@ -82,8 +83,8 @@ def _tree_rss_mb(pid: int) -> float:
     return sum(rss.get(p, 0) for p in tree) / 1e6
 
 
-def run_batch(folder: Path, out: Path, home: Path, workers: int) -> dict:
-    env = {**os.environ, "SINGER_HOME": str(home), "PYTHONPATH": str(ROOT)}
+def run_batch(folder: Path, out: Path, home: Path, workers: int, threads: int = 0) -> dict:
+    env = {**os.environ, "SINGER_HOME": str(home), "PYTHONPATH": str(ROOT), "SINGER_THREADS": str(threads)}
     cmd = [sys.executable, "-m", "singer", "batch", str(folder), "--voice", "ayana", "--out", str(out),
            "--workers", str(workers), "--json"]
     t0 = time.perf_counter()
@@ -119,6 +120,7 @@ def main() -> None:
     ap.add_argument("--notes", type=int, default=200)
     ap.add_argument("--small", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--one-core", action="store_true", help="also run one worker held to one core (SINGER_THREADS=1)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="singer-bench-batch-") as tmp:
         tmp = Path(tmp)
@@ -135,11 +137,14 @@ def main() -> None:
         two = run_batch(notes, tmp / "out2", tmp / "home2", 2)
         rerun = run_batch(notes, tmp / "out2", tmp / "home2", 2)
         few = run_batch(small, tmp / "out3", tmp / "home3", 2)
+        one_core = run_batch(notes, tmp / "out4", tmp / "home4", 1, threads=1) if args.one_core else None
     ratio = one["seconds"] / two["seconds"]
     print(json.dumps({
         "figure": "batch", "notes": args.notes, "audio_seconds": round(total, 1), "setup_s": round(setup, 1),
         "cpu_count": os.cpu_count(), "workers_1": one, "workers_2": two, "rerun": rerun, f"first_{args.small}": few,
         "throughput_ratio_2_vs_1": round(ratio, 3),
+        **({"workers_1_one_core": one_core,
+            "throughput_ratio_2_vs_1_one_core": round(one_core["seconds"] / two["seconds"], 3)} if one_core else {}),
         "peak_rss_growth": round(two["peak_rss_mb"] / max(few["peak_rss_mb"], 1e-9), 3),
         "rss_growth_within_run": round(two["rss_p95_last_quarter_mb"] / max(two["rss_p95_first_quarter_mb"], 1e-9), 3),
         "goals": {"throughput_ratio_2_vs_1": ">= 1.7", "rerun_s": "<= 3", "peak_rss": "flat"},

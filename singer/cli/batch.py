@@ -53,6 +53,8 @@ def batch(
         c.out_console.print(f"[green]{res['done']} converted[/], {res['skipped']} already done, "
                             f"[{'red' if res['failed'] else 'green'}]{res['failed']} failed[/] in {res['seconds']:.1f}s"
                             f" -> {res['out']}/batch-summary.json")
+        if res.get("report"):
+            c.out_console.print(f"report: {res['report']}  (per-file reports: singer report {res['out']} --runs)")
         for item in res["items"]:
             if item["status"] == "failed":
                 c.out_console.print(f"  [red]failed[/] {item['rel']}: {item['message']}", soft_wrap=True)

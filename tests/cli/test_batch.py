@@ -63,3 +63,14 @@ def test_files_without_an_extension_are_taken_by_their_content(tmp_path):
     found = [p.relative_to(tmp_path).as_posix() for p in find_inputs(tmp_path)]
     assert found == ["v.wav", "sub/memo", "sub/voicemail"]
     assert output_format(tmp_path / "sub" / "voicemail", None, "ogg") == "ogg"  # no extension: the default format
+
+
+def test_batch_of_songs_through_the_cover_workflow(settings, tmp_path):
+    src, out = tmp_path / "songs", tmp_path / "covers"
+    src.mkdir()
+    media.encoded(media.song_wav(tmp_path / "s.wav", seconds=4.0, seed=5), src / "song.flac", "flac")
+    summary = as_json(invoke("batch", src, "--workflow", "cover", "--voice", "ayana", "--out", out, "--json"))
+    assert (summary["done"], summary["failed"]) == (1, 0)
+    assert (out / "song.flac").is_file()  # its own format kept
+    record = json.loads((settings.runs_path / summary["items"][0]["run_id"] / "run.json").read_text())
+    assert record["workflow"] == "cover" and "separate" in [s["id"] for s in record["steps"] if not s["skipped"]]

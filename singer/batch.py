@@ -223,7 +223,8 @@ def _convert(req: dict) -> dict:
         return {"status": "done", "seconds": round(time.perf_counter() - t0, 3), "duration": res.duration,
                 "run_id": res.run.run_id}
     except SingerError as e:
-        return {"status": "failed", "message": e.user_message, "seconds": round(time.perf_counter() - t0, 3)}
+        return {"status": "failed", "message": e.user_message, "seconds": round(time.perf_counter() - t0, 3),
+                "run_id": getattr(e, "run_id", "")}
     except Exception as e:  # a bug must not stop the batch either
         return {"status": "failed", "message": f"internal error: {type(e).__name__}: {e}",
                 "seconds": round(time.perf_counter() - t0, 3)}

@@ -50,7 +50,10 @@ def render(record: dict, assets: page.Assets) -> str:
             f'{escape(record.get("started", ""))} &middot; input <b>{escape(title or str(var.get("input", "")))}'
             f'</b> &middot; voice <b>{escape(str(var.get("voice", "")))}</b></p>']
     if record.get("error"):
-        body.append(f'<p class="err">{escape(record["error"].get("message", ""))}</p>')
+        err = record["error"]
+        where = f"step <b>{escape(err['step'])}</b>: " if err.get("step") else ""
+        body.append(f'<p class="err failure">{where}{escape(err.get("message", ""))} '
+                    f'<span class="muted">{escape(err.get("hint", ""))}</span></p>')
     stages = _stages(record)
     figures: dict[Path, dict] = {}
     pitch_of = {p for pair in _pitch_pairs(record) for p in pair[1:3]}

@@ -168,7 +168,9 @@ class Runner:
             ok = True
             return RunResult(run_id, spec.name, run_dir, files[out_ref][0], records, time.perf_counter() - t_run)
         except SingerError as e:
-            error = {"error": e.code, "message": e.user_message}
+            failed = spec.steps[len(records)].id if len(records) < len(spec.steps) else None
+            error = {"error": e.code, "message": e.user_message, "hint": e.hint or "", "step": failed}
+            e.run_id = run_id  # so a batch can point at this run's report
             raise
         finally:
             self._record(run_dir, {

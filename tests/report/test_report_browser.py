@@ -90,6 +90,9 @@ def test_batch_report_lists_files_failures_and_plays_outputs(settings, tmp_path)
         durations = pg.evaluate(AUDIO_DURATIONS)
         assert len(durations) == 2 and all(d > 1.5 for d in durations), durations  # players reach the outputs
         links = pg.eval_on_selector_all("table.items a", "els => els.map(e => e.getAttribute('href'))")
-        assert sorted(links) == ["reports/one.wav.html", "reports/sub/two.ogg.html"]
-        pg.goto((out / links[1]).as_uri())
+        assert sorted(links) == ["reports/bad.mp3.html", "reports/one.wav.html", "reports/sub/two.ogg.html"]
+        pg.goto((out / "reports/sub/two.ogg.html").as_uri())
         assert "voice_note run" in pg.inner_text("h1")
+        pg.goto((out / "reports/bad.mp3.html").as_uri())  # a failed file's run: where and why it failed
+        assert "failed" in pg.inner_text("h1") and "step source" in pg.inner_text(".failure")
+        assert "bad.mp3" in pg.inner_text(".failure")

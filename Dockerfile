@@ -1,4 +1,4 @@
-# CPU image. Build: docker build -t singer .   Run: docker run --rm -v $PWD/out:/out singer cover /app/singer/data/demo/demo_song.ogg --out /out/
+# CPU image. Build: docker build -t singer .   Run: docker run --rm -v $PWD/out:/out singer cover /app/singer/data/demo/demo_song.mp3 --voice ayana --out /out/
 FROM python:3.11-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg && rm -rf /var/lib/apt/lists/*
 WORKDIR /app

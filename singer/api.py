@@ -145,6 +145,7 @@ class Singer:
 
     def cover(self, request: CoverRequest, hooks: Hooks | None = None) -> CoverResult:
         """Run the request's workflow and place the result at ``request.out``. Nothing is written there on error."""
+        from .audio import file_extension
         from .workflow import spec as wspec
 
         spec = wspec.load(request.workflow, self.settings)
@@ -172,7 +173,7 @@ class Singer:
             folder = target or Path.cwd()
             folder.mkdir(parents=True, exist_ok=True)
             suffix = "cover" if spec.name == "cover" else "voice"
-            target = folder / f"{_safe_name(title)} ({voice} {suffix}).{'ogg' if fmt == 'opus' else fmt}"
+            target = folder / f"{_safe_name(title)} ({voice} {suffix}).{file_extension(fmt)}"
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:6]}.part")
         try:
             shutil.copyfile(result.output, tmp)

@@ -187,6 +187,11 @@ def encode(src_wav: str | os.PathLike, dst: str | os.PathLike, fmt: str | None =
     return dst
 
 
+def file_extension(fmt: str) -> str:
+    """The file extension an output format is written with (opus goes in an .ogg file)."""
+    return "ogg" if fmt == "opus" else fmt
+
+
 def content_type(fmt: str) -> str:
     return FORMATS.get(fmt, ("", {}, "application/octet-stream"))[2]
 

@@ -20,11 +20,11 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .audio import AUDIO_EXTENSIONS, FORMATS
+from .audio import AUDIO_EXTENSIONS, FORMATS, file_extension
 from .errors import InputError, SingerError
 from .profile import save_json
 from .workflow.hashing import file_digest
@@ -79,6 +79,11 @@ def output_format(src: Path, requested: str | None, default: str) -> str:
     return {"oga": "ogg"}.get(ext, ext) if ext in FORMATS or ext == "oga" else default
 
 
+def default_format(workflow: str) -> str:
+    """The format a batch writes where the input's own cannot be: an ogg voice note, or an mp3 cover."""
+    return "ogg" if workflow == "voice_note" else "mp3"
+
+
 def _recipe(request: dict) -> dict:
     """What made an output, besides its input's bytes: everything in the request but where it reads and writes
     (voice, workflow, format, key, trim, denoise, step params...)."""
@@ -106,12 +111,12 @@ class Batch:
 
     def plan(self) -> list[tuple[Item, dict | None]]:
         """(item, request to run or None when the output is complete and current)."""
-        default = "ogg" if self.request.get("workflow", "voice_note") == "voice_note" else "mp3"
+        default = default_format(self.request.get("workflow", "voice_note"))
         plan = []
         for src in find_inputs(self.folder, self.out):
             rel = src.relative_to(self.folder).as_posix()
             fmt = output_format(src, self.fmt, default)
-            dst = self.out / Path(rel).with_suffix(f".{'ogg' if fmt == 'opus' else fmt}")
+            dst = self.out / Path(rel).with_suffix(f".{file_extension(fmt)}")
             req = {**self.request, "input": str(src), "format": fmt, "out": str(dst)}
             rec = self.state.get(rel)
             current = (rec and rec.get("recipe") == _recipe(req) and rec.get("digest") == file_digest(src)
@@ -177,21 +182,25 @@ class Batch:
         self._save()
 
     def _summary(self, items: list[Item], seconds: float) -> dict:
-        return write_summary(self.out, str(self.folder), str(self.out), items, seconds)
+        summary = summarize(str(self.folder), str(self.out), items, seconds)
+        write_summary(self.out, summary)
+        return summary
 
 
-def write_summary(dest: Path, folder: str, out: str, items: list[Item], seconds: float) -> dict:
-    """Write ``batch-summary.json`` and ``batch-summary.csv`` into ``dest``; returns the summary (also used by the
-    HTTP service's batch results)."""
+def summarize(folder: str, out: str, items: list[Item], seconds: float) -> dict:
+    """The batch summary: counts per status, wall time, one row per file (the HTTP service's batches too)."""
     counts = {s: sum(i.status == s for i in items) for s in ("done", "skipped", "failed")}
-    summary = {"folder": folder, "out": out, "files": len(items), **counts,
-               "seconds": round(seconds, 2), "items": [asdict(i) for i in items]}
+    return {"folder": folder, "out": out, "files": len(items), **counts, "seconds": round(seconds, 2),
+            "items": [asdict(i) for i in items]}
+
+
+def write_summary(dest: Path, summary: dict) -> None:
+    """Write ``batch-summary.json`` and ``batch-summary.csv`` (a row per file) into ``dest``."""
     save_json(Path(dest) / "batch-summary.json", summary)
     with open(Path(dest) / "batch-summary.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(asdict(items[0]) if items else asdict(Item(""))))
+        w = csv.DictWriter(f, fieldnames=[fld.name for fld in fields(Item)])
         w.writeheader()
-        w.writerows(asdict(i) for i in items)
-    return summary
+        w.writerows(summary["items"])
 
 
 # ---- worker processes ------------------------------------------------------------------------------------------------
@@ -214,7 +223,6 @@ def _init(settings_json: str) -> None:
 def _convert(req: dict) -> dict:
     """One file (in a worker process): {"status": "done"|"failed", "message", "seconds", "duration"}."""
     from .api import CoverRequest
-    from .errors import SingerError
 
     t0 = time.perf_counter()
     try:

@@ -28,6 +28,7 @@ from ..errors import (
     VoiceNotFound,
 )
 from ..jobs.store import JobStore
+from ..jobs.worker import error_dict
 from .security import KeyRing, RateLimiter
 
 
@@ -96,7 +97,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
 
     @app.exception_handler(SingerError)
     async def _singer_error(request: Request, e: SingerError):
-        return JSONResponse({"error": e.code, "message": e.user_message, "hint": e.hint or ""}, status_code=status_for(e))
+        return JSONResponse(error_dict(e), status_code=status_for(e))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, e: StarletteHTTPException):

@@ -20,10 +20,11 @@ from fastapi import APIRouter, File, Form, HTTPException, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.background import BackgroundTask
 
-from ..batch import find_inputs, output_format
+from ..audio import file_extension
+from ..batch import default_format, find_inputs, output_format
 from ..errors import InputError, UsageError
 from ..jobs.batches import BatchItem, batch_dir, batch_out, new_id, status, write_zip
-from ..jobs.worker import batch_ended, batch_uploads_dir
+from ..jobs.worker import batch_ended, batch_uploads_dir, error_dict
 from .app import Service
 from .routes import ERRORS, Caller, ServiceDep, save_upload
 from .schemas import BatchAccepted, BatchOut, ErrorOut, Format
@@ -139,7 +140,7 @@ def _folder_items(service: Service, folder: str, out: Path, base: dict, fmt: str
     for path in inputs:
         rel, real = path.relative_to(src).as_posix(), path.resolve()
         ext = output_format(path, fmt, default)
-        request = {**base, "input": str(real), "format": ext, "out": str(out / _unique(used, rel, _ext(ext)))}
+        request = {**base, "input": str(real), "format": ext, "out": str(out / _unique(used, rel, file_extension(ext)))}
         error = None if _inside(real, roots) else {  # a link to a file outside the roots is not read
             "error": "forbidden", "message": f"{rel} links outside the folders batches may read; it was not read.",
             "hint": "Copy the file into the folder instead of linking it."}
@@ -159,24 +160,20 @@ def _upload_items(service: Service, files: list[UploadFile], batch_id: str, out:
     for file in files:
         rel = _unique(names, safe_name(file.filename))
         ext = output_format(Path(rel), fmt, default)
-        request, error = {**base, "input": "", "format": ext, "out": str(out / _unique(used, rel, _ext(ext)))}, None
+        request, error = {**base, "input": "", "format": ext, "out": str(out / _unique(used, rel, file_extension(ext)))}, None
         try:
             request["input"] = str(save_upload(service.settings, file, folder, label=rel))
         except HTTPException as e:  # over the size limit
             error = e.detail
         except InputError as e:  # not audio, too long (a missing ffprobe refuses the whole batch: 503)
-            error = {"error": e.code, "message": e.user_message, "hint": e.hint or ""}
+            error = error_dict(e)
         items.append(BatchItem(rel, kind, request, error))
     return items
 
 
 def _kind(workflow: str) -> tuple[str, str]:
     """(job kind, default output format) of a workflow, as ``singer batch`` picks them."""
-    return ("convert", "ogg") if workflow == "voice_note" else ("cover", "mp3")
-
-
-def _ext(fmt: str) -> str:
-    return "ogg" if fmt == "opus" else fmt
+    return ("convert" if workflow == "voice_note" else "cover"), default_format(workflow)
 
 
 @router.post("/v1/batches", status_code=202, response_model=BatchAccepted,
@@ -271,7 +268,7 @@ def batch_report(batch_id: str, service: ServiceDep, owner: Caller) -> HTMLRespo
     from ..report.page import Assets
 
     batch, jobs = _finished(service, owner, batch_id)
-    info, _ = summary(batch, jobs)
+    info = summary(batch, jobs)
     files = {j.request.get("rel", ""): Path(j.result["output"]) for j in jobs if j.state == "done" and j.result}
     html = batch_html(service.settings, info, Path("."), files=files, assets=Assets(Path("report.html")))
     return HTMLResponse(html)

@@ -188,15 +188,12 @@ def summary_items(batch: Batch, jobs: list[Job]) -> list:
     return items
 
 
-def summary(batch: Batch, jobs: list[Job]) -> tuple[dict, list]:
-    """(the summary ``singer batch`` would write, its items) with outputs relative to the result zip."""
-    from dataclasses import asdict
+def summary(batch: Batch, jobs: list[Job]) -> dict:
+    """The summary ``singer batch`` would write, with outputs relative to the result zip."""
+    from ..batch import summarize
 
-    items = summary_items(batch, jobs)
     seconds = max([batch.created, *(j.updated for j in jobs)]) - batch.created
-    counts = {s: sum(i.status == s for i in items) for s in ("done", "skipped", "failed")}
-    return ({"folder": batch.request.get("folder") or "", "out": ".", "files": len(items), **counts,
-             "seconds": round(seconds, 2), "items": [asdict(i) for i in items]}, items)
+    return summarize(batch.request.get("folder") or "", ".", summary_items(batch, jobs), seconds)
 
 
 def write_zip(batch: Batch, jobs: list[Job], dest: Path, settings: Any = None) -> None:
@@ -204,12 +201,12 @@ def write_zip(batch: Batch, jobs: list[Job], dest: Path, settings: Any = None) -
     ``singer batch`` writes them, and (with ``settings``) ``batch-report.html`` playing the outputs beside it."""
     from ..batch import write_summary
 
-    info, items = summary(batch, jobs)
+    info = summary(batch, jobs)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp, zipfile.ZipFile(dest, "w") as zf:
-        write_summary(Path(tmp), info["folder"], ".", items, info["seconds"])
-        for job, item in zip(jobs, items, strict=True):
-            if item.output:  # audio is compressed already: stored as is
-                zf.write(job.result["output"], item.output, compress_type=zipfile.ZIP_STORED)
+        write_summary(Path(tmp), info)
+        for job, item in zip(jobs, info["items"], strict=True):
+            if item["output"]:  # audio is compressed already: stored as is
+                zf.write(job.result["output"], item["output"], compress_type=zipfile.ZIP_STORED)
         for name in ("batch-summary.json", "batch-summary.csv"):
             zf.write(Path(tmp) / name, name, compress_type=zipfile.ZIP_DEFLATED)
         if settings is not None:

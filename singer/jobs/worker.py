@@ -142,14 +142,8 @@ def job_ended(settings: Any, store: JobStore, job_id: str) -> None:
             job.batch and src.parent == batch_uploads_dir(settings, job.batch)):
         src.unlink(missing_ok=True)
     if job.callback_url:
-        def call() -> None:
-            from .webhook import deliver
-
-            outcome = deliver(job.callback_url, f"job.{job.state}", job.public(), settings.webhook_secret,
-                              allow_private=settings.allow_private_urls)
-            store.add_event(job_id, "webhook", outcome)
-
-        threading.Thread(target=call, name=f"webhook-{job_id[:8]}", daemon=True).start()
+        _notify(settings, job.callback_url, f"job.{job.state}", job.public, "job",
+                lambda outcome: store.add_event(job_id, "webhook", outcome))
     if job.batch:
         batch_ended(settings, store, job.batch)
 
@@ -166,16 +160,21 @@ def batch_ended(settings: Any, store: JobStore, batch_id: str) -> bool:
         return False
     shutil.rmtree(batch_uploads_dir(settings, batch_id), ignore_errors=True)
     if batch.callback_url:
-        def call() -> None:
-            from .webhook import deliver
-
-            payload = status(batch, store.batches.jobs(batch_id))
-            outcome = deliver(batch.callback_url, "batch.done", payload, settings.webhook_secret,
-                              allow_private=settings.allow_private_urls, key="batch")
-            store.batches.set_webhook(batch_id, outcome)
-
-        threading.Thread(target=call, name=f"webhook-{batch_id[:8]}", daemon=True).start()
+        _notify(settings, batch.callback_url, "batch.done", lambda: status(batch, store.batches.jobs(batch_id)),
+                "batch", lambda outcome: store.batches.set_webhook(batch_id, outcome))
     return True
+
+
+def _notify(settings: Any, url: str, event: str, payload: Callable[[], dict], key: str,
+            record: Callable[[dict], None]) -> None:
+    """Call a webhook in a thread of its own (a slow receiver holds up nothing) and ``record`` its outcome."""
+    def call() -> None:
+        from .webhook import deliver
+
+        record(deliver(url, event, payload(), settings.webhook_secret, allow_private=settings.allow_private_urls,
+                       key=key))
+
+    threading.Thread(target=call, name=f"webhook-{event}", daemon=True).start()
 
 
 def end_batches(settings: Any, store: JobStore) -> None:

@@ -21,7 +21,6 @@ from typing import Any
 from ..errors import InputError
 from . import page
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac"}
 RUN_FILE = "run.json"
 
 

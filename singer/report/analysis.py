@@ -12,8 +12,6 @@ import numpy as np
 from .. import audio
 from ..loudness import integrated_loudness, true_peak_db
 
-PLAYABLE = {"mp3": "audio/mpeg", "ogg": "audio/ogg", "opus": "audio/ogg", "m4a": "audio/mp4", "wav": "audio/wav",
-            "flac": "audio/flac"}
 FRAME_MS = 10.0
 
 
@@ -66,8 +64,8 @@ def preview(path: Path, fmt: str | None = None) -> tuple[bytes, str]:
     """Bytes and MIME type for an <audio> player: the file itself when browsers play it and it is small, else an
     MP3 (128 kbit/s) made by ffmpeg."""
     ext = (fmt or path.suffix.lstrip(".")).lower()
-    if ext in PLAYABLE and ext != "wav" and path.stat().st_size < 12 << 20:
-        return path.read_bytes(), PLAYABLE[ext]
+    if ext in audio.FORMATS and ext != "wav" and path.stat().st_size < 12 << 20:
+        return path.read_bytes(), audio.content_type(ext)
     cmd = [audio._ffmpeg_bin(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path), "-vn",
            "-ac", "2", "-c:a", "libmp3lame", "-b:a", "128k", "-f", "mp3", "pipe:"]
     proc = subprocess.run(cmd, capture_output=True)

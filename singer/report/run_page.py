@@ -6,13 +6,14 @@ import math
 from html import escape
 from pathlib import Path
 
+from .. import audio
 from . import analysis, page, plots
 
 SOURCE_COLOR, CONVERTED_COLOR = "#2f6fd0", "#e0542a"
 
 
-def _stages(record: dict) -> list[tuple[str, Path, dict]]:
-    """(label "step.output", file, step record) for every audio file the run's steps produced, in workflow order;
+def _stages(record: dict) -> list[tuple[str, Path]]:
+    """(label "step.output", file) for every audio file the run's steps produced, in workflow order;
     a file passed through unchanged is shown once."""
     seen, out = set(), []
     for step in record.get("steps", []):
@@ -20,9 +21,9 @@ def _stages(record: dict) -> list[tuple[str, Path, dict]]:
             continue
         for name, path in step.get("outputs", {}).items():
             p = Path(path)
-            if p.suffix.lower() in {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac"} and p not in seen:
+            if p.suffix.lower() in audio.AUDIO_EXTENSIONS and p not in seen:
                 seen.add(p)
-                out.append((f"{step['id']}.{name}", p, step))
+                out.append((f"{step['id']}.{name}", p))
     return out
 
 
@@ -56,11 +57,12 @@ def render(record: dict, assets: page.Assets) -> str:
                     f'<span class="muted">{escape(err.get("hint", ""))}</span></p>')
     stages = _stages(record)
     figures: dict[Path, dict] = {}
-    pitch_of = {p for pair in _pitch_pairs(record) for p in pair[1:3]}
+    pairs = _pitch_pairs(record)
+    pitch_of = {p for pair in pairs for p in pair[1:3]}
     pitches: dict[Path, object] = {}
     sections = []
-    for label, path, step in stages:
-        sections.append(_stage(label, path, step, assets, figures, pitches if path in pitch_of else None))
+    for label, path in stages:
+        sections.append(_stage(label, path, assets, figures, pitches if path in pitch_of else None))
     out_fig = figures.get(stages[-1][1]) if stages and record.get("ok") else None
     body.append(page.cards([
         ("total time", f"{record.get('seconds', 0):.1f} s"), ("steps computed", str(computed)),
@@ -69,7 +71,6 @@ def render(record: dict, assets: page.Assets) -> str:
         ("output true peak", page.fmt(out_fig.get("true_peak_dbtp"), " dBTP") if out_fig else "-"),
         ("output length", page.fmt(out_fig.get("duration_s"), " s") if out_fig else "-")]))
     body.append("<h2>Workflow</h2>" + _steps_table(steps))
-    pairs = _pitch_pairs(record)
     if pairs:
         body.append("<h2>Pitch: source vs converted vocals</h2>")
         for step_id, src, dst, step in pairs:
@@ -94,7 +95,7 @@ def _steps_table(steps: list[dict]) -> str:
     return page.table(["#", "step", "op", "engine", "parameters", "cache", "time"], rows, num={0}, cls="steps")
 
 
-def _stage(label: str, path: Path, step: dict, assets: page.Assets, figures: dict, pitches: dict | None) -> str:
+def _stage(label: str, path: Path, assets: page.Assets, figures: dict, pitches: dict | None) -> str:
     head = f'<div class="stage" data-stage="{escape(label)}"><h3>{escape(label)}</h3>'
     if not path.is_file():
         return head + '<p class="muted">This file is no longer in the cache (pruned); run again to see it.</p></div>'
@@ -118,7 +119,7 @@ def _stage(label: str, path: Path, step: dict, assets: page.Assets, figures: dic
 
 
 def _ext(mime: str) -> str:
-    return {"audio/mpeg": ".mp3", "audio/ogg": ".ogg", "audio/mp4": ".m4a", "audio/flac": ".flac"}.get(mime, ".bin")
+    return next((f".{ext}" for ext, (_, _, m) in audio.FORMATS.items() if m == mime), ".bin")
 
 
 def _pitch(step_id: str, f0_src, f0_out, step: dict) -> str:

@@ -292,7 +292,7 @@ class EncodeOp(Op):
 
     def run(self, ctx, work, inputs, bound, progress):
         fmt = bound.params["format"]
-        out = work / f"output.{'ogg' if fmt == 'opus' else fmt}"
+        out = work / f"output.{audio.file_extension(fmt)}"
         tags = {"title": bound.params["title"]} if bound.params["title"] else None
         audio.encode(inputs["audio"], out, fmt, tags=tags)
         try:

@@ -7,10 +7,13 @@ user-facing inputs are decoded and outputs encoded with ffmpeg.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,13 +71,27 @@ def _check_readable(path: Path) -> None:
         raise InputError(f"Input file is empty (0 bytes): {path}", hint="The file was probably not fully downloaded or saved.")
 
 
+# Media lies: only these demuxers (ffmpeg names) ever read an input. Playlists and indirection formats (hls, dash,
+# concat, ffconcat, image2 patterns, webm_dash_manifest, ...) open other files or URLs and are never on it; ffmpeg
+# and ffprobe also run with a protocol whitelist of "file" (and "pipe"), so no demuxer can reach data:, subfile:,
+# concat:, http: or any other protocol.
+DEMUXERS = (
+    "aac", "ac3", "aiff", "amr", "amrnb", "amrwb", "ape", "asf", "au", "avi", "caf", "dsf", "dts", "dtshd", "eac3",
+    "flac", "flv", "loas", "matroska", "mlp", "mov", "mp3", "mpc", "mpc8", "mpeg", "mpegts", "ogg", "oma", "rm",
+    "shn", "tak", "truehd", "tta", "voc", "w64", "wav", "wv", "xwma",
+)
+_SAFE_INPUT = ["-protocol_whitelist", "file,pipe", "-format_whitelist", ",".join(DEMUXERS)]
+_FORMAT_HINT = "Send a plain audio or video file (mp3, m4a, ogg/opus, wav, flac, webm, mp4...)."
+PROBE_TIMEOUT = 60.0
+
 _PROBED: dict[tuple, AudioInfo] = {}  # (path, inode, size, mtime) -> info: resolving, fetching and decoding a local
 # file all ask, and each ffprobe run costs ~0.1 s (a voice note's whole conversion is ~1 s)
 
 
 def probe(path: str | os.PathLike) -> AudioInfo:
-    """Describe a media file; raises InputError if it has no decodable audio stream. Remembered while the file
-    is unchanged (same inode, size and modification time)."""
+    """Describe a media file; raises InputError if it has no decodable audio stream or its container is not on the
+    allow-list (:data:`DEMUXERS`). Remembered while the file is unchanged (same inode, size and modification time).
+    ``duration`` is 0.0 when the file does not say: treat that as unknown, never as short."""
     path = Path(path)
     _check_readable(path)
     st = path.stat()
@@ -86,66 +103,165 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     return _PROBED[key]
 
 
-def _probe(path: Path) -> AudioInfo:
-    import ffmpeg
+def _file_url(path: Path) -> str:
+    """``path`` as ffmpeg's file protocol names it: a name like ``data:x`` or ``subfile,...`` stays a file name."""
+    return "file:" + str(path.resolve())
 
-    _ffmpeg_bin("ffprobe")
+
+def _tool_message(stderr: bytes, path: Path) -> str:
+    """The last line ffmpeg/ffprobe said, with the server's path of the file replaced by its name."""
+    lines = stderr.decode("utf-8", "replace").strip().splitlines()
+    text = lines[-1] if lines else "unknown error"
+    for form in (_file_url(path), str(path.resolve()), str(path)):
+        text = text.replace(form, path.name)
+    return re.sub(r"(?:file:)?/[^\s'\"]*/", "", text)  # any other absolute path: its last component only
+
+
+def _probe(path: Path) -> AudioInfo:
+    exe = _ffmpeg_bin("ffprobe")
+    cmd = [exe, "-v", "error", *_SAFE_INPUT, "-show_format", "-show_streams", "-of", "json", _file_url(path)]
     try:
-        meta = ffmpeg.probe(str(path))
-    except ffmpeg.Error as e:
-        detail = (e.stderr or b"").decode("utf-8", "replace").strip().splitlines()
-        raise InputError(
-            f"Not a readable audio or video file: {path.name}",
-            hint=f"ffprobe said: {detail[-1] if detail else 'unknown error'}. Convert it to mp3, wav or flac first.",
-        ) from None
+        proc = subprocess.run(cmd, capture_output=True, timeout=PROBE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise InputError(f"Reading {path.name} took over {PROBE_TIMEOUT:.0f} s.", hint=_FORMAT_HINT) from None
+    if proc.returncode != 0:
+        said = _tool_message(proc.stderr, path)
+        refused = re.search(r"\[(\w+) @[^\]]*\] Format not on whitelist", proc.stderr.decode("utf-8", "replace"))
+        if refused:
+            raise InputError(f"{path.name} is a '{refused.group(1)}' file (a playlist, or a reference to other files "
+                             "or addresses), which singer does not read.", hint=_FORMAT_HINT)
+        raise InputError(f"Not a readable audio or video file: {path.name}",
+                         hint=f"ffprobe said: {said}. Convert it to mp3, wav or flac first.")
+    try:
+        meta = json.loads(proc.stdout or b"{}")
+    except ValueError:
+        raise InputError(f"Not a readable audio or video file: {path.name}", hint=_FORMAT_HINT) from None
     streams = meta.get("streams", [])
     audio = [s for s in streams if s.get("codec_type") == "audio"]
     if not audio:
         raise InputError(f"No audio stream in {path.name}", hint="The file has no sound track; give a file with audio.")
     a = audio[0]
     fmt = meta.get("format", {})
-    duration = float(a.get("duration") or fmt.get("duration") or 0.0)
     tags = {k.lower(): v for k, v in (fmt.get("tags") or {}).items()}
     tags.update({k.lower(): v for k, v in (a.get("tags") or {}).items() if k.lower() not in tags})
     return AudioInfo(
         path=str(path),
-        duration=duration,
-        sample_rate=int(a.get("sample_rate") or 0),
-        channels=int(a.get("channels") or 0),
-        codec=a.get("codec_name", ""),
-        format=fmt.get("format_name", ""),
+        duration=_seconds(a.get("duration")) or _seconds(fmt.get("duration")),
+        sample_rate=int(_seconds(a.get("sample_rate"))),
+        channels=int(_seconds(a.get("channels"))),
+        codec=str(a.get("codec_name", "")),
+        format=str(fmt.get("format_name", "")),
         has_video=any(s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic") for s in streams),
         tags=tags,
     )
 
 
+def _seconds(value) -> float:
+    """A number ffprobe printed, or 0.0 when it is missing, junk, negative or not finite ("unknown")."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return x if math.isfinite(x) and x > 0 else 0.0
+
+
+def demuxer(info: AudioInfo) -> str:
+    """The allow-listed demuxer that read ``info``'s file (forced when decoding it: no second guess by content)."""
+    for name in info.format.split(","):
+        if name in DEMUXERS:
+            return name
+    raise InputError(f"{Path(info.path).name} is a '{info.format}' file, which singer does not read.", hint=_FORMAT_HINT)
+
+
+CHUNK_FRAMES = 1 << 16
+
+
 def decode(path: str | os.PathLike, sample_rate: int = 44100, channels: int = 2, max_duration: float | None = None,
            info: AudioInfo | None = None) -> np.ndarray:
-    """Decode any media file ffmpeg understands to float32 ``(channels, samples)`` at ``sample_rate``.
+    """Decode a media file to float32 ``(channels, samples)`` at ``sample_rate``.
 
-    ``info`` is the file's :func:`probe` result when the caller already has it (saves a second ffprobe run)."""
-    import ffmpeg
-
+    Only allow-listed containers are read, with the probed demuxer forced. With ``max_duration`` the DECODED length
+    is what counts, not what the header claims: ffmpeg stops just past the limit, samples are counted as they
+    arrive, and a longer input raises InputError; memory never exceeds the limit's worth of samples (the buffer is
+    reserved up front and only what is written is ever resident). ``info``: the file's :func:`probe` result when the
+    caller already has it (saves a second ffprobe run)."""
     path = Path(path)
     info = info or probe(path)
-    if max_duration and info.duration > max_duration:
-        raise InputError(
-            f"{path.name} is {info.duration / 60:.1f} min long; the limit is {max_duration / 60:.1f} min.",
-            hint="Trim the file, or raise SINGER_MAX_DURATION.",
-        )
-    stream = ffmpeg.input(str(path)).output("pipe:", format="f32le", acodec="pcm_f32le", ac=channels, ar=sample_rate, vn=None)
-    cmd = [_ffmpeg_bin(), "-nostdin", "-hide_banner", "-loglevel", "error", *ffmpeg.get_args(stream)]
-    proc = subprocess.run(cmd, capture_output=True)
-    raw = proc.stdout
-    if proc.returncode != 0 and not raw:
-        msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise InputError(f"Could not decode {path.name}", hint=(msg[-1] if msg else "ffmpeg failed") + ". Is the file complete?")
-    data = np.frombuffer(raw[: len(raw) - len(raw) % (4 * channels)], dtype="<f4")
-    if data.size == 0:
+    limit = int(max_duration * sample_rate) if max_duration else None
+    if limit is not None and info.duration > max_duration:
+        raise _too_long(path, info.duration, max_duration)
+    # room for what the header announces (+5 % and 10 s for headers that round); the limit when there is one
+    cap = limit + 1 if limit is not None else int((info.duration * 1.05 + 10) * sample_rate)
+    cmd = [_ffmpeg_bin(), "-nostdin", "-hide_banner", "-loglevel", "error", *_SAFE_INPUT, "-f", demuxer(info),
+           "-i", _file_url(path), "-vn", "-sn", "-dn", "-ac", str(channels), "-ar", str(sample_rate)]
+    if limit is not None:
+        cmd += ["-t", f"{max_duration + 1.0:.3f}"]
+    cmd += ["-f", "f32le", "-acodec", "pcm_f32le", "pipe:"]
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        try:
+            out, n = _read_samples(proc.stdout, channels, cap, grow=limit is None)
+        finally:
+            proc.stdout.close()
+            over = limit is not None and n > limit
+            if over and proc.poll() is None:
+                proc.kill()
+            code = proc.wait()
+        if over:
+            raise _too_long(path, None, max_duration)
+        err.seek(0)
+        said = err.read()
+    if code != 0 and n == 0:
+        raise InputError(f"Could not decode {path.name}", hint=_tool_message(said, path) + ". Is the file complete?")
+    if n == 0:
         raise InputError(f"{path.name} decoded to no audio at all.", hint="The file is truncated or has an empty audio track.")
-    out = data.reshape(-1, channels).T.copy()
+    out = out[:, :n]  # rows stay contiguous; the reserved tail was never touched
     np.nan_to_num(out, copy=False)
     return out
+
+
+def _too_long(path: Path, seconds: float | None, limit: float) -> InputError:
+    if seconds:
+        return InputError(f"{path.name} is {_span(seconds)} long; the limit is {_span(limit)}.",
+                          hint="Send a shorter file (or, as the operator, raise SINGER_MAX_DURATION / "
+                          "SINGER_MAX_UPLOAD_DURATION).")
+    return InputError(f"{path.name} decodes to more than the limit of {_span(limit)} (its header claims less).",
+                      hint="Send a shorter file (or, as the operator, raise SINGER_MAX_DURATION / "
+                      "SINGER_MAX_UPLOAD_DURATION).")
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _read_samples(pipe, channels: int, cap: int, grow: bool) -> tuple[np.ndarray, int]:
+    """Interleaved float32 frames from ``pipe`` into a ``(channels, cap)`` array, a chunk at a time; stops after
+    ``cap`` frames (the caller sees n == cap + ... as "over the limit") unless ``grow`` lets the array grow."""
+    out = np.empty((channels, max(cap, 1)), dtype=np.float32)
+    frame = 4 * channels
+    buf = bytearray(CHUNK_FRAMES * frame)
+    view = memoryview(buf)
+    have, n = 0, 0
+    while True:
+        got = pipe.readinto(view[have:])
+        if not got:
+            break
+        have += got
+        k = have // frame
+        if k == 0:
+            continue
+        if n + k > out.shape[1]:
+            if not grow:
+                return out, n + k  # over the limit: the caller stops ffmpeg
+            bigger = np.empty((channels, max(n + k, int(out.shape[1] * 1.5))), dtype=np.float32)
+            bigger[:, :n] = out[:, :n]
+            out = bigger
+        out[:, n:n + k] = np.frombuffer(buf, dtype="<f4", count=k * channels).reshape(k, channels).T
+        n += k
+        rest = have - k * frame
+        buf[:rest] = buf[k * frame:have]
+        have = rest
+    return out, n
 
 
 def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:

@@ -17,16 +17,15 @@ def serve(
     """Serve the HTTP API (jobs persisted in SQLite under SINGER_HOME; API keys from SINGER_API_KEYS)."""
 
     def work():
-        import uvicorn
-
         from ..errors import UsageError
         from ..http.app import create_app
+        from ..http.server import serve as serve_app
 
         settings = _with(c.settings(), workers=workers, broker=broker)
         if not settings.api_keys.strip():
             raise UsageError("No API keys configured: every request would be refused.",
                              hint="Set SINGER_API_KEYS=key1,key2 (clients send one in the X-API-Key header).")
-        uvicorn.run(create_app(settings, worker_mode="process"), host=host, port=port, log_level="warning")
+        serve_app(create_app(settings, worker_mode="process"), host, port, settings)
         return {"stopped": True}
 
     c.run(work, False, lambda res: None)

@@ -29,6 +29,8 @@ from ..errors import (
 )
 from ..jobs.store import JobStore
 from ..jobs.worker import error_dict
+from ..redact import redact
+from .guard import Guard
 from .security import KeyRing, RateLimiter
 
 
@@ -43,6 +45,7 @@ class Service:
     limiter: RateLimiter
     worker: Any = None
     requests: Counter = field(default_factory=Counter)  # (route, status) -> count, for /metrics
+    streams: Counter = field(default_factory=Counter)  # owner -> open event streams
 
 
 def status_for(e: SingerError) -> int:
@@ -97,7 +100,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
 
     @app.exception_handler(SingerError)
     async def _singer_error(request: Request, e: SingerError):
-        return JSONResponse(error_dict(e), status_code=status_for(e))
+        return JSONResponse(redact(error_dict(e)), status_code=status_for(e))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, e: StarletteHTTPException):
@@ -120,6 +123,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
 
     app.include_router(routes.router)
     app.include_router(batches.router)
+    app.add_middleware(Guard, settings=settings, keys=service.keys)  # outermost of ours: before any body is read
     return app
 
 

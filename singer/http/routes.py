@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 from typing import Annotated
@@ -53,11 +53,22 @@ def _too_many(service: Service) -> HTTPException:
                                "hint": "Wait for one to finish."}, headers={"Retry-After": "10"})
 
 
-def _accept(service: Service, owner: str, kind: str, request: dict, callback_url: str | None) -> JobAccepted:
-    if callback_url:
-        from ..engines.sources.urls import check_url
+def check_callback(settings: Settings, url: str | None) -> None:
+    """A webhook target is accepted only when calls to it are signed (SINGER_WEBHOOK_SECRET) and it passes the
+    URL policy (checked again at every delivery, connection by connection)."""
+    if not url:
+        return
+    if not settings.webhook_secret:
+        raise InputError("callback_url is not accepted: this service has no webhook secret to sign calls with.",
+                         hint="Poll GET /v1/jobs/{id} or its events instead, or ask the operator to set "
+                         "SINGER_WEBHOOK_SECRET.")
+    from ..engines.sources.urls import check_url
 
-        check_url(callback_url, service.settings.allow_private_urls)  # webhook targets obey the SSRF policy
+    check_url(url, settings.allow_private_urls)
+
+
+def _accept(service: Service, owner: str, kind: str, request: dict, callback_url: str | None) -> JobAccepted:
+    check_callback(service.settings, callback_url)
     job = service.store.submit(owner, kind, request, callback_url, max_active=service.settings.max_jobs_per_key)
     if job is None:
         raise _too_many(service)
@@ -65,16 +76,12 @@ def _accept(service: Service, owner: str, kind: str, request: dict, callback_url
 
 
 def _query(text: str) -> str:
-    """A search text or an http(s) URL; never a path on this machine."""
-    q = text.strip()
-    if "://" in q:
-        if not q.lower().startswith(("http://", "https://")):
-            raise InputError(f"Unsupported link '{q[:80]}'", hint="Only http:// and https:// links are fetched.")
-        return q
-    if q.startswith(("/", "~", ".", "\\")) or os.path.exists(q):
-        raise InputError("Local paths are not accepted over HTTP.", hint="Give a search text or an http(s) link, "
-                         "or upload the file to POST /v1/conversions.")
-    return q
+    """A search text or an http(s) URL; anything written like a path is refused here, before a job exists (the
+    job's worker applies the same rule again). Nothing here touches the file system."""
+    from ..engines.sources.inputs import classify
+
+    found = classify(text, local=False)
+    return found.url if found.kind == "url" else found.text
 
 
 @router.post("/v1/covers", status_code=202, response_model=JobAccepted, responses=ERRORS, tags=["jobs"])
@@ -144,7 +151,7 @@ def save_upload(settings: Settings, file: UploadFile, folder: Path, label: str |
 def search(service: ServiceDep, owner: Caller, q: Annotated[str, Query(min_length=1, max_length=500)],
            limit: Annotated[int, Query(ge=1, le=20)] = 5) -> SearchOut:
     """Numbered candidates for a search text; submit a cover with ``pick`` to take one."""
-    found = service.singer.search(_query(q), limit)
+    found = service.singer.search(_query(q), limit, library=service.settings.http_library)
     return SearchOut(query=q, candidates=[CandidateOut(n=i, title=c.title, artist=c.artist, duration=c.duration,
                                                        source=c.source, url=c.url) for i, c in enumerate(found, 1)])
 
@@ -172,22 +179,48 @@ async def get_job(job_id: str, service: ServiceDep, owner: Caller) -> JobOut:
 async def job_events(job_id: str, service: ServiceDep, owner: Caller,
                      last_event_id: Annotated[str | None, Header()] = None):
     """Server-Sent Events: queued, running, step_start / step_progress / step_end, then done or failed.
-    Reconnect with ``Last-Event-ID`` to resume."""
+    Reconnect with ``Last-Event-ID`` to resume. A key may hold ``SINGER_MAX_STREAMS_PER_KEY`` streams open at once;
+    a stream ends after ``SINGER_STREAM_MAX_SECONDS`` (reconnect with the last id to go on)."""
     _job(service, owner, job_id)
-    after = int(last_event_id) if (last_event_id or "").isdigit() else 0
+    after = _event_id(last_event_id)
+    settings = service.settings
+    if service.streams[owner] >= settings.max_streams_per_key:
+        raise HTTPException(429, {"error": "too_many_streams", "message": f"This API key already has "
+                                  f"{settings.max_streams_per_key} event streams open.",
+                                  "hint": "Close one, or poll GET /v1/jobs/{id}."}, headers={"Retry-After": "5"})
+    service.streams[owner] += 1
+    deadline = time.monotonic() + settings.stream_max_seconds
 
     async def stream():
         nonlocal after
-        while True:
-            for seq, type_, data in service.store.events(job_id, after):
-                after = seq
-                yield f"id: {seq}\nevent: {type_}\ndata: {json.dumps(data)}\n\n"
-                if type_ in ("done", "failed"):
-                    return
-            yield ": keep-alive\n\n"
-            await asyncio.sleep(0.5)
+        try:
+            while time.monotonic() < deadline:
+                for seq, type_, data in service.store.events(job_id, after):
+                    after = seq
+                    yield f"id: {seq}\nevent: {type_}\ndata: {json.dumps(data)}\n\n"
+                    if type_ in ("done", "failed"):
+                        return
+                yield ": keep-alive\n\n"
+                await asyncio.sleep(0.5)
+            yield "retry: 1000\n: stream lifetime reached; reconnect with Last-Event-ID\n\n"
+        finally:
+            service.streams[owner] -= 1
+            if service.streams[owner] <= 0:
+                del service.streams[owner]
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def _event_id(header: str | None) -> int:
+    """Last-Event-ID as a sequence number (0: from the start); 400 for anything but a plain number."""
+    text = (header or "").strip()
+    if not text:
+        return 0
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise HTTPException(400, {"error": "invalid_request", "message": "The Last-Event-ID header must be the id "
+                                  "of an event this service sent (a number).",
+                                  "hint": "Reconnect without it to start from the beginning."})
+    return int(text)
 
 
 @router.get("/v1/jobs/{job_id}/result", responses={**ERRORS, 409: {"model": ErrorOut}}, tags=["jobs"],
@@ -212,8 +245,11 @@ def voices(service: ServiceDep, owner: Caller) -> list[VoiceOut]:
 
 
 @router.get("/healthz", tags=["service"])
-def healthz(service: ServiceDep) -> dict:
-    """Liveness (no key needed): the queue's size and free disk."""
+def healthz(service: ServiceDep, x_api_key: Annotated[str | None, Header()] = None) -> dict:
+    """Liveness: without a key, only that the service is up; with a valid key also the queue's size, free disk
+    and the broker's last error."""
+    if service.keys.owner(x_api_key) is None:
+        return {"ok": True}
     counts = service.store.counts()
     free = shutil.disk_usage(service.settings.home).free
     broker_error = getattr(service.worker, "last_error", "")

@@ -25,6 +25,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from ..redact import redact
+
 STATES = ("queued", "running", "done", "failed")
 ACTIVE = ("queued", "running")
 
@@ -102,14 +104,16 @@ class Job:
 
     def public(self) -> dict:
         """What clients see (API answers, webhooks): no owner, no request, no server paths."""
-        result = None
-        if self.result:
-            r = self.result
-            result = {"url": f"/v1/jobs/{self.id}/result", "content_type": r["content_type"], "format": r["format"],
-                      "duration": r["duration"], "title": r.get("title", ""), "voice": r.get("voice", "")}
+        result = public_result(self.id, self.result) if self.result else None
         return {"job_id": self.id, "kind": self.kind, "state": self.state, "step": self.step,
                 "progress": min(max(self.progress, 0.0), 1.0), "error": self.error, "result": result,
                 "batch": self.batch, "created": self.created, "updated": self.updated}
+
+
+def public_result(job_id: str, r: dict) -> dict:
+    """A job's result as clients see it: a link to the file, never the server's path or run id."""
+    return {"url": f"/v1/jobs/{job_id}/result", "content_type": r["content_type"], "format": r["format"],
+            "duration": r["duration"], "title": r.get("title", ""), "voice": r.get("voice", "")}
 
 
 def _job(row: sqlite3.Row) -> Job:
@@ -227,12 +231,13 @@ class JobStore:
         self._end(job_id, "failed", error=error)
 
     def _end(self, job_id: str, state: str, result: dict | None = None, error: dict | None = None) -> None:
+        error = redact(error) if error is not None else None  # clients see it: no server paths
         self._db().execute(
             "UPDATE jobs SET state = ?, result = ?, error = ?, updated = ?, "
             "progress = CASE WHEN ? = 'done' THEN 1.0 ELSE progress END WHERE id = ?",
             (state, json.dumps(result) if result is not None else None,
              json.dumps(error) if error is not None else None, time.time(), state, job_id))
-        self.add_event(job_id, state, {"state": state, **({"result": result} if result else {}),
+        self.add_event(job_id, state, {"state": state, **({"result": public_result(job_id, result)} if result else {}),
                                        **({"error": error} if error else {})})
 
     def recover(self) -> int:
@@ -246,6 +251,8 @@ class JobStore:
 
     # ---- events ---------------------------------------------------------------------------------------------------
     def add_event(self, job_id: str, type_: str, data: dict[str, Any]) -> int:
+        """Append an event (clients read it: server paths are removed from its strings)."""
+        data = redact(data)
         db = self._db()
         for _ in range(5):  # two writers may pick the same next seq: the primary key refuses one, it retries
             seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE job_id = ?", (job_id,)).fetchone()[0]

@@ -16,7 +16,8 @@ OTHER = {"X-API-Key": "k-two"}
 
 @pytest.fixture
 def app_settings(settings):
-    return settings.model_copy(update={"api_keys": "k-one,k-two", "max_jobs_per_key": 3, "rate_limit": 1000})
+    return settings.model_copy(update={"api_keys": "k-one,k-two", "max_jobs_per_key": 3, "rate_limit": 1000,
+                                     "webhook_secret": "hook-secret"})
 
 
 def _wait(client, job_id, headers=KEY, timeout=120.0):
@@ -47,8 +48,8 @@ def test_cover_is_accepted_and_only_its_key_sees_it(idle):
 
 
 @pytest.mark.parametrize("body,status,needle", [
-    ({"query": "/etc/passwd"}, 422, "Local paths"),
-    ({"query": "file:///etc/passwd"}, 422, "Unsupported link"),
+    ({"query": "/etc/passwd"}, 422, "file path"),
+    ({"query": "file:///etc/passwd"}, 422, "file: link"),
     ({"query": "song", "callback_url": "http://127.0.0.1:9/hook"}, 422, "loopback"),
     ({"query": "song", "format": "exe"}, 422, "format"),
     ({"query": ""}, 422, "query"),

@@ -19,7 +19,7 @@ def api_schema(settings):
     cfg = settings.model_copy(update={"api_keys": "k", "rate_limit": 1_000_000, "max_jobs_per_key": 1_000_000})
     app = create_app(cfg, run_worker=False)  # jobs are accepted, not run
     # song search goes to yt-dlp (the network): the HTTP layer is under test here, so it answers from a stub
-    app.state.service.singer.search = lambda q, limit=None: [Candidate(title=f"{q} (live)", source="library", ref="x")]
+    app.state.service.singer.search = lambda q, limit=None, **kw: [Candidate(title=f"{q} (live)", source="library", ref="x")]
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 

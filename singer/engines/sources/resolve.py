@@ -14,21 +14,10 @@ from typing import Any
 from ...errors import EngineUnavailable, InputError, NetworkUnavailable, SourceError
 from .. import registry
 from ..base import Candidate, Progress, no_progress
-from .local import as_path
-from .urls import check_url, looks_like_url, normalize_url
+from .inputs import InputPolicy, classify
+from .urls import check_url
 
 GOOD_LIBRARY_SCORE = 0.75  # library hits at least this good are listed before web results
-
-
-def _looks_like_path(text: str) -> bool:
-    from ...audio import AUDIO_EXTENSIONS
-
-    if text.startswith(("/", "./", "../", "~", ".\\", "..\\")):
-        return True
-    try:
-        return as_path(text).suffix.lower() in AUDIO_EXTENSIONS
-    except ValueError:
-        return False
 
 
 def choose(candidates: list[Candidate], pick: int | None, query: str) -> Candidate:
@@ -44,15 +33,16 @@ def choose(candidates: list[Candidate], pick: int | None, query: str) -> Candida
     return candidates[index - 1]
 
 
-def search(query: str, settings: Any, limit: int | None = None) -> list[Candidate]:
-    """Numbered candidates for a text query (position + 1 is the number to pick), at most ``limit``."""
+def search(query: str, settings: Any, limit: int | None = None, library: bool = True) -> list[Candidate]:
+    """Numbered candidates for a text query (position + 1 is the number to pick), at most ``limit``. ``library``:
+    include the local music library (when one is set); remote callers get it only if the operator allows."""
     query = " ".join(query.split())
     if not query:
         raise InputError("Empty search query.", hint="Give a song title, e.g. 'artist title'.")
     limit = max(1, int(limit or settings.search_results))
     warnings: list[str] = []
     library: list[Candidate] = []
-    if settings.library_paths:
+    if settings.library_paths and library:
         try:
             library = registry.create("source", "library", settings).search(query, limit)
         except SourceError as e:
@@ -84,7 +74,8 @@ def search(query: str, settings: Any, limit: int | None = None) -> list[Candidat
             )
         raise SourceError(
             f"No song found for '{query}'",
-            hint="Try other words, give a file path or URL, or set SINGER_LIBRARY to search your own music."
+            hint="Try other words or give a URL" + (", a file path, or set SINGER_LIBRARY to search your own music."
+                                                    if library else ".")
             + (f" ({'; '.join(warnings)})" if warnings else ""),
         )
     if warnings:
@@ -94,25 +85,26 @@ def search(query: str, settings: Any, limit: int | None = None) -> list[Candidat
 
 
 def resolve(
-    query: str, settings: Any, pick: int | None = None, search_limit: int | None = None
+    query: str, settings: Any, pick: int | None = None, search_limit: int | None = None,
+    policy: InputPolicy | None = None,
 ) -> tuple[Candidate, list[Candidate]]:
-    """The chosen candidate and all candidates for ``query`` (a path, a URL or search words)."""
-    text = query.strip()
-    if not text:
-        raise InputError("No song given.", hint="Give a file path, a URL, or search words such as 'artist title'.")
-    candidates = registry.create("source", "local", settings).search(text, 1)
-    if not candidates:
-        if looks_like_url(text):
-            url = check_url(normalize_url(text), bool(settings.allow_private_urls))
-            candidates = [Candidate(title=url, source="ytdlp", ref=url, url=url)]
-        elif _looks_like_path(text):
-            raise InputError(
-                f"File not found: {text}",
-                hint="Check the path; to search by name, give words without a file extension.",
-            )
-        else:
-            candidates = search(text, settings, search_limit)
-    return choose(candidates, pick, text), candidates
+    """The chosen candidate and all candidates for ``query`` (a path, a URL or search words), as ``policy``
+    allows (default: local, as the CLI): a remote policy never reaches the local-file source, and the library
+    only when it allows that."""
+    policy = policy or InputPolicy()
+    found = classify(query, local=policy.local)
+    if found.kind == "path":
+        path = policy.check_file(found.path, found.text)
+        candidates = registry.create("source", "local", settings).search(str(path), 1)
+        if not candidates:
+            raise InputError(f"File not found: {found.text}", hint="Check the path; to search by name, give words "
+                             "without a file extension.")
+    elif found.kind == "url":
+        url = check_url(found.url, bool(settings.allow_private_urls))
+        candidates = [Candidate(title=url, source="ytdlp", ref=url, url=url)]
+    else:
+        candidates = search(found.text, settings, search_limit, library=policy.library)
+    return choose(candidates, pick, found.text), candidates
 
 
 def fetch(candidate: Candidate, settings: Any, progress: Progress = no_progress) -> Path:

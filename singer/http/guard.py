@@ -1,0 +1,203 @@
+"""The door: what every request passes before any route reads a byte of its body.
+
+A pure ASGI middleware (it sees the request before FastAPI parses a form or JSON body):
+
+- **Key first.** Routes that need an API key answer 401 before the body is read, so a 200 MB upload without a
+  key costs the server nothing. Failed key checks are counted per client address: past
+  ``SINGER_AUTH_FAILURES_PER_MINUTE`` the address gets 429 with Retry-After, key or not, until it cools down.
+- **Size.** A body larger than its route allows is refused with 413: at once when Content-Length says so, and
+  while streaming when it does not (chunked) or lies. Limits: uploads ``SINGER_MAX_UPLOAD_MB``, batches
+  ``SINGER_MAX_BATCH_UPLOAD_MB``, everything else ``SINGER_MAX_BODY_MB``.
+- **Time.** A body that stalls longer than ``SINGER_BODY_TIMEOUT`` between chunks is answered 408.
+- **Headers.** Malformed ``Content-Length`` and ``Last-Event-ID`` are 400s, not 500s.
+
+Refusals are the service's JSON error shape (``error``, ``message``, ``hint``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..config import Settings
+from .security import KeyRing
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+OPEN = ("/healthz", "/docs", "/redoc", "/openapi.json", "/favicon.ico")  # no key needed (and no body read)
+MULTIPART_SLACK = 1 << 20  # form boundaries and the other fields beside an upload's bytes
+_EVENT_ID = re.compile(r"[0-9]{1,18}")
+
+
+class TooMuch(Exception):
+    """The body went past its route's limit while streaming."""
+
+
+class Stalled(Exception):
+    """The body stopped arriving."""
+
+
+class FailureThrottle:
+    """Failed API-key checks per client address, in a sliding minute."""
+
+    def __init__(self, per_minute: int):
+        self.per_minute = per_minute
+        self._seen: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, addr: str, now: float) -> list[float]:
+        times = [t for t in self._seen.get(addr, ()) if now - t < 60.0]
+        if times:
+            self._seen[addr] = times
+        else:
+            self._seen.pop(addr, None)
+        return times
+
+    def blocked(self, addr: str) -> float:
+        """Seconds ``addr`` must wait (0 when it may try)."""
+        now = time.monotonic()
+        with self._lock:
+            times = self._recent(addr, now)
+            return 60.0 - (now - times[-self.per_minute]) if len(times) >= self.per_minute else 0.0
+
+    def failed(self, addr: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._seen) > 100_000:  # a flood of addresses: forget the oldest half rather than grow
+                for k in list(self._seen)[: len(self._seen) // 2]:
+                    del self._seen[k]
+            self._seen.setdefault(addr, []).append(now)
+            del self._seen[addr][: -self.per_minute]
+
+
+def error_body(status: int, code: str, message: str, hint: str) -> tuple[int, bytes]:
+    return status, json.dumps({"error": code, "message": message, "hint": hint}).encode()
+
+
+async def respond(send: Send, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+           (b"connection", b"close")]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Guard:
+    """ASGI middleware; see the module's docstring. ``app`` is the FastAPI app it protects."""
+
+    def __init__(self, app: Any, settings: Settings, keys: KeyRing):
+        self.app, self.settings, self.keys = app, settings, keys
+        self.throttle = FailureThrottle(settings.auth_failures_per_minute)
+
+    def limit(self, method: str, path: str) -> int:
+        """The largest body ``method path`` may send, bytes."""
+        s = self.settings
+        if method == "POST" and path == "/v1/conversions":
+            return int(s.max_upload_mb * 1e6) + MULTIPART_SLACK
+        if method == "POST" and path == "/v1/batches":
+            return int(s.max_batch_upload_mb * 1e6) + MULTIPART_SLACK
+        return int(s.max_body_mb * 1e6)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers: dict[str, str] = {}
+        for k, v in scope.get("headers", ()):
+            headers.setdefault(k.decode("latin-1").lower(), v.decode("latin-1"))
+        refusal = self._refuse(scope, headers)
+        if refusal is not None:
+            status, body, extra = refusal
+            return await respond(send, status, body, extra)
+        limit = self.limit(scope["method"], scope["path"])
+        wrapped, state = self._metered(receive, limit)
+        started = False
+
+        async def send_once(message: Message) -> None:
+            nonlocal started
+            if state["answered"]:
+                return  # we already answered 413/408: what the app says after that is dropped
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, wrapped, send_once)
+        except Exception:
+            if not state["answered"]:
+                raise
+        if state["answered"] and not started:
+            status, body = state["answered"]
+            await respond(send, status, body)
+
+    def _refuse(self, scope: Scope, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]] | None:
+        """A refusal (status, body, headers) decided from the request line and headers alone, or None."""
+        path = scope["path"]
+        length = headers.get("content-length")
+        if length is not None and not re.fullmatch(r"[0-9]{1,15}", length.strip()):
+            return (*error_body(400, "invalid_request", "The Content-Length header is not a number.",
+                                "Send the body's size in bytes, or leave the header out."), {})
+        event_id = headers.get("last-event-id")
+        if event_id is not None and event_id.strip() and not _EVENT_ID.fullmatch(event_id.strip()):
+            return (*error_body(400, "invalid_request", "The Last-Event-ID header must be the id of an event "
+                                "this service sent (a number).", "Reconnect without it to start from the beginning."),
+                    {})
+        addr = (scope.get("client") or ("?", 0))[0]
+        if path.startswith(OPEN) or path == "/":
+            # /healthz says more to a valid key: no free guessing there either. A throttled address's key is
+            # not even looked at (the route sees none).
+            if headers.get("x-api-key"):
+                if self.throttle.blocked(addr):
+                    scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() != b"x-api-key"]
+                elif self.keys.owner(headers["x-api-key"]) is None:
+                    self.throttle.failed(addr)
+            return None
+        wait = self.throttle.blocked(addr)
+        if wait > 0:
+            return (*error_body(429, "too_many_failures", "Too many requests with a wrong API key from this "
+                                "address.", f"Wait {wait:.0f} s and send a valid key in the X-API-Key header."),
+                    {"Retry-After": str(max(1, round(wait)))})
+        if self.keys.owner(headers.get("x-api-key")) is None:
+            self.throttle.failed(addr)
+            return (*error_body(401, "unauthorized", "Missing or unknown API key.",
+                                "Send your key in the X-API-Key header."), {})
+        limit = self.limit(scope["method"], path)
+        if length is not None and int(length) > limit:
+            return (*error_body(413, "too_large", f"The request body is {int(length) / 1e6:.1f} MB; this route "
+                                f"takes at most {limit / 1e6:.1f} MB.", "Send a smaller file."), {})
+        return None
+
+    def _metered(self, receive: Receive, limit: int) -> tuple[Receive, dict]:
+        """``receive`` that counts body bytes against ``limit`` and times out stalls; past either it records the
+        answer (413/408) and tells the app the client left."""
+        state: dict[str, Any] = {"bytes": 0, "answered": None, "complete": False}
+        timeout = float(self.settings.body_timeout)
+
+        async def wrapped() -> Message:
+            if state["answered"]:
+                return {"type": "http.disconnect"}
+            if state["complete"]:  # after the body: waiting for a disconnect (SSE) may take as long as it takes
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), timeout)
+            except asyncio.TimeoutError:
+                state["answered"] = error_body(408, "timeout", f"The request body stalled for over {timeout:.0f} s.",
+                                               "Send the whole body without pausing; check the connection.")
+                return {"type": "http.disconnect"}
+            if message["type"] == "http.request":
+                state["complete"] = not message.get("more_body", False)
+                state["bytes"] += len(message.get("body", b""))
+                if state["bytes"] > limit:
+                    state["answered"] = error_body(413, "too_large", f"The request body is over {limit / 1e6:.1f} MB.",
+                                                   "Send a smaller file.")
+                    return {"type": "http.disconnect"}
+            return message
+
+        return wrapped, state

@@ -23,10 +23,8 @@ class SingerError(Exception):
         return self.user_message if not self.hint else f"{self.user_message} ({self.hint})"
 
     def to_dict(self) -> dict:
-        d = {"error": self.code, "message": self.user_message}
-        if self.hint:
-            d["hint"] = self.hint
-        return d
+        """What a user or client sees of this error (see :func:`error_dict`)."""
+        return error_dict(self)
 
 
 class InputError(SingerError):
@@ -67,12 +65,6 @@ class EngineUnavailable(SingerError):
         super().__init__(user_message, hint=hint)
         self.reasons = reasons or {}
 
-    def to_dict(self) -> dict:
-        d = super().to_dict()
-        if self.reasons:
-            d["reasons"] = self.reasons
-        return d
-
 
 class ModelError(EngineUnavailable):
     """A model file exists but is unusable (wrong format, refused as unsafe, checksum mismatch)."""
@@ -85,3 +77,23 @@ class StepFailed(SingerError):
 
     code = "step_failed"
     exit_code = 1
+
+
+INTERNAL_HINT = "Try again; if it keeps failing, report it (set SINGER_DEBUG=1 to see the trace)."
+
+
+def error_dict(e: BaseException, *, hint: str | None = None) -> dict:
+    """The one way an error becomes a dict (CLI ``--json``, HTTP bodies, job and run records).
+
+    A :class:`SingerError` gives its ``code``, ``user_message``, ``hint`` ("" if none) and, when it has them, the
+    per-backend ``reasons``. Anything else is a bug: ``internal_error`` with the exception's type name only, never
+    its text (it may hold server paths or another tenant's data). ``hint`` replaces the internal error's hint.
+    """
+    if isinstance(e, SingerError):
+        d = {"error": e.code, "message": e.user_message, "hint": e.hint or ""}
+        reasons = getattr(e, "reasons", None)
+        if reasons:
+            d["reasons"] = dict(reasons)
+        return d
+    return {"error": "internal_error", "message": f"Internal error ({type(e).__name__}); the work was not finished.",
+            "hint": hint or INTERNAL_HINT}

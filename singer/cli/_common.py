@@ -50,19 +50,18 @@ def emit(obj: Any, as_json: bool, render: Callable[[Any], None]) -> None:
 def run(fn: Callable[[], Any], as_json: bool, render: Callable[[Any], None],
         exit_code: Callable[[Any], int] | None = None) -> None:
     """Call ``fn``; print its result; map errors to exit codes (``exit_code(result)`` for a partial success)."""
-    from ..errors import SingerError
+    from ..errors import SingerError, error_dict
 
     try:
         obj = fn()
     except SingerError as e:
-        fail(e.to_dict(), e.exit_code, as_json)
+        fail(error_dict(e), e.exit_code, as_json)
     except KeyboardInterrupt:
-        fail({"error": "interrupted", "message": "Interrupted."}, 130, as_json)
+        fail({"error": "interrupted", "message": "Interrupted.", "hint": ""}, 130, as_json)
     except Exception as e:  # a bug: short message, trace only on request
         if os.environ.get("SINGER_DEBUG"):
             raise
-        fail({"error": "internal_error", "message": f"Internal error: {type(e).__name__}: {e}",
-              "hint": "Set SINGER_DEBUG=1 to see the trace, and report it."}, 1, as_json)
+        fail(error_dict(e), 1, as_json)
     else:
         emit(obj, as_json, render)
         if exit_code and (code := exit_code(obj)):

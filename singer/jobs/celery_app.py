@@ -22,8 +22,9 @@ import time
 from functools import lru_cache
 from typing import Any
 
+from ..errors import SingerError, error_dict
 from .store import Job, JobStore
-from .worker import ProgressHooks, end_batches, error_dict, job_ended, place_output, run_request, store_event
+from .worker import ProgressHooks, end_batches, job_ended, place_output, run_request, store_event
 
 TASK = "singer.run_job"
 EVENTS = "singer:events:{}"  # a Redis list per job
@@ -60,7 +61,7 @@ def _worker_singer() -> tuple[Any, Any]:
     return settings, Singer(settings)
 
 
-def _run_job(task: Any, job_id: str, kind: str, request: dict) -> dict:
+def _run_job(task: Any, job_id: str, kind: str, request: dict, owner: str = "") -> dict:
     """The Celery task: run the job, push events to Redis, return {"state": "done"|"failed", ...}.
     A user error is an answer (failed), not a retry; an infrastructure error (lost connection) is retried."""
     import redis
@@ -74,7 +75,8 @@ def _run_job(task: Any, job_id: str, kind: str, request: dict) -> dict:
         r.expire(key, EVENTS_TTL)
 
     try:
-        return {"state": "done", "result": run_request(singer, settings, job_id, kind, request, ProgressHooks(emit))}
+        return {"state": "done", "result": run_request(singer, settings, job_id, kind, request, ProgressHooks(emit),
+                                                          owner=owner)}
     except (ConnectionError, redis.ConnectionError) as e:
         raise task.retry(exc=e) from e
     except Exception as e:
@@ -122,7 +124,7 @@ class CeleryDispatcher:
     def _send(self, job: Job) -> None:
         self._seen.setdefault(job.id, self.redis.llen(EVENTS.format(job.id)))  # a re-sent job: skip old events
         request = {k: v for k, v in job.request.items() if k != "out"}  # the worker's disk is not the service's
-        self.app.send_task(TASK, args=[job.id, job.kind, request], task_id=job.id, priority=min(job.priority, 9))
+        self.app.send_task(TASK, args=[job.id, job.kind, request, job.owner], task_id=job.id, priority=min(job.priority, 9))
 
     def _follow(self, job: Job) -> None:
         key = EVENTS.format(job.id)
@@ -142,9 +144,9 @@ class CeleryDispatcher:
             try:
                 self.store.finish(job.id, place_output(self.settings, job, outcome["result"]))
             except OSError:  # the worker's file is not where the service looks: the cache is not shared
-                self.store.fail(job.id, {"error": "internal", "message": "The worker's output file is not reachable "
-                                         "from the service.", "hint": "SINGER_CACHE_DIR must be one shared path on "
-                                         "every machine."})
+                self.store.fail(job.id, error_dict(SingerError(
+                    "The worker's output file is not reachable from the service.",
+                    hint="SINGER_CACHE_DIR must be one shared path on every machine.")))
         else:
             self.store.fail(job.id, outcome.get("error") or error_dict(RuntimeError("unknown")))
         self._seen.pop(job.id, None)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import SingerError
+from ..errors import error_dict  # noqa: F401 - re-exported: the one builder, singer.errors.error_dict
 from .store import Job, JobStore
 
 
@@ -66,7 +66,7 @@ def store_event(store: JobStore, job_id: str, type_: str, data: dict) -> None:
 
 
 def run_request(singer: Any, settings: Any, job_id: str, kind: str, request: dict, hooks: Any,
-                batch: str | None = None) -> dict:
+                batch: str | None = None, owner: str = "") -> dict:
     """Run one job's request with ``singer``; the result as the store keeps it. Raises on failure.
 
     The output goes to the job's own folder, except for a job of ``batch`` whose request names an ``out`` inside
@@ -80,10 +80,20 @@ def run_request(singer: Any, settings: Any, job_id: str, kind: str, request: dic
         target.parent.mkdir(parents=True, exist_ok=True)
     out = str(target) if target is not None else str(job_dir(settings, job_id)) + "/"
     t0 = time.perf_counter()
-    res = (singer.convert if kind == "convert" else singer.cover)(CoverRequest(**fields, out=out), hooks)
+    res = (singer.convert if kind == "convert" else singer.cover)(CoverRequest(**fields, out=out), hooks,
+                                                                   remote_policy(settings, owner))
     return {"output": str(res.output), "title": res.title, "voice": res.voice, "format": res.format,
             "duration": res.duration, "content_type": content_type(res.format), "run_id": res.run.run_id,
             "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def remote_policy(settings: Any, owner: str = ""):
+    """What a job of the service may read: its own upload (uploads folder), files under SINGER_BATCH_ROOTS, URLs
+    and search text; never another file of this machine. Uploads are held to SINGER_MAX_UPLOAD_DURATION of decoded
+    audio."""
+    from ..engines.sources.inputs import InputPolicy
+
+    return InputPolicy.remote(settings, tuple(settings.batch_root_paths), uploads_dir(settings), owner)
 
 
 def batch_target(settings: Any, batch: str | None, request: dict) -> Path | None:
@@ -183,14 +193,6 @@ def end_batches(settings: Any, store: JobStore) -> None:
         batch_ended(settings, store, batch_id)
 
 
-def error_dict(e: BaseException) -> dict:
-    """What a client sees of a failure: the user message and hint, never a stack trace."""
-    if isinstance(e, SingerError):
-        return {"error": e.code, "message": e.user_message, "hint": e.hint or ""}
-    return {"error": "internal", "message": f"Internal error ({type(e).__name__}); the job was not finished.",
-            "hint": "Try again; if it keeps failing, report it with the job id."}
-
-
 class EmbeddedWorker:
     """``concurrency`` threads taking jobs from ``store`` and running them with one warm ``Singer``."""
 
@@ -231,7 +233,7 @@ class EmbeddedWorker:
         try:
             hooks = ProgressHooks(lambda t, d: store_event(self.store, job.id, t, d))
             self.store.finish(job.id, run_request(self.singer, self.settings, job.id, job.kind, job.request, hooks,
-                                                  batch=job.batch))
+                                                  batch=job.batch, owner=job.owner))
         except Exception as e:  # every failure becomes the job's error; the worker carries on
             self.store.fail(job.id, error_dict(e))
         job_ended(self.settings, self.store, job.id)

@@ -79,7 +79,7 @@ def test_errors_reach_the_client_without_internals():
     assert error_dict(InputError("No such song", hint="Check the title")) == {
         "error": InputError.code, "message": "No such song", "hint": "Check the title"}
     e = error_dict(KeyError("secret/path"))
-    assert e["error"] == "internal" and "secret" not in e["message"]
+    assert e["error"] == "internal_error" and "secret" not in e["message"] + e["hint"]
 
 
 def test_worker_runs_a_voice_note_and_reports_progress(settings, tmp_path):
@@ -96,7 +96,7 @@ def test_worker_runs_a_voice_note_and_reports_progress(settings, tmp_path):
     finally:
         worker.stop()
     failed, done = store.get(bad.id), store.get(job.id)
-    assert failed.state == "failed" and failed.error["error"] != "internal" and "missing.wav" in failed.error["message"]
+    assert failed.state == "failed" and failed.error["error"] != "internal_error" and "missing.wav" in failed.error["message"]
     assert done.state == "done", done.error
     assert done.result["content_type"] == "audio/ogg" and done.result["duration"] == pytest.approx(2.0, abs=0.1)
     assert os.path.isfile(done.result["output"])

@@ -72,3 +72,36 @@ def serve_folder(folder: Path) -> Iterator[str]:
         yield f"http://127.0.0.1:{srv.server_address[1]}"
     finally:
         srv.shutdown()
+
+
+def lying_mp3(path: Path, seconds: float = 1800.0, claims_frames: int = 25) -> Path:
+    """An 8 kbps mono MP3 of ``seconds`` whose Xing/Info header claims ``claims_frames`` frames (25 frames at
+    8 kHz: 1.8 s). ffprobe believes the header; the decoder decodes every frame."""
+    import struct
+
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"sine=f=300:d={seconds}", "-ac", "1",
+                    "-ar", "8000", "-b:a", "8k", str(path)], check=True)
+    data = bytearray(path.read_bytes())
+    at = max(data.find(b"Info"), data.find(b"Xing"))
+    assert at > 0 and struct.unpack(">I", data[at + 4:at + 8])[0] & 1, "no Xing/Info frame count to rewrite"
+    data[at + 8:at + 12] = struct.pack(">I", claims_frames)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def indirection_files(target: Path) -> dict[str, bytes]:
+    """Small files whose demuxers open OTHER files or addresses, each naming ``target`` (a server file): what an
+    attacker uploads to make ffmpeg read the server's disk."""
+    t = str(target)
+    return {
+        "hls.mp3": f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{t}\n#EXT-X-ENDLIST\n".encode(),
+        "hls-file-proto.ogg": f"#EXTM3U\n#EXTINF:10,\nfile:{t}\n#EXT-X-ENDLIST\n".encode(),
+        "hls-subfile.m4a": f"#EXTM3U\n#EXTINF:10,\nsubfile,,start,0,end,0,,:{t}\n#EXT-X-ENDLIST\n".encode(),
+        "ffconcat.wav": f"ffconcat version 1.0\nfile '{t}'\n".encode(),
+        "dash.webm": (f'<?xml version="1.0"?><MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" '
+                      f'mediaPresentationDuration="PT10S"><Period><AdaptationSet mimeType="audio/mp4"><Representation '
+                      f'id="a" bandwidth="1"><BaseURL>file:{t}</BaseURL></Representation></AdaptationSet></Period>'
+                      f'</MPD>').encode(),
+        "sdp.flac": b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                    b"m=audio 5004 RTP/AVP 0\r\n",
+    }

@@ -96,6 +96,14 @@ class Guard:
     def __init__(self, app: Any, settings: Settings, keys: KeyRing):
         self.app, self.settings, self.keys = app, settings, keys
         self.throttle = FailureThrottle(settings.auth_failures_per_minute)
+        self.proxies = {p.strip() for p in settings.trusted_proxies.split(",") if p.strip()}
+
+    def client(self, scope: Scope, headers: dict[str, str]) -> str:
+        """The client's address: the peer's, or the last X-Forwarded-For entry when the peer is a trusted proxy."""
+        peer = (scope.get("client") or ("?", 0))[0]
+        if peer in self.proxies and headers.get("x-forwarded-for"):
+            return headers["x-forwarded-for"].split(",")[-1].strip()[:64] or peer
+        return peer
 
     def limit(self, method: str, path: str) -> int:
         """The largest body ``method path`` may send, bytes."""
@@ -149,7 +157,7 @@ class Guard:
             return (*error_body(400, "invalid_request", "The Last-Event-ID header must be the id of an event "
                                 "this service sent (a number).", "Reconnect without it to start from the beginning."),
                     {})
-        addr = (scope.get("client") or ("?", 0))[0]
+        addr = self.client(scope, headers)
         if path.startswith(OPEN) or path == "/":
             # /healthz says more to a valid key: no free guessing there either. A throttled address's key is
             # not even looked at (the route sees none).

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     header_timeout: float = Field(default=10.0, gt=0, description="Seconds a client may take to send a request's "
                                   "headers.")
     body_timeout: float = Field(default=30.0, gt=0, description="Seconds a request body may stall between chunks.")
+    trusted_proxies: str = Field(default="", description="Reverse-proxy addresses (comma-separated) whose "
+                                 "X-Forwarded-For names the client (per-address throttling).")
     max_connections: int = Field(default=200, ge=1, description="Open connections and requests the server "
                                  "accepts at once (more get 503).")
 

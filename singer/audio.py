@@ -174,6 +174,7 @@ def demuxer(info: AudioInfo) -> str:
 
 
 CHUNK_FRAMES = 1 << 16
+LIMIT_GRACE_S = 1.0
 
 
 def decode(path: str | os.PathLike, sample_rate: int = 44100, channels: int = 2, max_duration: float | None = None,
@@ -187,15 +188,16 @@ def decode(path: str | os.PathLike, sample_rate: int = 44100, channels: int = 2,
     caller already has it (saves a second ffprobe run)."""
     path = Path(path)
     info = info or probe(path)
-    limit = int(max_duration * sample_rate) if max_duration else None
-    if limit is not None and info.duration > max_duration:
+    # a file of exactly the limit's length decodes a few ms longer (encoder delay, padding): 1 s of grace
+    limit = int((max_duration + LIMIT_GRACE_S) * sample_rate) if max_duration else None
+    if limit is not None and info.duration > max_duration + LIMIT_GRACE_S:
         raise _too_long(path, info.duration, max_duration)
     # room for what the header announces (+5 % and 10 s for headers that round); the limit when there is one
     cap = limit + 1 if limit is not None else int((info.duration * 1.05 + 10) * sample_rate)
     cmd = [_ffmpeg_bin(), "-nostdin", "-hide_banner", "-loglevel", "error", *_SAFE_INPUT, "-f", demuxer(info),
            "-i", _file_url(path), "-vn", "-sn", "-dn", "-ac", str(channels), "-ar", str(sample_rate)]
     if limit is not None:
-        cmd += ["-t", f"{max_duration + 1.0:.3f}"]
+        cmd += ["-t", f"{max_duration + 2 * LIMIT_GRACE_S:.3f}"]  # past the limit, so "longer" can be seen
     cmd += ["-f", "f32le", "-acodec", "pcm_f32le", "pipe:"]
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
@@ -215,9 +217,7 @@ def decode(path: str | os.PathLike, sample_rate: int = 44100, channels: int = 2,
         raise InputError(f"Could not decode {path.name}", hint=_tool_message(said, path) + ". Is the file complete?")
     if n == 0:
         raise InputError(f"{path.name} decoded to no audio at all.", hint="The file is truncated or has an empty audio track.")
-    out = out[:, :n]  # rows stay contiguous; the reserved tail was never touched
-    np.nan_to_num(out, copy=False)
-    return out
+    return out[:, :n]  # rows stay contiguous; the reserved tail was never touched
 
 
 def _too_long(path: Path, seconds: float | None, limit: float) -> InputError:
@@ -256,7 +256,9 @@ def _read_samples(pipe, channels: int, cap: int, grow: bool) -> tuple[np.ndarray
             bigger = np.empty((channels, max(n + k, int(out.shape[1] * 1.5))), dtype=np.float32)
             bigger[:, :n] = out[:, :n]
             out = bigger
-        out[:, n:n + k] = np.frombuffer(buf, dtype="<f4", count=k * channels).reshape(k, channels).T
+        chunk = np.frombuffer(buf, dtype="<f4", count=k * channels)
+        np.nan_to_num(chunk, copy=False)  # here, a chunk at a time: no full-length temporaries later
+        out[:, n:n + k] = chunk.reshape(k, channels).T
         n += k
         rest = have - k * frame
         buf[:rest] = buf[k * frame:have]

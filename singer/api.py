@@ -57,6 +57,25 @@ class CoverRequest(BaseModel):
     def _fmt(cls, v: str | None) -> str | None:
         return v.lower().lstrip(".") if v else v
 
+    @field_validator("key", mode="before")
+    @classmethod
+    def _key(cls, v: Any) -> Any:
+        """The one key rule (:func:`singer.keys.parse_key`); a bad key raises UsageError before any step runs."""
+        from .keys import parse_key
+
+        return parse_key(v, "key")
+
+    @field_validator("step_params")
+    @classmethod
+    def _step_keys(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """A key given as a step parameter (--set convert.key=...) obeys the same rule as ``key``."""
+        from .keys import parse_key
+
+        for step, params in v.items():
+            if isinstance(params, dict) and "key" in params:
+                params["key"] = parse_key(params["key"], f"--set {step}.key")
+        return v
+
     @model_validator(mode="after")
     def _stages(self) -> CoverRequest:
         bad = set(self.stages or ()) - set(STAGES)

@@ -28,16 +28,10 @@ def parse_sets(items: list[str]) -> dict[str, dict]:
 
 
 def parse_key(key: str | None) -> float | str | None:
-    from ..errors import UsageError
+    """--key as the one key rule reads it (:func:`singer.keys.parse_key`), named as the user typed it."""
+    from ..keys import parse_key as rule
 
-    if key is None:
-        return None
-    if key.strip().lower() == "auto":
-        return "auto"
-    try:
-        return float(key)
-    except ValueError:
-        raise UsageError(f"--key must be a number of semitones like +2 or -3, or 'auto', got '{key}'") from None
+    return rule(key, "--key")
 
 
 def engine_sets(f0: str | None, index_rate: float | None, protect: float | None) -> list[str]:

@@ -47,19 +47,10 @@ def _check_count(service: Service, n: int) -> None:
 
 
 def _key(text: str | None) -> float | str | None:
-    """'auto' or semitones -24..24 (a form field is text)."""
-    if text is None or not text.strip():
-        return None
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not -24 <= value <= 24:
-        raise InputError(f"key: '{text[:20]}' is not a number of semitones from -24 to 24 or 'auto'.",
-                         hint="For example key=-3 or key=auto.")
-    return value
+    """'auto' or semitones -24..24 (a form field is text): the one key rule, :func:`singer.keys.parse_key`."""
+    from ..keys import parse_key
+
+    return parse_key(text, "key")
 
 
 def safe_name(name: str | None) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..keys import KEY_LIMIT, parse_key
 
 Format = Literal["mp3", "ogg", "opus", "wav", "flac", "m4a"]
 JobState = Literal["queued", "running", "done", "failed"]
@@ -17,9 +19,16 @@ class CoverIn(BaseModel):
     query: str = Field(..., min_length=1, max_length=500, description="Search text or an http(s) URL.")
     voice: str | None = Field(None, max_length=100, description="Voice name (GET /v1/voices); default: the service's.")
     format: Format = Field("ogg", description="ogg/opus voice note (chat apps), mp3, wav, flac, m4a.")
-    key: float | Literal["auto"] | None = Field(None, description="Semitones (-24..24) or 'auto' for the voice's range.")
+    key: Annotated[float, Field(ge=-KEY_LIMIT, le=KEY_LIMIT)] | Literal["auto"] | None = Field(
+        None, description="Semitones (-24..24) or 'auto' for the voice's range.")
     pick: int | None = Field(None, ge=1, le=20, description="Take search candidate N (GET /v1/search) instead of the best.")
     callback_url: str | None = Field(None, max_length=2000, description="Gets a signed POST when the job ends.")
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _key(cls, v: Any) -> Any:
+        """The one key rule (:func:`singer.keys.parse_key`): NaN, infinities and out-of-range shifts are refused."""
+        return parse_key(v, "key")
 
 
 class JobAccepted(BaseModel):

@@ -16,6 +16,7 @@ from typing import Any
 from .. import audio
 from ..engines import registry
 from ..errors import InputError, UsageError
+from ..keys import APPLIED_KEY_LIMIT, parse_key
 
 Progress = Callable[[float, str | None], None]
 
@@ -41,6 +42,24 @@ class Op:
         raise NotImplementedError
 
 
+def param_problem(e: Exception, params: dict) -> str:
+    """A pydantic ValidationError as one line naming the parameter, the value given and what is wrong:
+    ``target_lufs=3: Input should be less than or equal to -5``."""
+    try:
+        errors = e.errors()  # type: ignore[attr-defined]
+    except Exception:  # not a ValidationError
+        return type(e).__name__
+    if not errors:
+        return type(e).__name__
+    loc = [str(x) for x in errors[0].get("loc", ())]
+    where = ".".join(loc)
+    if len(loc) == 1 and loc[0] in params:
+        where += f"={params[loc[0]]!r}"[:48]
+    msg = str(errors[0].get("msg", "invalid")).removeprefix("Value error, ")
+    text = f"{where}: {msg}" if where else msg
+    return text + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+
+
 def _engine_params(kind: str, engine: str, params: dict) -> dict:
     cls = registry.get_class(kind, engine)
     model = getattr(cls, "Params", None)
@@ -50,16 +69,17 @@ def _engine_params(kind: str, engine: str, params: dict) -> dict:
         return {}
     try:
         return model(**params).model_dump(mode="json")
-    except Exception as e:  # pydantic.ValidationError
-        raise UsageError(f"Bad parameter for {kind} engine '{engine}': {e}", hint=f"See `singer engines` for {engine}.") from None
+    except ValueError as e:  # pydantic.ValidationError
+        raise UsageError(f"Bad parameter for the {kind} engine '{engine}': {param_problem(e, params)}",
+                         hint=f"See `singer engines` for {engine}'s parameters.") from None
 
 
 def _validated(model: Any, params: dict, what: str) -> Bound:
     """Params checked by a pydantic model, in canonical form."""
     try:
         return Bound(model(**params).model_dump(mode="json"))
-    except Exception as e:  # pydantic.ValidationError
-        raise UsageError(f"Bad {what} parameter: {e}") from None
+    except ValueError as e:  # pydantic.ValidationError
+        raise UsageError(f"Bad {what} parameter {param_problem(e, params)}") from None
 
 
 class SourceOp(Op):
@@ -197,6 +217,9 @@ class ConvertOp(Op):
         if not getattr(cls, "accepts", lambda v: v.kind == "profile")(voice):
             raise UsageError(f"The {engine} converter cannot sing voice '{name}' (a {voice.kind} voice).",
                              hint=f"Use --engine {registry.VOICE_ENGINES.get(voice.kind, 'world')} or pick another voice.")
+        if "key" in params:  # the user's key (checked at -24..24 by CoverRequest), or for convert_backing the shift
+            # the lead's conversion applied, whole octaves included: hence the wider limit here
+            params["key"] = parse_key(params["key"], "key", limit=APPLIED_KEY_LIMIT)
         files = {f"voice_{i}": Path(f) for i, f in enumerate(voice.files)}
         bound = {"engine": engine, "engine_version": cls.version, "voice": name, **_engine_params("converter", engine, params)}
         return Bound(bound, files=files, state={"voice": voice})
@@ -216,12 +239,9 @@ class PitchShiftOp(Op):
     version = "1"
 
     def bind(self, ctx, params, engine):
-        try:
-            semis = float(params.get("semitones", 0))
-        except (TypeError, ValueError):
-            raise UsageError(f"Key shift must be a number of semitones, got '{params.get('semitones')}'") from None
-        if not -24 <= semis <= 24:
-            raise UsageError(f"Key shift {semis:+g} is out of range", hint="Use -24..+24 semitones.")
+        semis = parse_key(params.get("semitones", 0), "semitones", allow_auto=False)
+        if semis is None:  # "" from a step that did not report the shift: re-keying by nothing would hide it
+            raise UsageError("semitones: no key shift was given.", hint="Give a number of semitones.")
         return Bound({"semitones": semis})
 
     def is_noop(self, bound):

@@ -8,6 +8,11 @@ Value syntax in a workflow's params and inputs:
   [ref, ref, ...]  (inputs only) the first of these that was produced; the input is left out when none was
                    (an optional stem, e.g. backing vocals that exist only when the karaoke stage ran)
   enabled = "!$x"  a step runs when ``x`` is false; a list of conditions must all hold
+
+Every step's params are checked (bound) before the first step runs, so a bad parameter or key is a usage error
+found in a second, not after minutes of separation. A param written "@step.field" is known only once that step
+ran: the check leaves it out (the op's default stands in), and the step is bound again, fully, when it runs.
+A step whose ``enabled`` or engine depends on an "@" value is checked only when it runs.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..errors import SingerError, StepFailed, UsageError
+from ..errors import SingerError, StepFailed, UsageError, error_dict
 from ..progress import Hooks, NullHooks
 from . import ops
 from .hashing import file_digest, step_key
@@ -116,6 +121,17 @@ def _enabled(value: Any, variables: dict, metas: dict[str, dict]) -> bool:
     return True
 
 
+def _has_ref(v: Any) -> bool:
+    """Whether ``v`` holds an "@step.field" value (known only once that step ran)."""
+    if isinstance(v, str):
+        return v.lstrip("!").startswith("@")
+    if isinstance(v, dict):
+        return any(_has_ref(x) for x in v.values())
+    if isinstance(v, list):
+        return any(_has_ref(x) for x in v)
+    return False
+
+
 def _origin_ref(ref: str, files: dict) -> str:
     """``ref`` itself, or the step output it passes through unchanged (a skipped step's passthrough)."""
     path = files[ref][0]
@@ -157,20 +173,35 @@ class Runner:
         metas: dict[str, dict] = {}
         origins: dict[str, tuple[dict, str]] = {}  # "step.output" -> (meta of the step that made it, output name)
         records: list[StepRecord] = []
-        ok, error = False, None
+        ok, error, current = False, None, None
         try:
+            checked: dict[str, ops.Bound] = {}  # step id -> its params bound before any step ran (none depends on "@")
+            for step in spec.steps:
+                current = step.id
+                bound = self._check_step(step, variables, overrides, engines)
+                if bound is not None:
+                    checked[step.id] = bound
             for n, step in enumerate(spec.steps, start=1):
-                records.append(self._run_step(n, step, variables, overrides, engines, recompute, no_cache, files, metas,
-                                              origins, run_dir))
+                current = step.id
+                try:
+                    records.append(self._run_step(n, step, variables, overrides, engines, recompute, no_cache, files,
+                                                  metas, origins, run_dir, checked.get(step.id)))
+                except SingerError:
+                    raise
+                except MemoryError:
+                    raise StepFailed(f"Step '{step.id}' ran out of memory") from None
+                except Exception as e:  # a bug around the step (its wiring, the store): wrapped like one inside it
+                    raise StepFailed(f"Step '{step.id}' failed: {type(e).__name__}: {e}") from e
+            current = None
             out_ref = spec.output
             if out_ref not in files:
                 raise StepFailed(f"Workflow '{spec.name}' output '{out_ref}' was not produced")
             ok = True
             return RunResult(run_id, spec.name, run_dir, files[out_ref][0], records, time.perf_counter() - t_run)
-        except SingerError as e:
-            failed = spec.steps[len(records)].id if len(records) < len(spec.steps) else None
-            error = {"error": e.code, "message": e.user_message, "hint": e.hint or "", "step": failed}
-            e.run_id = run_id  # so a batch can point at this run's report
+        except Exception as e:
+            error = {**error_dict(e), "step": current}
+            if isinstance(e, SingerError):
+                e.run_id = run_id  # so a batch can point at this run's report
             raise
         finally:
             self._record(run_dir, {
@@ -181,14 +212,72 @@ class Runner:
                 "steps": [r.to_dict() for r in records]})
             self.hooks.on_run_end(run_id, ok)
 
+    def _check_step(self, step: StepSpec, variables: dict, overrides: dict, engines: dict) -> ops.Bound | None:
+        """Bind ``step`` before any step runs (a bad parameter fails the run now). The Bound, when it can be used
+        as is when the step runs (nothing in it came from an "@" value); None otherwise or when the step is off."""
+        op = ops.get(step.op)
+        if _has_ref(step.enabled) or not _enabled(step.enabled, variables, {}):
+            return None
+        engine = engines.get(step.id) or step.engine
+        if _has_ref(engine):
+            return None
+        merged = {**step.params, **overrides.get(step.id, {})}
+        known = {k: v for k, v in merged.items() if not _has_ref(v)}
+        bound = self._bind(op, step, _resolve_value(known, variables, {}), _resolve_value(engine, variables, {}),
+                           overrides.get(step.id, {}))
+        return bound if len(known) == len(merged) else None
+
+    def _bind(self, op: ops.Op, step: StepSpec, params: dict, engine: Any, override: dict) -> ops.Bound:
+        """``op.bind``, its failures as user errors: a value it cannot read is a usage error naming the step and
+        the parameter (``--set source.sample_rate=x``), anything else a failed step, as at run time."""
+        try:
+            return op.bind(self.ctx, params, engine)
+        except UsageError as e:  # a parameter the op refused: say which step's
+            if f"'{step.id}'" not in e.user_message:
+                e.user_message = f"Step '{step.id}': {e.user_message}"
+                e.args = (e.user_message,)
+            raise
+        except SingerError:
+            raise
+        except (ValueError, TypeError, ArithmeticError) as e:
+            raise self._param_error(op, step, params, engine, override, e) from None
+        except MemoryError:
+            raise StepFailed(f"Step '{step.id}' ran out of memory") from None
+        except Exception as e:
+            raise StepFailed(f"Step '{step.id}' failed: {type(e).__name__}: {e}") from e
+
+    def _param_error(self, op: ops.Op, step: StepSpec, params: dict, engine: Any, override: dict,
+                     e: Exception) -> UsageError:
+        """The parameter ``op.bind`` could not read: the one whose removal (its default standing in) binds."""
+        culprit = None
+        for name in sorted(params, key=lambda k: (k not in override, k)):  # the user's --set values first
+            try:
+                op.bind(self.ctx, {k: v for k, v in params.items() if k != name}, engine)
+            except Exception:
+                continue
+            culprit = name
+            break
+        why = f"{type(e).__name__}: {str(e)[:120]}"
+        if culprit is None:
+            shown = ", ".join(f"{k}={v!r}"[:60] for k, v in params.items())
+            return UsageError(f"Step '{step.id}' cannot use its parameters ({shown}): {why}",
+                              hint=f"Check the --set {step.id}.NAME=VALUE options and the workflow's params.")
+        value = f"{params[culprit]!r}"[:60]
+        return UsageError(f"Step '{step.id}': bad value {value} for parameter '{culprit}' ({why})",
+                          hint=f"Give --set {step.id}.{culprit}=VALUE a value of the right kind, or leave it out "
+                               "for the default.")
+
     def _run_step(self, n, step: StepSpec, variables, overrides, engines, recompute, no_cache, files, metas, origins,
-                  run_dir) -> StepRecord:
+                  run_dir, checked: ops.Bound | None = None) -> StepRecord:
         op = ops.get(step.op)
         if not _enabled(step.enabled, variables, metas):
             return self._passthrough(step, step.passthrough, files, origins, reason="disabled")
-        params = _resolve_value({**step.params, **overrides.get(step.id, {})}, variables, metas)
         engine = engines.get(step.id) or _resolve_value(step.engine, variables, metas)
-        bound = op.bind(self.ctx, params, engine)
+        if checked is not None:  # bound before the run, from the same values
+            bound = checked
+        else:
+            params = _resolve_value({**step.params, **overrides.get(step.id, {})}, variables, metas)
+            bound = self._bind(op, step, params, engine, overrides.get(step.id, {}))
         inputs: dict[str, Path] = {}
         digests: dict[str, str] = {}
         input_meta: dict[str, tuple[dict, str]] = {}  # input -> (meta of the step that made it, its output name)

@@ -18,14 +18,14 @@ import json
 import multiprocessing
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .audio import AUDIO_EXTENSIONS, FORMATS, file_extension
-from .errors import InputError, SingerError
+from .errors import InputError, SingerError, UsageError, error_dict
 from .profile import save_json
 from .workflow.hashing import file_digest
 
@@ -84,6 +84,49 @@ def default_format(workflow: str) -> str:
     return "ogg" if workflow == "voice_note" else "mp3"
 
 
+def unique_name(used: set[str], rel: str, ext: str | None = None) -> str:
+    """``rel`` (given extension ``ext``) made unique among ``used`` by a -2, -3... suffix, and added to it. Names
+    are compared case-insensitively: outputs may land on (or be unzipped onto) a file system that folds case."""
+    p = PurePosixPath(rel)
+    p = p.with_suffix(f".{ext}") if ext else p
+    cand, n = p, 1
+    while cand.as_posix().lower() in used:
+        n += 1
+        cand = p.with_name(f"{p.stem}-{n}{p.suffix}")
+    used.add(cand.as_posix().lower())
+    return cand.as_posix()
+
+
+def plan_outputs(inputs: Iterable[tuple[str, str]]) -> list[str]:
+    """The output path (relative, POSIX) of each ``(input path relative to the batch folder, output format)``,
+    in the order given. Inputs that would share a name get -2, -3... in the sorted order of their paths, whatever
+    order they come in, so a rerun over the same files maps each to the same output (``x.aac`` and ``x.wma`` ->
+    ``x.ogg`` and ``x-2.ogg``). ``singer batch`` and the HTTP batches both plan with this."""
+    pairs = list(inputs)
+    outs = [""] * len(pairs)
+    used: set[str] = set()
+    for i in sorted(range(len(pairs)), key=lambda i: pairs[i][0]):
+        rel, fmt = pairs[i]
+        outs[i] = unique_name(used, rel, file_extension(fmt))
+    return outs
+
+
+def check_request(request: dict) -> Any:
+    """The batch's shared request (voice, key, workflow, ...) as a CoverRequest, or UsageError before any file
+    runs: a bad one would fail every file the same way. The key obeys :func:`singer.keys.parse_key`."""
+    from pydantic import ValidationError
+
+    from .api import CoverRequest
+
+    try:
+        return CoverRequest(**{**request, "input": request.get("input") or "-"})
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        raise UsageError(f"Invalid batch request: {where + ': ' if where else ''}"
+                         f"{err['msg'].removeprefix('Value error, ')}") from None
+
+
 def _recipe(request: dict) -> dict:
     """What made an output, besides its input's bytes: everything in the request but where it reads and writes
     (voice, workflow, format, key, trim, denoise, step params...)."""
@@ -96,7 +139,17 @@ class Batch:
         self.settings, self.folder, self.out = settings, Path(folder), Path(out)
         if not self.folder.is_dir():
             raise InputError(f"{folder} is not a folder.", hint="Give the folder that holds the voice notes.")
+        fmt = fmt.lower().lstrip(".") if fmt else fmt
+        if fmt and fmt not in FORMATS:
+            raise UsageError(f"Unknown output format '{fmt}'", hint=f"Choose one of: {', '.join(sorted(FORMATS))}.")
         self.request, self.workers, self.fmt = dict(request), max(1, workers), fmt
+        checked = check_request({**self.request, **({"format": fmt} if fmt else {})})
+        if "key" in self.request:  # as the key rule reads it (singer.keys.parse_key): "+2" and 2.0 are one recipe
+            self.request["key"] = checked.key
+        if checked.voice:  # a wrong voice fails the batch now, not every file later
+            from .voices import VoiceStore
+
+            VoiceStore(settings).get(checked.voice)
         self.state_path = self.out / STATE
         self.state: dict[str, dict] = self._load()
 
@@ -113,14 +166,16 @@ class Batch:
         """(item, request to run or None when the output is complete and current)."""
         default = default_format(self.request.get("workflow", "voice_note"))
         plan = []
-        for src in find_inputs(self.folder, self.out):
-            rel = src.relative_to(self.folder).as_posix()
-            fmt = output_format(src, self.fmt, default)
-            dst = self.out / Path(rel).with_suffix(f".{file_extension(fmt)}")
+        sources = find_inputs(self.folder, self.out)
+        rels = [src.relative_to(self.folder).as_posix() for src in sources]
+        formats = [output_format(src, self.fmt, default) for src in sources]
+        for src, rel, fmt, out_rel in zip(sources, rels, formats, plan_outputs(zip(rels, formats)), strict=True):
+            dst = self.out / out_rel
             req = {**self.request, "input": str(src), "format": fmt, "out": str(dst)}
             rec = self.state.get(rel)
-            current = (rec and rec.get("recipe") == _recipe(req) and rec.get("digest") == file_digest(src)
-                       and dst.is_file() and dst.stat().st_size == rec.get("size"))
+            current = (rec and rec.get("recipe") == _recipe(req) and rec.get("output", out_rel) == out_rel
+                       and rec.get("digest") == file_digest(src) and dst.is_file()
+                       and dst.stat().st_size == rec.get("size"))
             item = Item(rel, output=str(dst))
             if current:
                 item.status, item.duration, item.run_id = "skipped", rec.get("duration", 0.0), rec.get("run_id", "")
@@ -176,7 +231,8 @@ class Batch:
         if item.status == "done":
             dst = Path(req["out"])
             self.state[item.rel] = {"digest": file_digest(req["input"]), "recipe": _recipe(req),
-                                    "size": dst.stat().st_size, "duration": item.duration, "run_id": item.run_id}
+                                    "output": dst.relative_to(self.out).as_posix(), "size": dst.stat().st_size,
+                                    "duration": item.duration, "run_id": item.run_id}
         else:
             self.state.pop(item.rel, None)
         self._save()
@@ -200,7 +256,16 @@ def write_summary(dest: Path, summary: dict) -> None:
     with open(Path(dest) / "batch-summary.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=[fld.name for fld in fields(Item)])
         w.writeheader()
-        w.writerows(summary["items"])
+        w.writerows({k: csv_cell(v) for k, v in row.items()} for row in summary["items"])
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (it starts with = + - @, a tab or a carriage return: a file
+    name or a message can) gets a leading single quote, so it is shown as text (OWASP's CSV injection advice)."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_START) else value
 
 
 # ---- worker processes ------------------------------------------------------------------------------------------------
@@ -230,12 +295,9 @@ def _convert(req: dict) -> dict:
         _release_memory()
         return {"status": "done", "seconds": round(time.perf_counter() - t0, 3), "duration": res.duration,
                 "run_id": res.run.run_id}
-    except SingerError as e:
-        return {"status": "failed", "message": e.user_message, "seconds": round(time.perf_counter() - t0, 3),
+    except Exception as e:  # a user error, or a bug: neither stops the batch
+        return {"status": "failed", "message": error_dict(e)["message"], "seconds": round(time.perf_counter() - t0, 3),
                 "run_id": getattr(e, "run_id", "")}
-    except Exception as e:  # a bug must not stop the batch either
-        return {"status": "failed", "message": f"internal error: {type(e).__name__}: {e}",
-                "seconds": round(time.perf_counter() - t0, 3)}
 
 
 def _release_memory() -> None:

@@ -13,15 +13,14 @@ import os
 import re
 import shutil
 import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.background import BackgroundTask
 
-from ..audio import file_extension
-from ..batch import default_format, find_inputs, output_format
+from ..batch import default_format, find_inputs, output_format, plan_outputs, unique_name
 from ..errors import InputError, UsageError
 from ..jobs.batches import BatchItem, batch_dir, batch_out, new_id, status, write_zip
 from ..jobs.worker import batch_ended, batch_uploads_dir, error_dict
@@ -60,18 +59,6 @@ def safe_name(name: str | None) -> str:
     dot = base.rfind(".")
     stem, suffix = (base[:dot], base[dot:]) if 0 < dot and len(base) - dot <= 12 else (base, "")
     return (stem[:100].rstrip(" .") or "upload") + suffix
-
-
-def _unique(used: set[str], rel: str, ext: str | None = None) -> str:
-    """``rel`` (with extension ``ext``) made unique among ``used`` (case-insensitively) by a -2, -3... suffix."""
-    p = PurePosixPath(rel)
-    p = p.with_suffix(f".{ext}") if ext else p
-    cand, n = p, 1
-    while cand.as_posix().lower() in used:
-        n += 1
-        cand = p.with_name(f"{p.stem}-{n}{p.suffix}")
-    used.add(cand.as_posix().lower())
-    return cand.as_posix()
 
 
 def _forbidden(message: str, hint: str) -> HTTPException:
@@ -126,12 +113,12 @@ def _folder_items(service: Service, folder: str, out: Path, base: dict, fmt: str
                          hint="The folder (and its sub-folders) must hold voice notes or songs.")
     _check_count(service, len(inputs))
     kind, default = _kind(base["workflow"])
-    used: set[str] = set()
+    rels = [path.relative_to(src).as_posix() for path in inputs]
+    formats = [output_format(path, fmt, default) for path in inputs]
     items = []
-    for path in inputs:
-        rel, real = path.relative_to(src).as_posix(), path.resolve()
-        ext = output_format(path, fmt, default)
-        request = {**base, "input": str(real), "format": ext, "out": str(out / _unique(used, rel, file_extension(ext)))}
+    for path, rel, ext, dst in zip(inputs, rels, formats, plan_outputs(zip(rels, formats)), strict=True):
+        real = path.resolve()
+        request = {**base, "input": str(real), "format": ext, "out": str(out / dst)}
         error = None if _inside(real, roots) else {  # a link to a file outside the roots is not read
             "error": "forbidden", "message": f"{rel} links outside the folders batches may read; it was not read.",
             "hint": "Copy the file into the folder instead of linking it."}
@@ -146,12 +133,11 @@ def _upload_items(service: Service, files: list[UploadFile], batch_id: str, out:
     folder = batch_uploads_dir(service.settings, batch_id)
     kind, default = _kind(base["workflow"])
     names: set[str] = set()
-    used: set[str] = set()
+    rels = [unique_name(names, safe_name(file.filename)) for file in files]
+    formats = [output_format(Path(rel), fmt, default) for rel in rels]
     items = []
-    for file in files:
-        rel = _unique(names, safe_name(file.filename))
-        ext = output_format(Path(rel), fmt, default)
-        request, error = {**base, "input": "", "format": ext, "out": str(out / _unique(used, rel, file_extension(ext)))}, None
+    for file, rel, ext, dst in zip(files, rels, formats, plan_outputs(zip(rels, formats)), strict=True):
+        request, error = {**base, "input": "", "format": ext, "out": str(out / dst)}, None
         try:
             request["input"] = str(save_upload(service.settings, file, folder, label=rel))
         except HTTPException as e:  # over the size limit

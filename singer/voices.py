@@ -21,7 +21,7 @@ from .errors import InputError, ModelError, VoiceNotFound
 from .profile import VoiceProfile, learn_profile, merge_profiles, save_json
 
 BUNDLED_DIR = PACKAGE_DIR / "data" / "voices"
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")  # whole names only: NAME_RE.fullmatch ("$" lets "ayana\n" in)
 MIN_SAMPLE_SECONDS = 2.0
 
 
@@ -72,7 +72,7 @@ def write_profile_voice(path: Path, name: str, profile: VoiceProfile, meta: dict
 
 def validate_name(name: str) -> str:
     """Return ``name`` if it is a safe slug, else raise InputError with a suggestion."""
-    if isinstance(name, str) and NAME_RE.match(name):
+    if isinstance(name, str) and NAME_RE.fullmatch(name):
         return name
     suggestion = re.sub(r"[^a-z0-9_-]+", "-", str(name).lower()).strip("-_")[:40] or "my-voice"
     raise InputError(f"Invalid voice name {name!r}.",
@@ -118,7 +118,7 @@ class VoiceStore:
     def get(self, name: str) -> Voice:
         for folder, bundled in ((self.bundled_dir, True), (self.user_dir, False)):
             path = folder / f"{name}.json"
-            if isinstance(name, str) and NAME_RE.match(name) and path.is_file():
+            if isinstance(name, str) and NAME_RE.fullmatch(name) and path.is_file():
                 voice = self._read(path, bundled)
                 if voice is None:
                     raise ModelError(f"Voice '{name}' is damaged (unreadable {path.name}).", hint=f"Delete or re-create {path}.")

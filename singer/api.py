@@ -151,19 +151,24 @@ class Singer:
 
         return EnginePool(self.settings)
 
-    def runner(self, hooks: Hooks | None = None):
+    def runner(self, hooks: Hooks | None = None, policy: Any = None):
         from .workflow.runner import RunContext, Runner
 
-        return Runner(self.settings, self.store, RunContext(self.settings, self.pool, self.voices), hooks or self.hooks)
+        ctx = RunContext(self.settings, self.pool, self.voices, policy, getattr(policy, "namespace", ""))
+        return Runner(self.settings, self.store, ctx, hooks or self.hooks)
 
     # ---- songs ------------------------------------------------------------------------------------------------
-    def search(self, query: str, limit: int | None = None) -> list:
+    def search(self, query: str, limit: int | None = None, library: bool = True) -> list:
+        """Numbered song candidates for search text; ``library=False`` leaves the local music library out (the
+        HTTP service does unless SINGER_HTTP_LIBRARY is set)."""
         from .engines.sources import resolve
 
-        return resolve.search(query, self.settings, limit or self.settings.search_results)
+        return resolve.search(query, self.settings, limit or self.settings.search_results, use_library=library)
 
-    def cover(self, request: CoverRequest, hooks: Hooks | None = None) -> CoverResult:
-        """Run the request's workflow and place the result at ``request.out``. Nothing is written there on error."""
+    def cover(self, request: CoverRequest, hooks: Hooks | None = None, policy: Any = None) -> CoverResult:
+        """Run the request's workflow and place the result at ``request.out``. Nothing is written there on error.
+        ``policy``: which inputs the run may read (an :class:`~singer.engines.sources.inputs.InputPolicy`; default
+        any local file, as the CLI; the HTTP service passes its remote one)."""
         from .audio import file_extension
         from .workflow import spec as wspec
 
@@ -180,7 +185,7 @@ class Singer:
             if step.op == "convert" and request.converter:
                 engines[step.id] = request.converter
         target = self._target_path(request, spec)  # validate the output place before any work
-        result = self.runner(hooks).run(spec, variables, overrides=overrides, engines=engines,
+        result = self.runner(hooks, policy).run(spec, variables, overrides=overrides, engines=engines,
                                         recompute=set(request.recompute), no_cache=request.no_cache,
                                         label=Path(request.input).stem if os.path.exists(request.input) else request.input)
         enc = result.steps[-1].meta
@@ -201,11 +206,11 @@ class Singer:
             tmp.unlink(missing_ok=True)
         return CoverResult(target, title, voice, fmt, float(enc.get("duration", 0.0)), result)
 
-    def convert(self, request: CoverRequest, hooks: Hooks | None = None) -> CoverResult:
+    def convert(self, request: CoverRequest, hooks: Hooks | None = None, policy: Any = None) -> CoverResult:
         """A voice note (or any speech/singing without backing) in the voice; workflow voice_note by default."""
         if request.workflow == "cover":
             request = request.model_copy(update={"workflow": "voice_note"})
-        return self.cover(request, hooks)
+        return self.cover(request, hooks, policy)
 
     def _target_path(self, request: CoverRequest, spec) -> Path | None:
         if not request.out:

@@ -45,7 +45,7 @@ from .progress import Hooks, NullHooks
 
 KINDS = ("separator", "content", "pitch", "voice", "data")
 CHECKSUMS = "checksums.json"
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _KEYS = {"kind", "engine", "url", "urls", "files", "sha256", "size", "source", "licence", "note", "requires"}
 
 

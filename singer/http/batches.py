@@ -25,7 +25,7 @@ from ..errors import InputError, UsageError
 from ..jobs.batches import BatchItem, batch_dir, batch_out, new_id, status, write_zip
 from ..jobs.worker import batch_ended, batch_uploads_dir, error_dict
 from .app import Service
-from .routes import ERRORS, Caller, ServiceDep, save_upload
+from .routes import ERRORS, Caller, ServiceDep, check_callback, save_upload
 from .schemas import BatchAccepted, BatchOut, ErrorOut, Format
 
 router = APIRouter()
@@ -173,10 +173,7 @@ def submit_batch(
     """Convert many files in one request, as ``singer batch`` does: each file is a job (run after interactive
     jobs); follow the batch and fetch the zip of its outputs. Bad files become failed items."""
     settings, store = service.settings, service.store
-    if callback_url:
-        from ..engines.sources.urls import check_url
-
-        check_url(callback_url, settings.allow_private_urls)  # webhook targets obey the SSRF policy
+    check_callback(settings, callback_url)
     key_value = _key(key)
     if files and folder:
         raise UsageError("Give either files or a folder, not both.", hint="Send one batch for each.")

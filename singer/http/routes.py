@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Query
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 
 from ..config import Settings
-from ..errors import InputError
+from ..errors import InputError, NetworkUnavailable
 from ..jobs.worker import uploads_dir
 from .app import Service
 from .schemas import CandidateOut, CoverIn, ErrorOut, Format, JobAccepted, JobOut, SearchOut, VoiceOut
@@ -64,7 +64,7 @@ def check_callback(settings: Settings, url: str | None) -> None:
                          "SINGER_WEBHOOK_SECRET.")
     from ..engines.sources.urls import check_url
 
-    check_url(url, settings.allow_private_urls)
+    check_url(url, settings)
 
 
 def _accept(service: Service, owner: str, kind: str, request: dict, callback_url: str | None) -> JobAccepted:
@@ -75,19 +75,25 @@ def _accept(service: Service, owner: str, kind: str, request: dict, callback_url
     return JobAccepted(job_id=job.id, state=job.state, status_url=f"/v1/jobs/{job.id}")
 
 
-def _query(text: str) -> str:
+def _query(text: str, settings: Settings) -> str:
     """A search text or an http(s) URL; anything written like a path is refused here, before a job exists (the
     job's worker applies the same rule again). Nothing here touches the file system."""
     from ..engines.sources.inputs import classify
+    from ..engines.sources.urls import check_url
 
     found = classify(text, local=False)
+    if found.kind == "url":
+        try:
+            check_url(found.url, settings)  # at the door; the worker checks every connection again
+        except NetworkUnavailable:
+            pass  # a name that does not resolve now may later: the job says so if it still does not
     return found.url if found.kind == "url" else found.text
 
 
 @router.post("/v1/covers", status_code=202, response_model=JobAccepted, responses=ERRORS, tags=["jobs"])
 def submit_cover(body: CoverIn, service: ServiceDep, owner: Caller) -> JobAccepted:
     """Make a cover of a song (search text or URL) in a voice. Answers at once; follow the job."""
-    request = {"input": _query(body.query), "voice": body.voice, "format": body.format, "key": body.key,
+    request = {"input": _query(body.query, service.settings), "voice": body.voice, "format": body.format, "key": body.key,
                "pick": body.pick}
     return _accept(service, owner, "cover", {k: v for k, v in request.items() if v is not None}, body.callback_url)
 
@@ -151,7 +157,7 @@ def save_upload(settings: Settings, file: UploadFile, folder: Path, label: str |
 def search(service: ServiceDep, owner: Caller, q: Annotated[str, Query(min_length=1, max_length=500)],
            limit: Annotated[int, Query(ge=1, le=20)] = 5) -> SearchOut:
     """Numbered candidates for a search text; submit a cover with ``pick`` to take one."""
-    found = service.singer.search(_query(q), limit, library=service.settings.http_library)
+    found = service.singer.search(_query(q, service.settings), limit, library=service.settings.http_library)
     return SearchOut(query=q, candidates=[CandidateOut(n=i, title=c.title, artist=c.artist, duration=c.duration,
                                                        source=c.source, url=c.url) for i, c in enumerate(found, 1)])
 

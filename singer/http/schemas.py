@@ -52,6 +52,7 @@ class JobError(BaseModel):
     error: str
     message: str
     hint: str = ""
+    reasons: dict[str, str] | None = Field(None, description="Per-backend reasons, when every engine was tried.")
 
 
 class JobOut(BaseModel):

@@ -112,8 +112,9 @@ class Job:
 
 def public_result(job_id: str, r: dict) -> dict:
     """A job's result as clients see it: a link to the file, never the server's path or run id."""
-    return {"url": f"/v1/jobs/{job_id}/result", "content_type": r["content_type"], "format": r["format"],
-            "duration": r["duration"], "title": r.get("title", ""), "voice": r.get("voice", "")}
+    return {"url": f"/v1/jobs/{job_id}/result", "content_type": r.get("content_type", "application/octet-stream"),
+            "format": r.get("format", ""), "duration": r.get("duration", 0.0), "title": r.get("title", ""),
+            "voice": r.get("voice", "")}
 
 
 def _job(row: sqlite3.Row) -> Job:

@@ -181,7 +181,7 @@ def _notify(settings: Any, url: str, event: str, payload: Callable[[], dict], ke
     def call() -> None:
         from .webhook import deliver
 
-        record(deliver(url, event, payload(), settings.webhook_secret, allow_private=settings.allow_private_urls,
+        record(deliver(url, event, payload(), settings.webhook_secret, allow_private=settings,
                        key=key))
 
     threading.Thread(target=call, name=f"webhook-{event}", daemon=True).start()

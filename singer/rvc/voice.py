@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import InputError, ModelError
 from . import checkpoint as ck
 
-NOTE_RE = re.compile(r"^([A-Ga-g])([#b]?)(-?\d)$")
+NOTE_RE = re.compile(r"([A-Ga-g])([#b]?)(-?\d)\Z")
 NOTES = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
 GENDER_RANGES = {  # typical sung ranges (MIDI p10/median/p90) when nothing better is known
     "female": {"p10": 57.0, "median": 64.0, "p90": 72.0},

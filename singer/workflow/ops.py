@@ -89,22 +89,33 @@ class SourceOp(Op):
     version = "1"
 
     def bind(self, ctx, params, engine):
+        from ..engines.sources.inputs import InputPolicy, classify
+
         query = str(params.get("query", "")).strip()
         rate, channels = int(params.get("sample_rate", 44100)), int(params.get("channels", 2))
         if not query:
             raise InputError("Nothing to sing: the song query is empty.", hint="Give a search text, a URL or a file path.")
-        p = Path(query).expanduser()
-        if p.exists():
-            return Bound({"sample_rate": rate, "channels": channels}, files={"media": p}, state={"name": p.stem})
+        policy = ctx.inputs or InputPolicy()
+        own = policy.own_file(query)  # a remote job's upload (or batch-root file), named by the server
+        found = classify(query, local=True) if own else classify(query, local=policy.local)
+        if found.kind == "path":  # a file is keyed by its content, never by how its name was written
+            path = own or policy.check_file(found.path, found.text)
+            if not path.is_file():
+                raise InputError(f"File not found: {found.text}", hint="Check the path; to search by name, give "
+                                 "words without a file extension.")
+            return Bound({"sample_rate": rate, "channels": channels}, files={"media": path}, state={"name": path.stem})
         return Bound({"query": query, "pick": int(params.get("pick") or 0) or None, "sample_rate": rate, "channels": channels})
 
     def run(self, ctx, work, inputs, bound, progress):
+        from ..engines.sources.inputs import InputPolicy
+
+        policy = ctx.inputs or InputPolicy()
         meta: dict = {}
         media = inputs.get("media")
         if media is None:
             from ..engines.sources import resolve
 
-            cand, _ = resolve.resolve(bound.params["query"], ctx.settings, pick=bound.params.get("pick"))
+            cand, _ = resolve.resolve(bound.params["query"], ctx.settings, pick=bound.params.get("pick"), policy=policy)
             progress(0.05, f"fetching {cand.title}")
             media = resolve.fetch(cand, ctx.settings, lambda f, m=None: progress(0.05 + 0.8 * f, m))
             meta.update(title=cand.title, artist=cand.artist, origin=cand.url or cand.ref, source=cand.source,
@@ -113,8 +124,8 @@ class SourceOp(Op):
         meta.setdefault("title", info.tags.get("title") or bound.state.get("name") or Path(media).stem)
         meta.setdefault("artist", info.tags.get("artist", ""))
         progress(0.9, "decoding")
-        data = audio.decode(media, bound.params["sample_rate"], bound.params["channels"], ctx.settings.max_duration,
-                            info=info)
+        limit = policy.seconds_for(Path(media), float(ctx.settings.max_duration))
+        data = audio.decode(media, bound.params["sample_rate"], bound.params["channels"], limit, info=info)
         if audio.is_silent(data):
             raise InputError(f"'{meta['title']}' is silent.", hint="Give a recording with audible sound.")
         out = work / "audio.wav"

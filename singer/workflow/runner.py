@@ -56,6 +56,8 @@ class RunContext:
     settings: Settings
     pool: EnginePool
     voices: Any
+    inputs: Any = None  # the InputPolicy of this run (None: local, as the CLI; the HTTP service passes a remote one)
+    namespace: str = ""  # mixed into every step key: the service's API-key owner, so tenants share no cache entry
 
     def engine(self, kind: str, name: str) -> Any:
         return self.pool.get(kind, name)
@@ -300,7 +302,8 @@ class Runner:
             first = next(iter(step.inputs))
             return self._passthrough(step, {"audio": step.inputs[first]}, files, origins, reason="no-op",
                                      params=bound.params)
-        key = step_key(op.name, op.version, bound.params, digests)
+        key = step_key(op.name, op.version, bound.params,
+                       {**digests, "@namespace": self.ctx.namespace} if self.ctx.namespace else digests)
         force = no_cache or step.id in recompute
         cached_hint = (not force) and self.store.lookup(key) is not None
         self.hooks.on_step_start(step.id, cached_hint)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from singer.jobs.store import JobStore
-from singer.jobs.worker import EmbeddedWorker, error_dict
+from singer.jobs.worker import EmbeddedWorker, error_dict, uploads_dir
 from tests import media
 
 
@@ -84,8 +86,10 @@ def test_errors_reach_the_client_without_internals():
 
 def test_worker_runs_a_voice_note_and_reports_progress(settings, tmp_path):
     store = JobStore(tmp_path / "jobs.db")
-    note = media.voice_wav(tmp_path / "note.wav", seconds=2.0)
-    bad = store.submit("k", "convert", {"input": str(tmp_path / "missing.wav"), "voice": "ayana"})
+    uploads = uploads_dir(settings)  # a job reads only its upload (the service's remote input policy)
+    uploads.mkdir(parents=True)
+    note = media.voice_wav(uploads / "note.wav", seconds=2.0)
+    bad = store.submit("k", "convert", {"input": str(uploads / "missing.wav"), "voice": "ayana"})
     job = store.submit("k", "convert", {"input": str(note), "voice": "ayana", "format": "ogg"})
     worker = EmbeddedWorker(settings, store)
     worker.start()
@@ -124,8 +128,10 @@ def test_kill_9_loses_no_accepted_job(settings, tmp_path):
     """A server killed while one job runs and others wait: after a restart every job finishes."""
     db = tmp_path / "jobs.db"
     store = JobStore(db)
-    note = media.voice_wav(tmp_path / "note.wav", seconds=1.0)
-    ids = [store.submit("k", "convert", {"input": str(note), "voice": "ayana", "format": "wav"}).id for _ in range(3)]
+    uploads_dir(settings).mkdir(parents=True)
+    note = media.voice_wav(uploads_dir(settings) / "note.wav", seconds=1.0)
+    notes = [note] + [Path(shutil.copy(note, note.with_name(f"note{i}.wav"))) for i in (1, 2)]  # a job removes its upload
+    ids = [store.submit("k", "convert", {"input": str(n), "voice": "ayana", "format": "wav"}).id for n in notes]
     proc = subprocess.Popen([sys.executable, "-c", _CRASHY, str(db), str(settings.home)], stdout=subprocess.PIPE,
                             text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
     try:

@@ -33,8 +33,8 @@ def choose(candidates: list[Candidate], pick: int | None, query: str) -> Candida
     return candidates[index - 1]
 
 
-def search(query: str, settings: Any, limit: int | None = None, library: bool = True) -> list[Candidate]:
-    """Numbered candidates for a text query (position + 1 is the number to pick), at most ``limit``. ``library``:
+def search(query: str, settings: Any, limit: int | None = None, use_library: bool = True) -> list[Candidate]:
+    """Numbered candidates for a text query (position + 1 is the number to pick), at most ``limit``. ``use_library``:
     include the local music library (when one is set); remote callers get it only if the operator allows."""
     query = " ".join(query.split())
     if not query:
@@ -42,7 +42,8 @@ def search(query: str, settings: Any, limit: int | None = None, library: bool = 
     limit = max(1, int(limit or settings.search_results))
     warnings: list[str] = []
     library: list[Candidate] = []
-    if settings.library_paths and library:
+    use_library = use_library and bool(settings.library_paths)
+    if use_library:
         try:
             library = registry.create("source", "library", settings).search(query, limit)
         except SourceError as e:
@@ -65,7 +66,7 @@ def search(query: str, settings: Any, limit: int | None = None, library: bool = 
         if offline is not None:
             where = (
                 "the local library (SINGER_LIBRARY) has no match"
-                if settings.library_paths
+                if use_library
                 else "no local library is set"
             )
             raise NetworkUnavailable(
@@ -75,7 +76,7 @@ def search(query: str, settings: Any, limit: int | None = None, library: bool = 
         raise SourceError(
             f"No song found for '{query}'",
             hint="Try other words or give a URL" + (", a file path, or set SINGER_LIBRARY to search your own music."
-                                                    if library else ".")
+                                                    if use_library else ".")
             + (f" ({'; '.join(warnings)})" if warnings else ""),
         )
     if warnings:
@@ -100,10 +101,10 @@ def resolve(
             raise InputError(f"File not found: {found.text}", hint="Check the path; to search by name, give words "
                              "without a file extension.")
     elif found.kind == "url":
-        url = check_url(found.url, bool(settings.allow_private_urls))
+        url = check_url(found.url, settings)
         candidates = [Candidate(title=url, source="ytdlp", ref=url, url=url)]
     else:
-        candidates = search(found.text, settings, search_limit, library=policy.library)
+        candidates = search(found.text, settings, search_limit, use_library=policy.library)
     return choose(candidates, pick, found.text), candidates
 
 

@@ -22,7 +22,7 @@ from ...netguard import Policy, allow_hint
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 # "youtu.be/abc", "www.example.com/page": a dotted host name with a TLD, then a path; no spaces.
-_BARE_HOST = re.compile(r"^(?:www\.)?[\w\-]+(?:\.[\w\-]+)*\.[A-Za-z]{2,}(?::\d+)?/\S*$")
+_BARE_HOST = re.compile(r"^(?:www\.)?[\w\-]+(?:\.[\w\-]+)*\.[A-Za-z]{2,}(?::\d+)?/\S*\Z")
 
 
 def looks_like_url(text: str) -> bool:

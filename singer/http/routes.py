@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 
 from ..config import Settings
 from ..errors import InputError, NetworkUnavailable
+from ..keys import parse_key
 from ..jobs.worker import uploads_dir
 from .app import Service
 from .schemas import CandidateOut, CoverIn, ErrorOut, Format, JobAccepted, JobOut, SearchOut, VoiceOut
@@ -103,16 +104,18 @@ def submit_cover(body: CoverIn, service: ServiceDep, owner: Caller) -> JobAccept
 def submit_conversion(service: ServiceDep, owner: Caller, file: Annotated[UploadFile, File(description="Voice note")],
                       voice: Annotated[str | None, Form(max_length=100)] = None,
                       format: Annotated[Format, Form()] = "ogg",
-                      key: Annotated[float | None, Form(ge=-24, le=24)] = None,
+                      key: Annotated[str | None, Form(max_length=20, description="Semitones (-24..24) or auto.")] = None,
                       trim: Annotated[bool | None, Form(description="Cut silence before/after the voice (default on).")] = None,
                       denoise: Annotated[bool | None, Form(description="Lower steady background noise first.")] = None,
                       callback_url: Annotated[str | None, Form(max_length=2000)] = None) -> JobAccepted:
     """Convert an uploaded voice note (any audio or video ffmpeg reads, by content) into a voice."""
+    parse_key(key, "key")  # the one key rule, before the upload is copied
     if service.store.active(owner) >= service.settings.max_jobs_per_key:
         raise _too_many(service)  # before copying and probing the upload
     path = save_upload(service.settings, file, uploads_dir(service.settings))
     try:
-        request = {"input": str(path), "voice": voice, "format": format, "key": key, "trim": trim, "denoise": denoise}
+        request = {"input": str(path), "voice": voice, "format": format, "key": parse_key(key, "key"), "trim": trim,
+                   "denoise": denoise}
         return _accept(service, owner, "convert", {k: v for k, v in request.items() if v is not None}, callback_url)
     except BaseException:  # refused: the upload goes (an accepted one goes when its job ends)
         path.unlink(missing_ok=True)

@@ -38,3 +38,17 @@ def spawn_singer(args: list[str], env: dict, log) -> subprocess.Popen:
 def job_done(client: httpx.Client, job_id: str):
     job = client.get(f"/v1/jobs/{job_id}").json()
     return job if job["state"] in ("done", "failed") else None
+
+
+def children(pid: int) -> list[int]:
+    """The process ids whose parent is ``pid`` (read from /proc)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = open(f"/proc/{d}/stat").read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d))
+    return out

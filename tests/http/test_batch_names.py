@@ -11,21 +11,11 @@ from fastapi.testclient import TestClient
 from singer.batch import plan_outputs
 from singer.http.app import create_app
 from tests import media
+from tests.http.test_batches import app_settings, roots  # noqa: F401 - the same apps as the batch tests
 
 KEY = {"X-API-Key": "k-one"}
 
 
-@pytest.fixture
-def roots(tmp_path):
-    root = tmp_path / "shared-notes"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
-def app_settings(settings, roots):
-    return settings.model_copy(update={"api_keys": "k-one", "max_jobs_per_key": 3, "rate_limit": 1000,
-                                       "batch_roots": str(roots)})
 
 
 def test_folder_and_upload_batches_give_each_input_its_own_output(app_settings, roots, tmp_path):

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests import media
-from tests.procs import free_port, job_done, spawn_singer, wait_for
+from tests.procs import children, free_port, job_done, spawn_singer, wait_for
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc")]
 KEY = {"X-API-Key": "k"}
@@ -90,18 +90,6 @@ class Fifo:
             fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
             time.sleep(0.1)
             os.close(fd)
-
-
-def _worker_pid(server_pid: int) -> int | None:
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                stat = open(f"/proc/{d}/stat").read()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == server_pid:
-                return int(d)
-    return None
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -255,7 +243,7 @@ def test_a_header_that_lies_about_length_is_caught_by_decoded_samples(world):
     assert r.status_code == 202, r.text  # the header says 1.8 s: accepted at the door
     job = _finished(c, r.json()["job_id"])
     assert job["state"] == "failed" and "limit" in job["error"]["message"], job
-    worker = _worker_pid(world["server"].pid)
+    worker = next(iter(children(world["server"].pid)), None)
     assert worker is not None
     # 30 min decoded at 44.1 kHz stereo float32 would be 635 MB on top of the worker; the 120 s limit is 42 MB
     assert _peak_rss_mb(worker) < 900, _peak_rss_mb(worker)

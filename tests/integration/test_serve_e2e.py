@@ -11,22 +11,9 @@ import httpx
 import pytest
 
 from tests import media
-from tests.procs import free_port, job_done, spawn_singer, wait_for
+from tests.procs import children, free_port, job_done, spawn_singer, wait_for
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                stat = open(f"/proc/{d}/stat").read()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(d))
-    return out
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc to find the worker process")
@@ -48,7 +35,7 @@ def test_kill_9_with_queued_jobs_then_restart_finishes_them_all(tmp_path):
         db = sqlite3.connect(tmp_path / "home" / "jobs.db")
         wait_for(lambda: db.execute("SELECT COUNT(*) FROM jobs WHERE state='running'").fetchone()[0] == 1, 60,
                  "a running job")
-        worker = _children(server.pid)
+        worker = children(server.pid)
         assert worker, "the service runs its jobs in a child process"
         server.send_signal(signal.SIGKILL)
         server.wait()

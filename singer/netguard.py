@@ -339,7 +339,7 @@ def _pin(sock: socket.socket, address: Any) -> Any:
     except ValueError:  # a name: resolve it once and connect to what was checked
         infos = guard.vet(host, _system_getaddrinfo(host, port, sock.family, sock.type))
         if not infos:
-            raise socket.gaierror(socket.EAI_NONAME, f"No address for {host}")
+            raise socket.gaierror(socket.EAI_NONAME, f"No address for {host}") from None
         sockaddr = infos[0][4]
         guard.check(host, sockaddr[0], port)
         return sockaddr

@@ -195,7 +195,7 @@ class Guard:
                 return await receive()
             try:
                 message = await asyncio.wait_for(receive(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 state["answered"] = error_body(408, "timeout", f"The request body stalled for over {timeout:.0f} s.",
                                                "Send the whole body without pausing; check the connection.")
                 return {"type": "http.disconnect"}

@@ -15,8 +15,8 @@ from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 
 from ..config import Settings
 from ..errors import InputError, NetworkUnavailable
-from ..keys import parse_key
 from ..jobs.worker import uploads_dir
+from ..keys import parse_key
 from .app import Service
 from .schemas import CandidateOut, CoverIn, ErrorOut, Format, JobAccepted, JobOut, SearchOut, VoiceOut
 

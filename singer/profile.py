@@ -7,8 +7,11 @@ A profile holds, on the fixed log-frequency grid of :mod:`singer.vocoder`:
 and scalars: the f0 median and 5th/95th percentiles (the voice's register), ``formant_scale`` (geometric mean
 of F1..F3 relative to :data:`NEUTRAL_FORMANT_HZ`, an average adult male under this estimator: about 1.0 for men,
 1.1-1.2 for women), ``band_hz`` (upper edge of the recordings' bandwidth; the envelope is only trusted below it)
-and ``provenance`` (sources with sha256, licence, parents of a merge, creation date, tool version).
-Stored as one small JSON file (a few KB).
+``provenance`` (sources with sha256, licence, parents of a merge, creation date, tool version), and, for profiles
+made since singer tells singing from speech, ``delivery`` (whether the recordings were sung or spoken, with the
+evidence: :func:`singer.register.classify`) and ``pitch`` (10th/50th/90th percentile in MIDI numbers).
+:meth:`VoiceProfile.register` turns these into the voice's singing range and speaking pitch
+(:mod:`singer.register`). Stored as one small JSON file (a few KB); files without the newer fields still load.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 
 from . import __version__, vocoder
 from .errors import InputError
+from .register import Register, classify, hz_to_midi, midi_to_hz, note, pitch_stats
 
 FORMAT = 1
 NEUTRAL_FORMANT_HZ = 1400.0
@@ -48,6 +52,8 @@ class VoiceProfile:
     band_hz: float
     voiced_seconds: float
     provenance: dict = field(default_factory=dict)
+    delivery: dict | None = None  # Delivery.to_dict() of the recordings; None: not known (older profiles)
+    pitch: dict | None = None  # {"p10", "median", "p90"} MIDI of the voiced frames; None in older profiles
 
     def to_dict(self) -> dict:
         d: dict[str, Any] = {"format": FORMAT, "grid": {"lo_hz": vocoder.GRID_LO, "hi_hz": vocoder.GRID_HI, "n": vocoder.GRID_N}}
@@ -55,6 +61,10 @@ class VoiceProfile:
             d[k] = [round(float(v), 3) for v in getattr(self, k)]
         for k in ("f0_median", "f0_p5", "f0_p95", "formant_scale", "band_hz", "voiced_seconds"):
             d[k] = round(float(getattr(self, k)), 4)
+        if self.delivery is not None:
+            d["delivery"] = self.delivery
+        if self.pitch is not None:
+            d["pitch"] = {k: round(float(v), 3) for k, v in self.pitch.items()}
         d["provenance"] = self.provenance
         return d
 
@@ -65,13 +75,41 @@ class VoiceProfile:
             raise ValueError(f"unsupported voice profile format {d.get('format')!r} (grid {grid})")
         arrays = {k: np.asarray(d[k], dtype=np.float64) for k in _ARRAYS}
         scalars = {k: float(d[k]) for k in ("f0_median", "f0_p5", "f0_p95", "formant_scale", "band_hz", "voiced_seconds")}
-        return cls(**arrays, **scalars, provenance=d.get("provenance", {}))
+        return cls(**arrays, **scalars, provenance=d.get("provenance", {}), delivery=d.get("delivery"),
+                   pitch=d.get("pitch"))
+
+    @property
+    def recorded(self) -> str:
+        """"sung" or "spoken" (what the recordings were), or "" when not known (profiles from older versions)."""
+        return str((self.delivery or {}).get("kind", ""))
+
+    def register(self) -> Register:
+        """Singing range and speaking pitch: measured where the recordings show them, else by the rule
+        (:mod:`singer.register`): speech gives the speaking pitch, singing the singing range."""
+        if self.recorded == "sung":
+            if self.pitch:
+                lo, med, hi = self.pitch["p10"], self.pitch["median"], self.pitch["p90"]
+                how = "10th-90th percentile"
+            else:
+                lo, med, hi = hz_to_midi(self.f0_p5), hz_to_midi(self.f0_median), hz_to_midi(self.f0_p95)
+                how = "5th-95th percentile"
+            return Register.from_singing(lo, med, hi, f"measured from the sung recordings ({how} of their pitch)")
+        if self.recorded == "spoken":
+            return Register.from_speaking(hz_to_midi(self.f0_median), "measured from the spoken recordings (median pitch)")
+        return Register.from_speaking(hz_to_midi(self.f0_median),
+                                      "measured from the recordings (median pitch), taken as speech: the profile "
+                                      "predates singer telling singing from speech", recorded="")
 
     def summary(self) -> dict:
-        """Human-facing figures: register as note names, formant scale, bandwidth."""
+        """Human-facing figures: pitch range of the recordings as note names, singing range and speaking pitch,
+        formant scale, bandwidth."""
+        reg = self.register()
         return {
             "range": f"{note_name(self.f0_p5)}-{note_name(self.f0_p95)}",
             "f0_median_hz": round(self.f0_median, 1),
+            "recorded": self.recorded or "not known",
+            "singing_range": reg.to_dict()["singing"]["range"],
+            "speaking_pitch": f"{note(reg.speaking)} ({midi_to_hz(reg.speaking):.0f} Hz)",
             "formant_scale": round(self.formant_scale, 3),
             "band_hz": round(self.band_hz),
         }
@@ -102,12 +140,14 @@ class _Accumulator:
         self.ap = np.zeros(vocoder.GRID_N)
         self.log_f0: list[np.ndarray] = []
         self.log_formants: list[np.ndarray] = []
+        self.tracks: list[np.ndarray] = []  # every chunk's f0 track (0 = unvoiced), to tell singing from speech
 
     def add(self, x: np.ndarray, sr: int) -> None:
         a = vocoder.analyze(x, sr, aperiodicity=self.aperiodicity)
         grid = vocoder.envelope_to_grid(a.sp, sr)
         power = 10 * np.log10(np.maximum(a.sp.sum(axis=1), 1e-20))
         keep = (a.f0 > 0) & (power > power.max() - 40.0)
+        self.tracks.append(np.where(keep, a.f0, 0.0).astype(np.float32))
         if not keep.any():
             return
         g = grid[keep]
@@ -131,10 +171,15 @@ class _Accumulator:
         found = per_formant[np.isfinite(per_formant)]
         scale = float(np.exp(found.mean()) / NEUTRAL_FORMANT_HZ) if len(found) else 1.0
         p5, p50, p95 = np.exp(np.percentile(lf0, [5, 50, 95]))
+        frame_s = frame_period / 1000.0
+        delivery = classify(self.tracks, frame_s)
+        stats = pitch_stats(self.tracks, frame_s, min_voiced_s=0.0)
         return VoiceProfile(
             env_mean=mean, env_std=std, ap_mean=self.ap / self.n, f0_median=float(p50), f0_p5=float(p5),
             f0_p95=float(p95), formant_scale=scale, band_hz=band_hz,
-            voiced_seconds=self.n * frame_period / 1000.0, provenance=provenance,
+            voiced_seconds=self.n * frame_s, provenance=provenance,
+            delivery=delivery.to_dict() if delivery else None,
+            pitch={k: stats[k] for k in ("p10", "median", "p90")} if stats else None,
         )
 
 
@@ -235,11 +280,17 @@ def merge_profiles(
         "created": created or _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "tool": f"singer {__version__} profile v{FORMAT}",
     }
+    kinds = {profs[i].recorded for i in used}
+    delivery = {"kind": kinds.pop(), "merged": True} if len(kinds) == 1 and "" not in kinds else None
+    pitch = None
+    if all(profs[i].pitch for i in used):  # MIDI numbers are already logarithmic: a plain weighted mean
+        pitch = {k: float(sum(w[i] * profs[i].pitch[k] for i in used)) for k in ("p10", "median", "p90")}
     return VoiceProfile(
         env_mean=grid_avg("env_mean"), env_std=grid_avg("env_std"), ap_mean=grid_avg("ap_mean"),
         f0_median=log_avg("f0_median"), f0_p5=log_avg("f0_p5"), f0_p95=log_avg("f0_p95"),
         formant_scale=log_avg("formant_scale"), band_hz=max(profs[i].band_hz for i in used),
         voiced_seconds=float(sum(profs[i].voiced_seconds for i in used)), provenance=prov,
+        delivery=delivery, pitch=pitch,
     )
 
 

@@ -58,9 +58,20 @@ class Voice:
         except (KeyError, ValueError, TypeError) as e:
             raise ModelError(f"Voice '{self.name}' is damaged: {e}", hint=f"Re-create it or delete {self.files[0]}.") from e
 
+    def register(self) -> Any:
+        """The voice's :class:`~singer.register.Register` (singing range, speaking pitch, where each came from), or
+        None when it has none (an RVC voice added without --range, --sample or --gender)."""
+        model = self.load()
+        reg = getattr(model, "register", None)
+        return reg() if callable(reg) else reg
+
     def to_dict(self) -> dict:
+        try:
+            reg = self.register()
+        except ModelError:
+            reg = None
         return {"name": self.name, "kind": self.kind, "bundled": self.bundled, "files": [str(p) for p in self.files],
-                **self.meta}
+                **self.meta, "register": reg.to_dict() if reg is not None else None}
 
 
 def write_profile_voice(path: Path, name: str, profile: VoiceProfile, meta: dict) -> None:
@@ -182,16 +193,20 @@ class VoiceStore:
         return self._write(path, new_name, profile, meta)
 
     def add_rvc(self, name: str, pth: str | Path, index: str | Path | None = None, *, vocal_range: str | None = None,
-                samples: Sequence[str | Path] = (), gender: str = "", description: str = "", licence: str = "",
-                overwrite: bool = False) -> Voice:
-        """Copy an RVC model (+ its .index) into the store; its range comes from --range, samples or gender."""
+                samples: Sequence[str | Path] = (), sample_kind: str = "auto", gender: str = "", description: str = "",
+                licence: str = "", overwrite: bool = False) -> Voice:
+        """Copy an RVC model (+ its .index) into the store. Its register (singing range and speaking pitch) comes from
+        ``vocal_range`` (a singing range, e.g. "A3-E5"), else ``samples`` (sung or spoken: ``sample_kind``, "auto"
+        tells them apart), else ``gender`` (typical figures); see :mod:`singer.register`."""
         from .rvc import voice as rvc_voice
 
-        rng = rvc_voice.parse_range(vocal_range) if vocal_range else None
-        if rng is None and samples:
-            rng = rvc_voice.range_from_samples([Path(p) for p in samples])
-        return rvc_voice.add(self, name, Path(pth), Path(index) if index else None, vocal_range=rng, gender=gender,
-                             description=description, licence=licence, overwrite=overwrite)
+        reg, heard = None, None
+        if vocal_range:
+            reg = rvc_voice.register_from_range(vocal_range)
+        elif samples:
+            reg, heard = rvc_voice.register_from_samples([Path(p) for p in samples], sample_kind)
+        return rvc_voice.add(self, name, Path(pth), Path(index) if index else None, register=reg, samples=heard,
+                             gender=gender, description=description, licence=licence, overwrite=overwrite)
 
     def verify(self, name: str) -> dict:
         """Check a voice's files against the sha256 recorded when it was added."""

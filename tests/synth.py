@@ -11,8 +11,10 @@
   sine sweeps (kick, snare, hi-hat), panned.
 
 The vocal is as loud as the backing where it sings; the mix peaks at about -3 dBFS. ``synthetic_melody`` gives the
-sung notes (start, end, Hz) of the same song, for pitch tests. Everything is deterministic for a seed and fast
-(about 0.1 s per second of song). Spleeter's 2-stem model finds the voice (correlation of its vocal estimate with
+sung notes (start, end, Hz) of the same song, for pitch tests. ``transpose`` (semitones) moves the whole song, and
+``transpose_to(median_midi, seconds, seed)`` gives the transpose that puts the sung melody's median on a note, for
+singers in a low (male) or high (female) register. ``spoken(seconds, sr, f0, seed)`` is speech-like audio around
+a given speaking pitch. Everything is deterministic for a seed and fast (about 0.1 s per second of song). Spleeter's 2-stem model finds the voice (correlation of its vocal estimate with
 the true stem 0.85-0.96 for seeds 1-3 at 6 s).
 """
 
@@ -22,7 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["generate_sine", "generate_noise", "make_synthetic_song", "synthetic_melody"]
+__all__ = ["generate_sine", "generate_noise", "make_synthetic_song", "synthetic_melody", "transpose_to", "spoken"]
 
 
 def generate_sine(freq: float, sr: int = 44100, seconds: float = 1.0, channels: int = 1, amp: float = 0.5) -> np.ndarray:
@@ -50,11 +52,11 @@ _VOWELS = {  # F1, F2, F3 (Hz) of a tenor-ish voice
 }
 
 
-def _plan(seconds: float, seed: int) -> dict:
+def _plan(seconds: float, seed: int, transpose: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     tempo = float(rng.choice([92, 100, 108, 116]))
     beat = 60.0 / tempo
-    tonic = int(rng.integers(48, 55))  # C3..F#3: a male/low-female singing range above it
+    tonic = int(rng.integers(48, 55)) + transpose  # C3..F#3: a male/low-female singing range above it
     prog = _PROGRESSIONS[int(rng.integers(len(_PROGRESSIONS)))]
     n_bars = int(np.ceil(seconds / (4 * beat))) + 1
     chords = []
@@ -99,9 +101,20 @@ def _plan(seconds: float, seed: int) -> dict:
     return {"tempo": tempo, "beat": beat, "tonic": tonic, "chords": chords, "notes": notes, "n_bars": n_bars}
 
 
-def synthetic_melody(seconds: float = 5.0, seed: int = 0) -> list[tuple[float, float, float]]:
-    """The sung notes of ``make_synthetic_song(seconds, seed=seed)``: (start s, end s, f0 Hz)."""
-    return [(s, min(e, seconds), 440.0 * 2 ** ((m - 69) / 12)) for s, e, m, _, _ in _plan(float(seconds), int(seed))["notes"]]
+def synthetic_melody(seconds: float = 5.0, seed: int = 0, transpose: int = 0) -> list[tuple[float, float, float]]:
+    """The sung notes of ``make_synthetic_song(seconds, seed=seed, transpose=transpose)``: (start s, end s, f0 Hz)."""
+    return [(s, min(e, seconds), 440.0 * 2 ** ((m - 69) / 12))
+            for s, e, m, _, _ in _plan(float(seconds), int(seed), int(transpose))["notes"]]
+
+
+def transpose_to(median_midi: float, seconds: float = 5.0, seed: int = 0) -> int:
+    """The transpose (semitones) that puts the median of the song's sung melody (by time) nearest ``median_midi``."""
+    notes = synthetic_melody(seconds, seed)
+    midi = np.array([69 + 12 * np.log2(f / 440.0) for _, _, f in notes])
+    dur = np.array([e - s for s, e, _ in notes])
+    order = np.argsort(midi)
+    median = midi[order][np.searchsorted(np.cumsum(dur[order]), dur.sum() / 2)]
+    return int(round(median_midi - median))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -244,9 +257,9 @@ def _instrumental(plan: dict, n: int, sr: int, rng: np.random.Generator) -> np.n
 
 
 @lru_cache(maxsize=8)
-def _song(seconds: float, sr: int, seed: int):
+def _song(seconds: float, sr: int, seed: int, transpose: int = 0):
     rng = np.random.default_rng(seed + 1)
-    plan = _plan(seconds, seed)
+    plan = _plan(seconds, seed, transpose)
     n = int(seconds * sr)
     voice = _voice(plan, n, sr, rng)
     inst = _instrumental(plan, n, sr, rng)
@@ -279,7 +292,55 @@ def _song(seconds: float, sr: int, seed: int):
     return vocals + instrumental, vocals, instrumental
 
 
-def make_synthetic_song(seconds: float = 5.0, sr: int = 44100, seed: int = 0):
-    """(mix, vocals, instrumental): float32 (2, int(seconds*sr)), mix == vocals + instrumental sample for sample."""
-    mix, vocals, inst = _song(float(seconds), int(sr), int(seed))
+def make_synthetic_song(seconds: float = 5.0, sr: int = 44100, seed: int = 0, transpose: int = 0):
+    """(mix, vocals, instrumental): float32 (2, int(seconds*sr)), mix == vocals + instrumental sample for sample.
+    ``transpose``: semitones the whole song (melody and chords) is moved by."""
+    mix, vocals, inst = _song(float(seconds), int(sr), int(seed), int(transpose))
     return mix.copy(), vocals.copy(), inst.copy()
+
+
+_SPEECH_VOWELS = ((730, 1090, 2440), (530, 1840, 2480), (300, 2200, 2950), (570, 840, 2410), (330, 870, 2240))
+
+
+def spoken(seconds: float = 3.0, sr: int = 44100, f0: float = 120.0, seed: int = 0) -> np.ndarray:
+    """Speech-like mono float32 audio around the speaking pitch ``f0`` (Hz): syllables of 120-300 ms through vowel
+    formants, each gliding (a rise or a fall of 1-4 semitones), phrases that fall by 2 semitones, short gaps and
+    pauses, noise consonants. The median pitch is ``f0`` within a semitone or so."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    out = np.zeros(n)
+    t = 0.05
+    phrase_start = t
+    while t < seconds - 0.3:
+        s = int(t * sr)
+        if rng.random() < 0.5:  # a consonant: a band of noise, 30-70 ms
+            m = min(int(rng.uniform(0.03, 0.07) * sr), n - s)
+            spec = np.fft.rfft(rng.standard_normal(m))
+            f = np.fft.rfftfreq(m, 1 / sr)
+            burst = np.fft.irfft(spec * ((f > 2500) & (f < 8000)), m)
+            out[s:s + m] += burst * 0.2 / (np.sqrt(np.mean(burst ** 2)) + 1e-12) * np.hanning(m)
+            s += int(0.8 * m)
+        m = min(int(rng.uniform(0.12, 0.3) * sr), n - s)
+        if m < int(0.05 * sr):
+            break
+        tt = np.arange(m) / sr
+        glide = rng.choice([-1, 1]) * rng.uniform(1.0, 4.0)  # semitones over the syllable
+        declination = 1.0 - 2.0 * min(1.0, (t - phrase_start) / 2.0)  # +1 .. -1 semitone over a phrase
+        semis = declination + glide * (tt / tt[-1] - 0.5) + 0.2 * np.sin(2 * np.pi * 4.5 * tt)
+        f_t = f0 * 2 ** (semis / 12)
+        phase = 2 * np.pi * np.cumsum(f_t) / sr
+        formants = _SPEECH_VOWELS[int(rng.integers(len(_SPEECH_VOWELS)))]
+        v = np.zeros(m)
+        for h in range(1, int(5000 / f_t.max())):
+            fh = h * f_t
+            a = sum(g * np.exp(-0.5 * ((fh - fc) / (60 + 0.05 * fc)) ** 2) for g, fc in zip((1, 0.6, 0.3), formants))
+            v += (a + 0.05 / h) * np.sin(h * phase)
+        env = np.clip(tt / 0.02, 0, 1) * np.clip((tt[-1] - tt) / 0.04, 0, 1)
+        out[s:s + m] += v * env * 0.2 / (np.sqrt(np.mean(v[env > 0.5] ** 2)) + 1e-12)
+        t = (s + m) / sr
+        if rng.random() < 0.2:  # a pause ends the phrase
+            t += rng.uniform(0.3, 0.5)
+            phrase_start = t
+        else:
+            t += rng.uniform(0.04, 0.15)
+    return out.astype(np.float32)

@@ -68,7 +68,8 @@ class CoverRequest(BaseModel):
     @field_validator("step_params")
     @classmethod
     def _step_keys(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        """A key given as a step parameter (--set convert.key=...) obeys the same rule as ``key``."""
+        """A key given as a step parameter (--set convert.key=...) obeys the same rule as ``key``; a numeric one is
+        obeyed exactly (no automatic octave unless that step's auto_octave is set too)."""
         from .keys import parse_key
 
         for step, params in v.items():
@@ -91,6 +92,9 @@ class CoverRequest(BaseModel):
         return self
 
     def variables(self) -> dict:
+        """Workflow variables. A numeric key is obeyed exactly: it turns the converter's automatic octave off
+        (``auto_octave``); with no key the workflow's default (key 0, auto_octave on) applies, and ``auto`` lets the
+        converter choose (:mod:`singer.register`)."""
         v = {"input": self.input, "voice": self.voice, "key": self.key, "format": self.format, "pick": self.pick,
              "separator": "uvr" if self.preset and not self.separator else self.separator,
              "converter": self.converter, "separate": self.separate, "trim": self.trim, "denoise": self.denoise,
@@ -99,6 +103,8 @@ class CoverRequest(BaseModel):
             v.update(karaoke="karaoke" in self.stages, dereverb="dereverb" in self.stages)
         if self.convert_parts is not None:
             v["convert_backing"] = "backing" in self.convert_parts
+        if isinstance(self.key, float):
+            v["auto_octave"] = False
         return {k: x for k, x in v.items() if x is not None}
 
 
@@ -110,10 +116,19 @@ class CoverResult:
     format: str
     duration: float
     run: Any  # RunResult
+    pitch: dict | None = None  # the lead conversion's shift and why (see pitch_summary)
 
     def to_dict(self) -> dict:
         return {"output": str(self.output), "title": self.title, "voice": self.voice, "format": self.format,
-                "duration": self.duration, "run": self.run.to_dict()}
+                "duration": self.duration, "pitch": self.pitch, "run": self.run.to_dict()}
+
+
+def pitch_summary(meta: dict) -> dict | None:
+    """What a convert step did to the pitch: the vocal's shift in semitones, the backing's, and, when the converter
+    chose octaves or a key itself, the choice with its reason (:class:`singer.register.OctaveChoice`)."""
+    if not meta or "key" not in meta:
+        return None
+    return {"key": meta.get("key"), "instrumental_key": meta.get("instrumental_key"), "octave": meta.get("octave")}
 
 
 def _safe_name(text: str) -> str:
@@ -184,6 +199,8 @@ class Singer:
                 overrides.setdefault(step.id, {}).setdefault("model", request.preset)
             if step.op == "convert" and request.converter:
                 engines[step.id] = request.converter
+            if step.op == "convert" and isinstance(overrides.get(step.id, {}).get("key"), float):
+                overrides[step.id].setdefault("auto_octave", False)  # a numeric key is obeyed exactly
         target = self._target_path(request, spec)  # validate the output place before any work
         result = self.runner(hooks, policy).run(spec, variables, overrides=overrides, engines=engines,
                                         recompute=set(request.recompute), no_cache=request.no_cache,
@@ -204,7 +221,8 @@ class Singer:
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
-        return CoverResult(target, title, voice, fmt, float(enc.get("duration", 0.0)), result)
+        conv = next((st.meta for st in result.steps if st.op == "convert" and not st.skipped and st.meta), {})
+        return CoverResult(target, title, voice, fmt, float(enc.get("duration", 0.0)), result, pitch_summary(conv))
 
     def convert(self, request: CoverRequest, hooks: Hooks | None = None, policy: Any = None) -> CoverResult:
         """A voice note (or any speech/singing without backing) in the voice; workflow voice_note by default."""

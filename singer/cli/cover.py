@@ -51,6 +51,9 @@ def _render(res: dict) -> None:
     c.out_console.print(f"[green]done[/] {res['output']}")
     c.out_console.print(f"[dim]{res['title']} · voice {res['voice']} · {res['duration']:.1f}s · "
                         f"{run['seconds']:.1f}s ({hits}/{len(ran)} steps cached) · run {run['run_id']}[/]")
+    pitch = res.get("pitch") or {}
+    if pitch.get("octave"):
+        c.out_console.print(f"[dim]pitch {pitch['key']:+g} st: {pitch['octave']['reason']}[/]")
 
 
 def _go(request_kwargs: dict, sets: list[str], as_json: bool, quiet: bool, method: str) -> None:

@@ -18,8 +18,16 @@ def _singer():
 def _render_one(res: dict) -> None:
     v = res["voice"]
     c.out_console.print(f"[bold]{v['name']}[/] ({v['kind']}{', bundled' if v['bundled'] else ''}) {v.get('description', '')}")
-    if v.get("range"):
+    reg = v.get("register")
+    if reg:
+        sing, speak = reg["singing"], reg["speaking"]
+        c.out_console.print(f"  singing range: {sing['range']} ({sing['low_hz']:.0f}-{sing['high_hz']:.0f} Hz), {sing['from']}")
+        c.out_console.print(f"  speaking pitch: {speak['pitch']} ({speak['hz']:.0f} Hz), {speak['from']}")
+        c.out_console.print(f"  recordings: {reg['recorded']}")
+    elif v.get("range"):
         c.out_console.print(f"  range: {v['range']}")
+    else:
+        c.out_console.print("  range: not known (--key auto needs one: re-add with --range, --sample or --gender)")
     if v.get("licence"):
         c.out_console.print(f"  licence: {v['licence']}")
 
@@ -62,6 +70,9 @@ def add(
     index: str | None = typer.Option(None, "--index", help="Its retrieval index (.index), if any."),
     vocal_range: str | None = typer.Option(None, "--range", help="The voice's singing range, e.g. A3-E5 (for --key auto)."),
     samples: list[str] = typer.Option([], "--sample", help="Recording(s) of the voice to measure its range; repeatable."),
+    sample_kind: str = typer.Option("auto", "--sample-kind",
+                                    help="What the --sample recordings are: sung (measures the singing range), spoken "
+                                         "(measures the speaking pitch) or auto (told from their pitch)."),
     gender: str = typer.Option("", "--gender", help="female / male (a typical range when none is given)."),
     description: str = typer.Option("", "--description", help="Free text shown in voices list."),
     licence: str = typer.Option("", "--licence", help="Licence / permission of the voice."),
@@ -69,7 +80,8 @@ def add(
     as_json: bool = c.JsonOpt,
 ) -> None:
     """Add an RVC voice model: copied into the voice store, sha256 recorded."""
-    c.run(lambda: {"voice": _singer().add_voice(name, pth, index, vocal_range=vocal_range, samples=samples, gender=gender,
+    c.run(lambda: {"voice": _singer().add_voice(name, pth, index, vocal_range=vocal_range, samples=samples,
+                                                sample_kind=sample_kind, gender=gender,
                                                 description=description, licence=licence, overwrite=overwrite).to_dict()},
           as_json, _render_one)
 

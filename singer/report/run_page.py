@@ -142,5 +142,10 @@ def _pitch(step_id: str, f0_src, f0_out, step: dict) -> str:
             ["measured shift", page.fmt(shift, " st")],
             ["requested shift", page.fmt(meta.get("semitones", meta.get("key")), " st")],
             ["frames voiced in both", f"{100 * both.mean():.0f} %" if both.size else "-"]]
+    choice = meta.get("octave")
+    if choice:  # the converter chose octaves (or a key) itself: say what it compared and why
+        rows += [["chosen shift", page.fmt(choice.get("shift"), " st") + escape(
+                     f" ({choice.get('source_delivery', '?')} vs the voice's {choice.get('compared_with', '?')})")],
+                 ["why", escape(str(choice.get("reason", "")))]]
     return (f'<div class="stage pitch-block" data-step="{escape(step_id)}"><h3>{escape(step_id)}</h3>{svg}'
             + page.table(["figure", "value"], rows, num={1}, cls="figures") + "</div>")

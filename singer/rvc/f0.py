@@ -90,32 +90,25 @@ def coarse_f0(f0: np.ndarray) -> np.ndarray:
 
 def pitch_stats(f0: np.ndarray, *, min_voiced_s: float = 0.5) -> dict | None:
     """{"p10", "median", "p90"} of the voiced frames in MIDI note numbers (69 = A4 = 440 Hz) and "voiced_seconds";
-    None when fewer than ``min_voiced_s`` seconds are voiced."""
-    f0 = np.asarray(f0, dtype=np.float64)
-    voiced = f0[np.isfinite(f0) & (f0 > 0)]
-    if voiced.size * FRAME_S < min_voiced_s:
-        return None
-    midi = 69 + 12 * np.log2(voiced / 440.0)
-    p10, median, p90 = np.percentile(midi, [10, 50, 90])
-    return {"p10": float(p10), "median": float(median), "p90": float(p90),
-            "voiced_seconds": round(voiced.size * FRAME_S, 2)}
+    None when fewer than ``min_voiced_s`` seconds are voiced (:func:`singer.register.pitch_stats` at 10 ms)."""
+    from ..register import pitch_stats as stats
+
+    return stats(np.asarray(f0, dtype=np.float64), FRAME_S, min_voiced_s=min_voiced_s)
 
 
 def auto_key(source: dict, voice: dict, *, max_shift: int = 12) -> int:
-    """Semitones to shift the source so it sits in the voice's range (both are :func:`pitch_stats` dicts).
+    """Semitones to shift a sung source into a singing range (both {"p10", "median", "p90"} in MIDI numbers).
 
-    Rule: the ideal shift moves the source median onto the voice median (``voice.median - source.median``).
-    The shifts that keep the source's p10..p90 inside the voice's p10..p90 form the interval
-    ``[voice.p10 - source.p10, voice.p90 - source.p90]``; the ideal is clamped into it. If the interval is empty
-    (the source spans more than the voice) the shift centres the source's p10..p90 on the voice's, which minimises
-    the larger overshoot at either end. The result is rounded to the nearest integer (halves away from zero) and
-    clamped to ``±max_shift``. Example: a source exactly an octave above the voice gives -12; equal ranges give 0.
+    :func:`singer.register.choose_key` with the voice's p10..p90 as its singing range: 0 when the source's p10..p90
+    already lies inside it; else a whole octave when one puts it inside; else the source median moved onto the
+    voice's centre, clamped into the shifts that keep p10..p90 inside (centred when the source is wider), rounded
+    (halves away from zero) and clamped to ``±max_shift``. Example: a source exactly an octave above the voice
+    gives -12; equal ranges give 0.
     """
-    ideal = voice["median"] - source["median"]
-    lo, hi = voice["p10"] - source["p10"], voice["p90"] - source["p90"]
-    shift = min(max(ideal, lo), hi) if lo <= hi else (lo + hi) / 2
-    shift = float(np.sign(shift) * np.floor(abs(shift) + 0.5))
-    return int(max(-max_shift, min(max_shift, shift)))
+    from ..register import Register, choose_key
+
+    reg = Register.from_singing(voice["p10"], voice["median"], voice["p90"], "given")
+    return int(choose_key(source, "sung", reg, max_shift=max_shift).shift)
 
 
 # --- methods -------------------------------------------------------------------------------------------------

@@ -1,8 +1,14 @@
 """RVC voices in the voice store: add (copy + sha256), verify, N-way merge with index merge and provenance.
 
 A voice ``NAME`` is ``NAME.json`` + ``NAME.pth`` (+ ``NAME.index``) in the user's voices folder. The manifest
-records each file's sha256, the model's version/sample rate/f0, the voice's singing range when known (MIDI p10/
-median/p90, used by ``--key auto``) and where the voice came from. Files are copied next to a temporary name and
+records each file's sha256, the model's version/sample rate/f0, the voice's register when known and where the
+voice came from. The register (used by ``--key auto`` and ``auto_octave``; :mod:`singer.register`) is
+``meta["range"]``, the singing range (MIDI p10/median/p90 and ``from``), and ``meta["speaking"]``, the speaking
+pitch (MIDI ``median`` and ``from``), from ``--range`` (a singing range), ``--sample`` recordings (sung: the
+range is measured and the speaking pitch follows by the rule; spoken: the speaking pitch is measured and the range
+follows; ``meta["samples"]`` says which, and whether the user said so or singer heard it) or ``--gender`` (the
+rule on a typical speaking pitch). Manifests from before ``speaking`` existed still load: their range is taken
+as a singing range and the speaking pitch follows by the rule. Files are copied next to a temporary name and
 renamed into place; the manifest is written last, so a voice is complete or absent.
 """
 
@@ -16,13 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, ModelError
+from ..register import TYPICAL_SPEAKING_HZ, Register
 from . import checkpoint as ck
 
 NOTE_RE = re.compile(r"([A-Ga-g])([#b]?)(-?\d)\Z")
 NOTES = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
-GENDER_RANGES = {  # typical sung ranges (MIDI p10/median/p90) when nothing better is known
-    "female": {"p10": 57.0, "median": 64.0, "p90": 72.0},
-    "male": {"p10": 45.0, "median": 52.0, "p90": 60.0},
+GENDERS = tuple(TYPICAL_SPEAKING_HZ)  # --gender values that give a typical register
+SAMPLE_KINDS = ("auto", "sung", "spoken")
+_OLD_FROM = {  # "from" values of manifests written before the register had a speaking pitch
+    "given": "given (--range)",
+    "samples": "measured from --sample recordings (added before singer told singing from speech: taken as sung)",
 }
 
 
@@ -38,6 +47,21 @@ class RVCVoice:
     @property
     def range(self) -> dict | None:
         return self.meta.get("range")
+
+    @property
+    def register(self) -> Register | None:
+        """Singing range and speaking pitch, each with where it came from; None without a range."""
+        rng = self.meta.get("range")
+        if not rng:
+            return None
+        frm = str(rng.get("from", ""))
+        frm = _OLD_FROM.get(frm, "typical range by gender (older manifest)" if frm.startswith("typical") else frm)
+        recorded = str((self.meta.get("samples") or {}).get("kind", ""))
+        speaking = self.meta.get("speaking")
+        if speaking:
+            return Register(float(rng["p10"]), float(rng["median"]), float(rng["p90"]), frm, float(speaking["median"]),
+                            str(speaking.get("from", "")), recorded)
+        return Register.from_singing(float(rng["p10"]), float(rng["median"]), float(rng["p90"]), frm, recorded)
 
 
 def load_voice(voice: Any) -> RVCVoice:
@@ -69,25 +93,51 @@ def parse_range(text: str) -> dict:
     lo, hi = sorted((_midi(parts[0]), _midi(parts[1])))
     if hi - lo < 3:
         raise InputError(f"The range '{text}' is narrower than three semitones.", hint="Give the voice's comfortable range, e.g. A3-E5.")
-    return {"p10": lo, "median": (lo + hi) / 2, "p90": hi, "from": "given"}
+    return {"p10": lo, "median": (lo + hi) / 2, "p90": hi, "from": "given (--range)"}
 
 
-def range_from_samples(paths: Sequence[Path]) -> dict:
-    """Measure the voice's range from recordings of it (fcpe pitch)."""
+def register_from_range(text: str) -> Register:
+    """``--range C3-C5``: a singing range given by the user; the speaking pitch follows by the rule."""
+    r = parse_range(text)
+    return Register.from_singing(r["p10"], r["median"], r["p90"], r["from"], recorded="")
+
+
+def register_from_samples(paths: Sequence[Path], kind: str = "auto") -> tuple[Register, dict]:
+    """Measure the voice's register from recordings of it (fcpe pitch). ``kind``: "sung", "spoken", or "auto" (told
+    from the pitch track, :func:`singer.register.classify`). Sung samples give the singing range (their 10th-90th
+    percentile), spoken ones the speaking pitch (their median); the other figure follows by the rule.
+    Returns (register, what the samples were: {"kind", "said": "by you" | "detected", evidence...})."""
     import numpy as np
 
     from .. import audio
-    from .f0 import extract_f0, pitch_stats
+    from ..register import classify, pitch_stats
+    from .f0 import FRAME_S, extract_f0
 
+    if kind not in SAMPLE_KINDS:
+        raise InputError(f"Unknown sample kind '{kind}'.", hint=f"Choose one of: {', '.join(SAMPLE_KINDS)}.")
     f0s = []
     for p in paths:
         x = audio.decode(Path(p), 16000, 1)[0].astype(np.float64)
         f0s.append(extract_f0(x, len(x) // 160, "fcpe"))
-    stats = pitch_stats(np.concatenate(f0s)) if f0s else None
+    stats = pitch_stats(f0s, FRAME_S) if f0s else None
     if stats is None:
-        raise InputError("Too little singing in the samples to measure the voice's range.",
-                         hint="Give recordings with a few seconds of singing, or --range C3-C5.")
-    return {**stats, "from": "samples"}
+        raise InputError("Too little voice in the samples to measure the voice's range.",
+                         hint="Give recordings with a few seconds of singing or speech, or --range C3-C5.")
+    heard = classify(f0s, FRAME_S)
+    said = ({"kind": kind, "said": "by you (--sample-kind)"} if kind != "auto"
+            else {"kind": heard.kind if heard else "sung", "said": "detected"})
+    samples = {**said, **({"evidence": heard.to_dict()} if heard else {}), "files": [Path(p).name for p in paths]}
+    if samples["kind"] == "sung":
+        reg = Register.from_singing(stats["p10"], stats["median"], stats["p90"],
+                                    "measured from sung --sample recordings (10th-90th percentile of their pitch)")
+    else:
+        reg = Register.from_speaking(stats["median"], "measured from spoken --sample recordings (median pitch)")
+    return reg, samples
+
+
+def register_meta(reg: Register) -> dict:
+    """The manifest's ``range`` and ``speaking`` entries for a register."""
+    return {"range": reg.singing_dict(), "speaking": {"median": round(reg.speaking, 2), "from": reg.speaking_from}}
 
 
 def _copy(src: Path, dst: Path) -> str:
@@ -108,9 +158,10 @@ def check_index(index_path: Path, model: ck.RVCCheckpoint, label: str):
     return idx
 
 
-def add(store: Any, name: str, pth: Path, index: Path | None, *, vocal_range: dict | None = None,
-        gender: str = "", description: str = "", licence: str = "", overwrite: bool = False):
-    """Validate and copy an RVC model (+ index) into the store as voice ``name``."""
+def add(store: Any, name: str, pth: Path, index: Path | None, *, register: Register | None = None,
+        samples: dict | None = None, gender: str = "", description: str = "", licence: str = "", overwrite: bool = False):
+    """Validate and copy an RVC model (+ index) into the store as voice ``name``. Without a ``register`` a known
+    ``gender`` gives the typical one (:meth:`singer.register.Register.typical`)."""
     path = store._check_new(name, overwrite)
     pth = Path(pth)
     model = ck.load(pth)
@@ -119,15 +170,17 @@ def add(store: Any, name: str, pth: Path, index: Path | None, *, vocal_range: di
         if not index.is_file():
             raise InputError(f"No such index file: {index}", hint="Give the .index file trained with the model, or leave it out.")
         check_index(index, model, pth.name)
-    if vocal_range is None and gender in GENDER_RANGES:
-        vocal_range = {**GENDER_RANGES[gender], "from": f"typical {gender} range"}
+    if register is None and gender in GENDERS:
+        register = Register.typical(gender)
     store.user_dir.mkdir(parents=True, exist_ok=True)
     files = {f"{name}.pth": pth, **({f"{name}.index": index} if index is not None else {})}
     sha = {dst: _copy(src, store.user_dir / dst) for dst, src in files.items()}
     meta = {"description": description or f"RVC {model.version} {model.sr // 1000}k model from {pth.name}",
             "gender": gender, "licence": licence, **_model_meta(model), "sha256": sha}
-    if vocal_range:
-        meta["range"] = vocal_range
+    if register is not None:
+        meta.update(register_meta(register))
+    if samples:
+        meta["samples"] = samples
     provenance = {"added_from": {pth.name: sha[f"{name}.pth"], **({index.name: sha[f"{name}.index"]} if index else {})}}
     return _write(store, path, name, list(files), meta, provenance)
 
@@ -197,7 +250,10 @@ def merge(store: Any, voices: Sequence[Any], weights: Sequence[float], new_name:
         meta["note"] = note
     if all(ranges):
         meta["range"] = {k: sum(r[k] * w for r, w in zip(ranges, weights)) / total for k in ("p10", "median", "p90")}
-        meta["range"]["from"] = "weighted merge"
+        meta["range"]["from"] = "weighted merge of the voices' singing ranges"
+        speaking = [r.register.speaking for r in rvs]  # measured, given or by the rule: each voice's best figure
+        meta["speaking"] = {"median": sum(s * w for s, w in zip(speaking, weights)) / total,
+                            "from": "weighted merge of the voices' speaking pitches"}
     provenance = {"merged_from": [{"name": n, "weight": w, "sha256": r.meta.get("sha256", {})} for n, w, r in zip(names, weights, rvs)]}
     return _write(store, path, new_name, files, meta, provenance)
 

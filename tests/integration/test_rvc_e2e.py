@@ -41,7 +41,12 @@ def test_add_verify_merge_and_sing(rvc, tmp_path):
     from singer.rvc.index import RetrievalIndex
 
     assert RetrievalIndex.load(settings.voices_path / "ayana2.index").ntotal == 600  # both voices' vectors
-    assert merged["range"]["median"] == pytest.approx(0.6 * (57 + 76) / 2 + 0.4 * 64)  # A3-E5 and a typical female range
+    from singer.register import Register
+
+    female = Register.typical("female")  # --gender female: the rule on a typical speaking pitch (200 Hz)
+    assert merged["range"]["median"] == pytest.approx(0.6 * (57 + 76) / 2 + 0.4 * female.median)  # A3-E5 and female
+    assert merged["speaking"]["median"] == pytest.approx(0.6 * (57 + 3) + 0.4 * female.speaking)
+    assert merged["register"]["singing"]["from"].startswith("weighted merge")
 
     song = media.song_wav(tmp_path / "Song.wav", seconds=4.0, seed=3)
     res = invoke("cover", song, "--voice", "ayana2", "--key", "auto", "--f0", "pm", "--index-rate", "0.5",
@@ -51,6 +56,8 @@ def test_add_verify_merge_and_sing(rvc, tmp_path):
     steps = {s["id"]: s for s in out["run"]["steps"]}
     meta = steps["convert"]["meta"]
     assert meta["engine"] == "rvc" and isinstance(meta["key"], float)
+    assert meta["octave"]["shift"] == meta["key"] and meta["octave"]["source_delivery"] == "sung"
+    assert out["pitch"]["octave"]["reason"] == meta["octave"]["reason"] and "ayana2" in meta["octave"]["reason"]
     assert steps["rekey"]["meta"].get("semitones", meta["instrumental_key"]) == meta["instrumental_key"]
     y, sr = sf.read(tmp_path / "cover.wav")
     assert sr == 44100 and abs(len(y) / sr - 4.0) < 0.05 and np.isfinite(y).all()

@@ -6,9 +6,13 @@ harvest and pm need nothing more. The vocal is mixed to mono, resampled to 16 kH
 :mod:`singer.rvc.pipeline` (RVC's numerics), resampled back and written to every channel at the input's level
 ratio per channel, with the input's exact rate and length. Loaded models stay warm in the engine between calls.
 
-``key = "auto"`` measures the vocal's range (its pitch track) against the voice's recorded range and picks the
-shift (see :func:`singer.rvc.f0.auto_key`); the step reports ``key`` (applied) and ``instrumental_key`` (the same
-pitch class moved by at most a tritone, so the backing follows with the least re-keying).
+``key = "auto"`` measures the vocal (its pitch track: range, and whether it is sung or spoken,
+:func:`singer.register.classify`) against the voice's register, like with like: singing against the voice's
+singing range, speech against its speaking pitch, and picks the shift (:func:`singer.register.choose_key`: none
+when the vocal fits, else an octave when one fits, else the best semitone shift, at most 12). ``auto_octave`` with a
+numeric key adds at most one octave the same way (:func:`singer.register.choose_octave`). The step reports ``key``
+(applied), ``instrumental_key`` (the same pitch class moved by at most a tritone, so the backing follows with the
+least re-keying) and ``octave`` (the choice and its reason).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ def instrumental_key(key: float) -> float:
 class RVCConverter:
     name: ClassVar[str] = "rvc"
     kind: ClassVar[str] = "converter"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: key auto / auto_octave compare singing with singing, speech with speech
     description: ClassVar[str] = "RVC v1/v2 voice models (own inference; HuBERT/ContentVec content, fcpe/crepe/rmvpe pitch, faiss index)"
 
     class Params(BaseModel):
@@ -48,7 +52,8 @@ class RVCConverter:
         filter_radius: int = Field(3, ge=0, le=7, description="Median filter on harvest pitch when >= 3.")
         rms_mix_rate: float = Field(0.25, ge=0, le=1, description="1 = keep the model's loudness envelope, 0 = the singer's.")
         protect: float = Field(0.33, ge=0, le=0.5, description="Keep unvoiced consonants/breaths unconverted (0.5 = off).")
-        auto_octave: bool = Field(False, description="Add whole octaves that bring the singer's register nearest the voice's range.")
+        auto_octave: bool = Field(False, description="Add at most one octave that brings the vocal into the voice's register "
+                                                     "(singing range for singing, speaking pitch for speech).")
         sid: int = Field(0, ge=0, description="Speaker id inside the model.")
         seed: int = Field(0, description="Seed of the model's random draws (same seed, same output).")
         gate_db: float = Field(-60.0, ge=-120, le=0, description="Input below this level (dBFS, 10 ms) is written as silence.")
@@ -110,7 +115,8 @@ class RVCConverter:
         import soundfile as sf
 
         from ...audio import resample_long
-        from ...rvc.f0 import auto_key, pitch_stats
+        from ...register import choose_key, choose_octave, classify
+        from ...rvc.f0 import FRAME_S, pitch_stats
         from ...rvc.pipeline import Settings
 
         started = time.perf_counter()
@@ -136,19 +142,26 @@ class RVCConverter:
         del mono
         chosen: dict = {}
 
+        reg = rv.register
+
         def choose(f0: np.ndarray) -> float:
             src_stats = pitch_stats(f0)
+            delivery = classify(f0, FRAME_S)
             chosen["source_range"] = src_stats
+            choice = None
             if p.key != "auto":
                 key = float(p.key)
-                if p.auto_octave and rv.range and src_stats:
-                    key += 12 * round((rv.range["median"] - (src_stats["median"] + key)) / 12)
-            elif not rv.range:
+                if p.auto_octave and reg is not None and src_stats:
+                    choice = choose_octave(src_stats, delivery, reg, base=key, voice_name=rv.name)
+                    key += choice.shift
+            elif reg is None:
                 raise InputError(f"Voice '{rv.name}' has no recorded range, so --key auto cannot fit the song to it.",
-                                 hint="Give a key (--key -3), or re-add the voice with --range C3-C5 or --sample recordings.")
+                                 hint="Give a key (--key -3), or re-add the voice with --range C3-C5, --sample "
+                                      "recordings or --gender.")
             else:
-                key = float(auto_key(src_stats, rv.range)) if src_stats else 0.0
-            chosen["key"] = key
+                choice = choose_key(src_stats, delivery, reg, voice_name=rv.name) if src_stats else None
+                key = choice.shift if choice else 0.0
+            chosen["key"], chosen["octave"] = key, choice.to_dict() if choice else None
             return key
 
         s = Settings(key=0.0 if p.key == "auto" else float(p.key), f0_method=p.f0_method, index_rate=p.index_rate,
@@ -174,7 +187,9 @@ class RVCConverter:
         follow = instrumental_key(key) if p.key == "auto" else float(p.key)  # octaves added by auto_octave stay vocal-only
         return {"engine": "rvc", "key": key, "instrumental_key": follow, "f0_method": p.f0_method,
                 "model": {"version": conv.version, "sample_rate": conv.tgt_sr, "f0": conv.f0, "index": conv.index is not None},
-                "source_range": chosen.get("source_range"), "seconds": round(time.perf_counter() - started, 3)}
+                "source_range": chosen.get("source_range"), "octave": chosen.get("octave"),
+                "voice_register": reg.to_dict() if reg is not None else None,
+                "seconds": round(time.perf_counter() - started, 3)}
 
 
 BLOCK = 1 << 20  # samples per block when reading/writing long stems

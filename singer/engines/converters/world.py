@@ -1,8 +1,10 @@
 """``world``: the default offline converter (pyworld/WORLD vocoder, CPU only, no model download).
 
 What it does to a vocal WAV:
-  * pitch: every voiced frame's f0 is multiplied by 2**(key/12) exactly; ``auto_octave`` may add whole octaves
-    toward the voice's register (never a fraction, so the song stays in tune with its accompaniment);
+  * pitch: every voiced frame's f0 is multiplied by 2**(key/12) exactly; ``auto_octave`` may add one whole octave
+    toward the voice's register (never a fraction, so the song stays in tune with its accompaniment), comparing
+    like with like: a sung vocal with the voice's singing range, speech with its speaking pitch
+    (:func:`singer.register.choose_octave`; the choice and its reason are in the step's ``octave`` meta);
   * formants: the spectral envelope is warped by (voice formant scale / source formant scale) ** ``formant``,
     times ``formant_shift`` semitones, so a male singer moved to a female voice does not sound like a chipmunk;
   * timbre: the smoothed long-term average envelope is moved toward the voice profile by ``strength``
@@ -42,19 +44,20 @@ WINDOW_SECONDS = 1.5
 class WorldConverter:
     name: ClassVar[str] = "world"
     kind: ClassVar[str] = "converter"
-    version: ClassVar[str] = "2"  # 2: reports key / instrumental_key (the re-key step reads them)
+    version: ClassVar[str] = "3"  # 2: reports key / instrumental_key; 3: octave choice by singing range / speaking pitch
     description: ClassVar[str] = "WORLD vocoder: exact key shift, formant warp and timbre toward a voice profile (CPU, offline)"
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
         key: Annotated[float, Field(ge=-36, le=36)] | Literal["auto"] = Field(
-            0.0, description="Pitch shift in semitones (exact); 'auto' = whole octaves toward the voice (auto_octave).")
+            0.0, description="Pitch shift in semitones (exact); 'auto' = key 0 with auto_octave.")
         formant: float = Field(1.0, ge=0, le=1, description="How far formants move toward the voice (0 = keep the singer's).")
         formant_shift: float = Field(0.0, ge=-12, le=12, description="Extra formant shift in semitones, voice or not.")
         strength: float = Field(0.5, ge=0, le=1, description="How far the average timbre moves toward the voice.")
         breathiness: float = Field(0.0, ge=0, le=1, description="How far aperiodicity (breath) moves toward the voice.")
-        auto_octave: bool = Field(False, description="Add whole octaves that bring the singer's register nearest the voice's.")
+        auto_octave: bool = Field(False, description="Add at most one octave that brings the vocal into the voice's register "
+                                                     "(singing range for singing, speaking pitch for speech).")
         air: float = Field(1.0, ge=0, le=2, description="Level of the original band above the analysis Nyquist rate.")
         analysis_rate: int = Field(22050, ge=0, le=96000, description="WORLD analysis rate in Hz; 0 = the input's rate.")
         frame_period: float = Field(10.0, ge=2.0, le=20.0, description="WORLD frame period in ms (5 = finer, slower).")
@@ -106,9 +109,10 @@ class WorldConverter:
         proc_sr = min(sr, p.analysis_rate) if p.analysis_rate else sr
         profile = _voice_profile(voice)
         source = _source_profile(src, frame_db, hop, sr, proc_sr, p.breathiness > 0) if profile is not None else None
+        choice = _octave_choice(p, profile, source, voice)
         transform = dsp.plan_transform(
-            p.key, profile, source, formant=p.formant, formant_shift=p.formant_shift, strength=p.strength,
-            breathiness=p.breathiness, auto_octave=p.auto_octave, air=p.air, analysis_rate=proc_sr,
+            p.key + (choice.shift if choice else 0.0), profile, source, formant=p.formant, formant_shift=p.formant_shift,
+            strength=p.strength, breathiness=p.breathiness, air=p.air, analysis_rate=proc_sr,
         )
         xf = int(dsp.CROSSFADE_SECONDS * sr / 2) * 2  # overlap of crossfaded neighbours, as planned
         ctx, edge = int(dsp.CONTEXT_SECONDS * sr), int(0.01 * sr)
@@ -146,7 +150,8 @@ class WorldConverter:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)  # on error or cancel, queued segments are dropped
             tmp.unlink(missing_ok=True)
-        return _metadata(p, transform, profile, source, segments, sr, channels, n, f0s_in, f0s_out, time.perf_counter() - started)
+        return _metadata(p, transform, profile, source, choice, segments, sr, channels, n, f0s_in, f0s_out,
+                         time.perf_counter() - started)
 
 
 class _Gains:
@@ -239,8 +244,20 @@ def _source_profile(src: Path, frame_db: np.ndarray, hop: int, sr: int, proc_sr:
         return None
 
 
-def _metadata(p: Any, t: dsp.Transform, profile: Any, source: Any, segments: list, sr: int, channels: int, n: int,
-              f0s_in: list, f0s_out: list, seconds: float) -> dict:
+def _octave_choice(p: Any, profile: Any, source: Any, voice: Any) -> Any:
+    """The whole octaves ``auto_octave`` adds (:func:`singer.register.choose_octave`), or None when it is off or the
+    vocal has too little voiced sound to measure."""
+    from ...register import Delivery, choose_octave
+
+    if not p.auto_octave or profile is None or source is None or not source.pitch:
+        return None
+    delivery = Delivery.from_dict(source.delivery) if source.delivery else None
+    name = getattr(voice, "name", None) or profile.provenance.get("name") or "the voice"
+    return choose_octave(source.pitch, delivery, profile.register(), base=float(p.key), voice_name=name)
+
+
+def _metadata(p: Any, t: dsp.Transform, profile: Any, source: Any, choice: Any, segments: list, sr: int, channels: int,
+              n: int, f0s_in: list, f0s_out: list, seconds: float) -> dict:
     def stats(arrs: list) -> dict | None:
         v = np.concatenate(arrs) if arrs else np.zeros(0)
         if not len(v):
@@ -256,5 +273,7 @@ def _metadata(p: Any, t: dsp.Transform, profile: Any, source: Any, segments: lis
         "timbre_mapped": t.env_db is not None, "voice_formant_scale": getattr(profile, "formant_scale", None),
         "source_formant_scale": getattr(source, "formant_scale", None),
         "source_f0": stats(f0s_in), "output_f0": stats(f0s_out), "seconds": round(seconds, 2),
+        "octave": choice.to_dict() if choice else None,
+        "voice_register": profile.register().to_dict() if profile is not None else None,
         "params": p.model_dump(),
     }

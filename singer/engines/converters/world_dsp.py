@@ -80,14 +80,12 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 def plan_transform(
     key: float, voice: VoiceProfile | None, source: VoiceProfile | None, *, formant: float, formant_shift: float,
-    strength: float, breathiness: float, auto_octave: bool, air: float, analysis_rate: int,
+    strength: float, breathiness: float, air: float, analysis_rate: int,
 ) -> Transform:
-    """Turn user parameters plus the voice and source profiles into one fixed transform for the whole song."""
+    """Turn user parameters plus the voice and source profiles into one fixed transform for the whole song.
+    ``key``: the shift applied, octaves chosen by ``auto_octave`` included (see world.py)."""
     t = Transform(semitones=float(key), air=air)
     if voice is not None and source is not None:
-        if auto_octave:  # whole octaves only: the song stays in tune with its accompaniment
-            octaves = round(np.log2(voice.f0_median / source.f0_median) - key / 12.0)
-            t.semitones = float(key + 12 * octaves)
         ratio = (voice.formant_scale / source.formant_scale) ** formant
         t.formant_ratio = float(np.clip(ratio, 0.8, 1.25))
     t.formant_ratio *= 2.0 ** (formant_shift / 12.0)

@@ -133,7 +133,8 @@ def pitch_summary(meta: dict) -> dict | None:
 
 def _safe_name(text: str) -> str:
     text = re.sub(r"[\\/:*?\"<>|\x00-\x1f]+", " ", text).strip(" .")
-    return re.sub(r"\s+", " ", text)[:120] or "cover"
+    text = re.sub(r"\s+", " ", text).encode("utf-8")[:150].decode("utf-8", "ignore")  # file names count bytes (255)
+    return text.strip(" .") or "cover"
 
 
 class Singer:

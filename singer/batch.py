@@ -17,6 +17,7 @@ import csv
 import json
 import multiprocessing
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -49,7 +50,10 @@ _MAGIC = (b"OggS", b"RIFF", b"ID3", b"fLaC", b"\x1aE\xdf\xa3", b"#!AMR", b"FORM"
 
 def _media_by_content(path: Path) -> bool:
     try:
-        with open(path, "rb") as f:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return False  # a FIFO or a device would block the reader
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
             head = f.read(12)
     except OSError:
         return False

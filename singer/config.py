@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     search_max_duration: float = Field(default=15 * 60, description="Search skips candidates longer than this.")
     search_results: int = Field(default=5, description="Candidates returned by search.")
     network_timeout: float = Field(default=10.0, description="Seconds before a network call gives up.")
+    max_download_mb: float = Field(default=300.0, gt=0, description="Largest song download, MB (counted while "
+                                   "downloading: a server that sends no length is cut off too).")
+    download_timeout: float = Field(default=900.0, gt=0, description="Longest a song download may take, seconds.")
+    downloads_keep_mb: float = Field(default=5000.0, gt=0, description="Finished downloads kept for reuse, MB "
+                                     "(oldest removed first).")
     allow_private_urls: bool = Field(default=False, description="Allow URL sources on loopback/private hosts.")
     url_allow: str = Field(default="", description="Hosts and networks downloads may reach although not public, "
                            "comma-separated host[:port] or CIDR entries (music.lan:8080,10.0.0.0/24).")
@@ -72,6 +77,8 @@ class Settings(BaseSettings):
     body_timeout: float = Field(default=30.0, gt=0, description="Seconds a request body may stall between chunks.")
     trusted_proxies: str = Field(default="", description="Reverse-proxy addresses (comma-separated) whose "
                                  "X-Forwarded-For names the client (per-address throttling).")
+    max_requests_per_address: int = Field(default=32, ge=1, description="Requests in flight at once from one "
+                                          "client address (event streams included); more get 429.")
     max_connections: int = Field(default=200, ge=1, description="Open connections and requests the server "
                                  "accepts at once (more get 503).")
 

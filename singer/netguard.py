@@ -66,10 +66,19 @@ _NAT64_LAYOUTS = {48: (slice(6, 8), slice(9, 11)), 56: (slice(7, 8), slice(9, 12
 # ---- which addresses are public ------------------------------------------------------------------------------------
 
 
+# special-purpose ranges refused whatever this Python's ipaddress tables say (they differ between versions)
+_SPECIAL = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15", "198.51.100.0/24",
+    "203.0.113.0/24", "240.0.0.0/4", "255.255.255.255/32",
+    "::/8", "100::/64", "2001:db8::/32", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8"))
+
+
 def _plain_problem(ip: IPAddress) -> str | None:
     for attr, name in _PLAIN_CHECKS:
         if getattr(ip, attr):
             return f"{'an' if name[0] in 'aeiou' else 'a'} {name} address"
+    if any(ip.version == net.version and ip in net for net in _SPECIAL):
+        return "a special-purpose address"
     return None if ip.is_global else "a non-global address"
 
 

@@ -21,6 +21,7 @@ import json
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,6 +35,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 OPEN = ("/healthz", "/docs", "/redoc", "/openapi.json", "/favicon.ico")  # no key needed (and no body read)
 MULTIPART_SLACK = 1 << 20  # form boundaries and the other fields beside an upload's bytes
+MIN_BODY_RATE = 32_000  # bytes/s a body must average (a 25 MB voice note: 13 min at the least)
 _EVENT_ID = re.compile(r"[0-9]{1,18}")
 
 
@@ -97,6 +99,7 @@ class Guard:
         self.app, self.settings, self.keys = app, settings, keys
         self.throttle = FailureThrottle(settings.auth_failures_per_minute)
         self.proxies = {p.strip() for p in settings.trusted_proxies.split(",") if p.strip()}
+        self.busy: Counter = Counter()  # client address -> requests in flight (event streams included)
 
     def client(self, scope: Scope, headers: dict[str, str]) -> str:
         """The client's address: the peer's, or the last X-Forwarded-For entry when the peer is a trusted proxy."""
@@ -119,14 +122,25 @@ class Guard:
             return await self.app(scope, receive, send)
         headers: dict[str, str] = {}
         for k, v in scope.get("headers", ()):
-            headers.setdefault(k.decode("latin-1").lower(), v.decode("latin-1"))
+            name = k.decode("latin-1").lower()
+            if name == "x-forwarded-for" and name in headers:  # several lines: one list, the proxy's entry last
+                headers[name] += "," + v.decode("latin-1")
+            else:
+                headers.setdefault(name, v.decode("latin-1"))
         refusal = self._refuse(scope, headers)
         if refusal is not None:
             status, body, extra = refusal
             return await respond(send, status, body, extra)
         limit = self.limit(scope["method"], scope["path"])
-        wrapped, state = self._metered(receive, limit)
+        addr = self.client(scope, headers)
+        if self.busy[addr] >= self.settings.max_requests_per_address:
+            return await respond(send, *error_body(
+                429, "too_many_requests", "Too many requests at once from this address.",
+                "Wait for one to finish (close event streams you no longer read)."), {"Retry-After": "5"})
+        length = headers.get("content-length")
+        wrapped, state = self._metered(receive, limit, int(length) if length else limit)
         started = False
+        self.busy[addr] += 1
 
         async def send_once(message: Message) -> None:
             nonlocal started
@@ -141,6 +155,10 @@ class Guard:
         except Exception:
             if not state["answered"]:
                 raise
+        finally:
+            self.busy[addr] -= 1
+            if self.busy[addr] <= 0:
+                del self.busy[addr]
         if state["answered"] and not started:
             status, body = state["answered"]
             await respond(send, status, body)
@@ -182,22 +200,26 @@ class Guard:
                                 f"takes at most {limit / 1e6:.1f} MB.", "Send a smaller file."), {})
         return None
 
-    def _metered(self, receive: Receive, limit: int) -> tuple[Receive, dict]:
-        """``receive`` that counts body bytes against ``limit`` and times out stalls; past either it records the
-        answer (413/408) and tells the app the client left."""
+    def _metered(self, receive: Receive, limit: int, expected: int) -> tuple[Receive, dict]:
+        """``receive`` that counts body bytes against ``limit`` and times out stalls and trickles; past either it
+        records the answer (413/408) and tells the app the client left. A body must keep arriving (no pause over
+        ``SINGER_BODY_TIMEOUT``) and be complete within twice that plus ``expected`` bytes at MIN_BODY_RATE."""
         state: dict[str, Any] = {"bytes": 0, "answered": None, "complete": False}
         timeout = float(self.settings.body_timeout)
+        deadline = time.monotonic() + 2 * timeout + expected / MIN_BODY_RATE
 
         async def wrapped() -> Message:
             if state["answered"]:
                 return {"type": "http.disconnect"}
             if state["complete"]:  # after the body: waiting for a disconnect (SSE) may take as long as it takes
                 return await receive()
+            left = deadline - time.monotonic()
             try:
-                message = await asyncio.wait_for(receive(), timeout)
+                message = await asyncio.wait_for(receive(), max(0.0, min(timeout, left)))
             except TimeoutError:
-                state["answered"] = error_body(408, "timeout", f"The request body stalled for over {timeout:.0f} s.",
-                                               "Send the whole body without pausing; check the connection.")
+                slow = "arrived too slowly" if left < timeout else f"stalled for over {timeout:.0f} s"
+                state["answered"] = error_body(408, "timeout", f"The request body {slow}.",
+                                               "Send the whole body at once; check the connection.")
                 return {"type": "http.disconnect"}
             if message["type"] == "http.request":
                 state["complete"] = not message.get("more_body", False)

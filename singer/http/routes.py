@@ -65,7 +65,10 @@ def check_callback(settings: Settings, url: str | None) -> None:
                          "SINGER_WEBHOOK_SECRET.")
     from ..engines.sources.urls import check_url
 
-    check_url(url, settings)
+    try:
+        check_url(url, settings)
+    except NetworkUnavailable:
+        pass  # may resolve by the time the job ends; a failed delivery is recorded in the job's events
 
 
 def _accept(service: Service, owner: str, kind: str, request: dict, callback_url: str | None) -> JobAccepted:

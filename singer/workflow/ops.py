@@ -117,7 +117,8 @@ class SourceOp(Op):
 
             cand, _ = resolve.resolve(bound.params["query"], ctx.settings, pick=bound.params.get("pick"), policy=policy)
             progress(0.05, f"fetching {cand.title}")
-            media = resolve.fetch(cand, ctx.settings, lambda f, m=None: progress(0.05 + 0.8 * f, m))
+            media = resolve.fetch(cand, ctx.settings, lambda f, m=None: progress(0.05 + 0.8 * f, m),
+                                  namespace=policy.namespace)
             meta.update(title=cand.title, artist=cand.artist, origin=cand.url or cand.ref, source=cand.source,
                         warning=cand.extra.get("warning", ""))
         info = audio.probe(media)

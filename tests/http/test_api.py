@@ -127,3 +127,17 @@ def test_identical_submissions_share_one_computation(app_settings, tmp_path):
     assert all(j["state"] == "done" for j in jobs)
     computed = [i for i in ids if any(t == "step_end" and not d["cached"] for _, t, d in store.events(i))]
     assert len(computed) == 1
+
+
+def test_failed_keys_behind_a_trusted_proxy_are_counted_by_the_proxys_entry(settings):
+    """The proxy appends the client's address as the last X-Forwarded-For entry (maybe on a header line of its
+    own): what the client wrote before it cannot rotate the throttled address."""
+    cfg = settings.model_copy(update={"api_keys": "k", "trusted_proxies": "testclient", "auth_failures_per_minute": 3})
+    with TestClient(create_app(cfg, run_worker=False)) as c:
+        codes = []
+        for i in range(5):
+            headers = [("X-API-Key", "wrong"), ("X-Forwarded-For", f"10.0.0.{i}"), ("X-Forwarded-For", "203.0.113.9")]
+            codes.append(c.get("/v1/voices", headers=headers).status_code)
+        assert codes == [401, 401, 401, 429, 429]
+        other = [("X-API-Key", "k"), ("X-Forwarded-For", "203.0.113.10")]  # another client: not throttled
+        assert c.get("/v1/voices", headers=other).status_code == 200

@@ -219,7 +219,8 @@ def test_the_first_hop_and_callbacks_to_internal_hosts_are_refused_at_the_door(w
     before = internal.connections
     for url in (f"http://127.0.0.1:{internal.port}/x.mp3", f"http://[::ffff:127.0.0.1]:{internal.port}/x.mp3",
                 f"http://[::ffff:7f00:1]:{internal.port}/", "http://0.0.0.0/", "http://169.254.169.254/latest/",
-                "http://[64:ff9b::7f00:1]/", "http://[2002:7f00:1::]/", "http://[::1]/"):
+                "http://[64:ff9b::7f00:1]/", "http://[2002:7f00:1::]/", "http://[::1]/", "http://[fec0::1]/",
+                "http://100.64.0.1/", "http://2130706433/", "http://0x7f.1/", "http://127.1/"):
         r = c.post("/v1/covers", json={"query": url, "voice": "ayana"})
         assert r.status_code == 422, (url, r.text)
         r = c.post("/v1/covers", json={"query": "a song", "callback_url": url})
@@ -294,6 +295,22 @@ def test_slow_headers_and_stalled_bodies_are_cut_off(world):
     answer = _raw(world["port"], b"POST /v1/covers HTTP/1.1\r\nHost: x\r\nX-API-Key: k\r\nContent-Type: "
                                  b"application/json\r\nContent-Length: 100\r\n\r\n{", wait=6)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    # a trickle that never pauses long enough to stall still meets the body's deadline (2 x 2 s + size / rate)
+    with socket.create_connection(("127.0.0.1", world["port"])) as s:
+        s.sendall(b"POST /v1/covers HTTP/1.1\r\nHost: x\r\nX-API-Key: k\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100\r\n\r\n")
+        t0, answer = time.monotonic(), b""
+        s.settimeout(1.0)
+        while time.monotonic() - t0 < 12 and not answer:
+            try:
+                s.sendall(b" ")
+                answer = s.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+        assert answer.startswith(b"HTTP/1.1 408") and b"too slowly" in answer, answer[:200]
+        assert time.monotonic() - t0 < 8
 
 
 def test_event_streams_are_capped_per_key_and_bad_last_event_ids_are_400(world):

@@ -68,3 +68,11 @@ def test_a_quoted_local_path_is_keyed_by_content(settings, tmp_path):
         outs.append(Path(res.output).read_bytes())
         assert not res.run.step("source").cached
     assert outs[0] != outs[1]
+
+
+def test_output_names_fit_a_file_system_in_bytes():
+    from singer.api import _safe_name
+
+    name = _safe_name("日本" * 45 + " / live")
+    assert len(name.encode("utf-8")) <= 150 and name.startswith("日本")
+    assert _safe_name(" ./ ") == "cover"

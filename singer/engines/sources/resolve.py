@@ -108,7 +108,9 @@ def resolve(
     return choose(candidates, pick, found.text), candidates
 
 
-def fetch(candidate: Candidate, settings: Any, progress: Progress = no_progress) -> Path:
-    """A local media file for ``candidate``, from the source engine that found it."""
+def fetch(candidate: Candidate, settings: Any, progress: Progress = no_progress, namespace: str = "") -> Path:
+    """A local media file for ``candidate``, from the source engine that found it. With ``namespace`` (a remote
+    caller's id) downloads are kept apart per caller: nobody learns from a fast answer what another one fetched."""
     engine = registry.create("source", candidate.source, settings)
-    return engine.fetch(candidate, Path(settings.downloads_path), progress)
+    dest = Path(settings.downloads_path)
+    return engine.fetch(candidate, dest / "by-caller" / namespace if namespace else dest, progress)

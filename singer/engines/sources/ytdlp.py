@@ -23,6 +23,7 @@ import re
 import shutil
 import socket
 import tempfile
+import time
 import urllib.parse
 import urllib.request
 from importlib.util import find_spec
@@ -308,12 +309,25 @@ class YtDlpSource:
             pass  # only costs a metadata request next time
 
     def _download(self, url: str, dest: Path, tmp: Path, progress: Progress) -> Path:
+        from yt_dlp.utils import DownloadCancelled
+
         title = {"text": url}
+        cap = int(float(self.settings.max_download_mb) * 1e6)
+        deadline = time.monotonic() + float(self.settings.download_timeout)
+        stopped: dict[str, str] = {}
 
         def hook(d: dict) -> None:
             if d.get("status") == "downloading":
                 total = d.get("total_bytes") or d.get("total_bytes_estimate")
                 done = d.get("downloaded_bytes") or 0
+                if done > cap or (total and total > cap):  # counted, not announced: a stream without a length too
+                    stopped["why"] = (f"the download of {url} is over {cap / 1e6:.0f} MB",
+                                      "Give a shorter song (the operator's limit is SINGER_MAX_DOWNLOAD_MB).")
+                    raise DownloadCancelled(stopped["why"][0])
+                if time.monotonic() > deadline:
+                    stopped["why"] = (f"the download of {url} took over {self.settings.download_timeout:.0f} s",
+                                      "Try again later or give another link (SINGER_DOWNLOAD_TIMEOUT).")
+                    raise DownloadCancelled(stopped["why"][0])
                 if total:
                     frac = min(1.0, done / total)
                     progress(0.05 + 0.9 * frac, f"Downloading {title['text']}: {frac:.0%}")
@@ -329,11 +343,18 @@ class YtDlpSource:
             playlist_items="1",
             progress_hooks=[hook],
             overwrites=True,
+            max_filesize=cap,
         )
         opts.update(_SAFE_DOWNLOAD)
         self._check_proxy(opts, url)
-        with guarded(self.settings, url):  # any refused connection inside ends the download with its SourceError
-            found = self._run(opts, url, dest, title)
+        try:
+            with guarded(self.settings, url):  # any refused connection inside ends the download with its SourceError
+                found = self._run(opts, url, dest, title)
+        except SourceError:
+            if stopped:
+                what, hint = stopped["why"]
+                raise SourceError(what[0].upper() + what[1:] + "; it was stopped.", hint=hint) from None
+            raise
         if isinstance(found, Path):
             self._remember(dest, url, found)
             progress(1.0, f"Using cached download {found.name}")
@@ -345,6 +366,7 @@ class YtDlpSource:
         final = dest / f"{key}{src.suffix.lower()}"
         os.replace(src, final)
         self._remember(dest, url, final)
+        prune(Path(self.settings.downloads_path), int(float(self.settings.downloads_keep_mb) * 1e6), keep=final)
         progress(1.0, f"Downloaded {final.name}")
         return final
 
@@ -366,6 +388,10 @@ class YtDlpSource:
                 if info.get("is_live"):
                     raise SourceError(f"{url} is a live stream; singer needs a finished recording.",
                                       hint="Give the link of a recorded video or an audio file.")
+                limit = float(self.settings.max_duration or 0)
+                if limit and float(info.get("duration") or 0) > limit + 1:
+                    raise SourceError(f"{url} is {float(info['duration']) / 60:.1f} min long; the limit is "
+                                      f"{limit / 60:.1f} min.", hint="Give a shorter song (SINGER_MAX_DURATION).")
                 title["text"] = info.get("title") or url
                 key = _media_key(info.get("extractor_key") or info.get("extractor") or "url", info.get("id"), url)
                 existing = _find_final(dest, key)
@@ -412,6 +438,31 @@ class YtDlpSource:
             )
         line = first_line(err)
         return SourceError(f"Cannot fetch {url}: {line}", hint=hint_for(line))
+
+
+def prune(root: Path, keep_bytes: int, keep: Path | None = None) -> int:
+    """Remove the oldest finished downloads under ``root`` until they total at most ``keep_bytes`` (``keep`` is
+    never removed). Returns the bytes removed. Downloads are a cache: a removed one is fetched again if asked."""
+    files = []
+    for p in root.rglob("*"):
+        try:
+            st = p.lstat()
+        except OSError:
+            continue
+        if p.is_file() and not p.is_symlink() and p.parent.name != ".urls":
+            files.append((st.st_mtime, st.st_size, p))
+    total, removed = sum(f[1] for f in files), 0
+    for _, size, p in sorted(files, key=lambda f: f[0]):
+        if total <= keep_bytes:
+            break
+        if keep is not None and p == keep:
+            continue
+        try:
+            p.unlink()
+        except OSError:
+            continue
+        total, removed = total - size, removed + size
+    return removed
 
 
 def _find_final(dest: Path, key: str) -> Path | None:

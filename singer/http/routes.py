@@ -97,6 +97,8 @@ def _query(text: str, settings: Settings) -> str:
 @router.post("/v1/covers", status_code=202, response_model=JobAccepted, responses=ERRORS, tags=["jobs"])
 def submit_cover(body: CoverIn, service: ServiceDep, owner: Caller) -> JobAccepted:
     """Make a cover of a song (search text or URL) in a voice. Answers at once; follow the job."""
+    if body.voice:
+        service.singer.voices.get(body.voice)  # a wrong voice is a 404 now, not a failed job later
     request = {"input": _query(body.query, service.settings), "voice": body.voice, "format": body.format, "key": body.key,
                "pick": body.pick}
     return _accept(service, owner, "cover", {k: v for k, v in request.items() if v is not None}, body.callback_url)
@@ -113,6 +115,8 @@ def submit_conversion(service: ServiceDep, owner: Caller, file: Annotated[Upload
                       callback_url: Annotated[str | None, Form(max_length=2000)] = None) -> JobAccepted:
     """Convert an uploaded voice note (any audio or video ffmpeg reads, by content) into a voice."""
     parse_key(key, "key")  # the one key rule, before the upload is copied
+    if voice:
+        service.singer.voices.get(voice)  # a wrong voice is a 404 now, not a failed job later
     if service.store.active(owner) >= service.settings.max_jobs_per_key:
         raise _too_many(service)  # before copying and probing the upload
     path = save_upload(service.settings, file, uploads_dir(service.settings))

@@ -102,7 +102,8 @@ def test_uploads_are_sniffed_and_capped(app_settings, tmp_path):
 
 
 def test_failed_job_reports_a_user_message(live):
-    r = live.post("/v1/covers", json={"query": "song", "voice": "nobody"}, headers=KEY)
+    assert live.post("/v1/covers", json={"query": "song", "voice": "nobody"}, headers=KEY).status_code == 404
+    r = live.post("/v1/covers", json={"query": "https://nonexistent.invalid/x.mp3", "voice": "ayana"}, headers=KEY)
     job = _wait(live, r.json()["job_id"])
     assert job["state"] == "failed" and job["error"]["message"] and "Traceback" not in job["error"]["message"]
 

@@ -7,8 +7,9 @@ jobs. Errors are JSON ``{"error": code, "message": ..., "hint": ...}`` with a st
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,24 @@ class Service:
     worker: Any = None
     requests: Counter = field(default_factory=Counter)  # (route, status) -> count, for /metrics
     streams: Counter = field(default_factory=Counter)  # owner -> open event streams
+    admitting: Counter = field(default_factory=Counter)  # (owner, what) -> submissions being checked right now
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @contextmanager
+    def admit(self, owner: str, what: str, active: int, limit: int, refusal: Exception):
+        """Hold one of ``owner``'s ``limit`` slots while a submission is checked (uploads copied and probed), so
+        parallel requests cannot all pass the count before any of them is stored: past the limit, ``refusal``."""
+        with self.lock:
+            if active + self.admitting[(owner, what)] >= limit:
+                raise refusal
+            self.admitting[(owner, what)] += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.admitting[(owner, what)] -= 1
+                if self.admitting[(owner, what)] <= 0:
+                    del self.admitting[(owner, what)]
 
 
 def status_for(e: SingerError) -> int:

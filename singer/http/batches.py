@@ -182,12 +182,25 @@ def submit_batch(
                          hint="Send the files as several 'files' parts, or name a server folder with 'folder'.")
     if voice:
         service.singer.voices.get(voice)  # a wrong voice fails the request now, not every file later
-    if store.batches.active(owner) >= settings.max_batches_per_key:
-        raise _too_many_batches(service)  # before copying and probing any upload
+    with service.admit(owner, "batch", store.batches.active(owner), settings.max_batches_per_key,
+                       _too_many_batches(service)):  # a slot held before copying and probing any upload
+        batch, batch_id = _create(service, owner, files, folder, base_request(workflow, voice, key_value, trim,
+                                                                              denoise), format, callback_url)
+    state = status(batch, store.batches.jobs(batch_id))["state"]
+    return BatchAccepted(batch_id=batch_id, state=state, total=batch.total, status_url=f"/v1/batches/{batch_id}",
+                         result_url=f"/v1/batches/{batch_id}/result")
+
+
+def base_request(workflow: str, voice: str | None, key, trim: bool | None, denoise: bool | None) -> dict:
+    return {k: v for k, v in {"workflow": workflow, "voice": voice, "key": key, "trim": trim,
+                              "denoise": denoise}.items() if v is not None}
+
+
+def _create(service: Service, owner: str, files, folder: str | None, base: dict, format, callback_url):
+    """Store the batch's uploads (or list its folder) and file it with one job per input; nothing stays on refusal."""
+    settings, store = service.settings, service.store
     batch_id = new_id()
     out = batch_out(settings, batch_id)
-    base = {k: v for k, v in {"workflow": workflow, "voice": voice, "key": key_value, "trim": trim,
-                              "denoise": denoise}.items() if v is not None}
     try:
         items = (_folder_items(service, folder, out, base, format) if folder else
                  _upload_items(service, files or [], batch_id, out, base, format))
@@ -199,9 +212,7 @@ def submit_batch(
         shutil.rmtree(batch_uploads_dir(settings, batch_id), ignore_errors=True)
         raise
     batch_ended(settings, store, batch_id)  # every file refused at submission: it has ended already
-    state = status(batch, store.batches.jobs(batch_id))["state"]
-    return BatchAccepted(batch_id=batch_id, state=state, total=batch.total, status_url=f"/v1/batches/{batch_id}",
-                         result_url=f"/v1/batches/{batch_id}/result")
+    return batch, batch_id
 
 
 def get_batch(service: Service, owner: str, batch_id: str):

@@ -117,16 +117,17 @@ def submit_conversion(service: ServiceDep, owner: Caller, file: Annotated[Upload
     parse_key(key, "key")  # the one key rule, before the upload is copied
     if voice:
         service.singer.voices.get(voice)  # a wrong voice is a 404 now, not a failed job later
-    if service.store.active(owner) >= service.settings.max_jobs_per_key:
-        raise _too_many(service)  # before copying and probing the upload
-    path = save_upload(service.settings, file, uploads_dir(service.settings))
-    try:
-        request = {"input": str(path), "voice": voice, "format": format, "key": parse_key(key, "key"), "trim": trim,
-                   "denoise": denoise}
-        return _accept(service, owner, "convert", {k: v for k, v in request.items() if v is not None}, callback_url)
-    except BaseException:  # refused: the upload goes (an accepted one goes when its job ends)
-        path.unlink(missing_ok=True)
-        raise
+    with service.admit(owner, "job", service.store.active(owner), service.settings.max_jobs_per_key,
+                       _too_many(service)):  # a slot held before copying and probing the upload
+        path = save_upload(service.settings, file, uploads_dir(service.settings))
+        try:
+            request = {"input": str(path), "voice": voice, "format": format, "key": parse_key(key, "key"),
+                       "trim": trim, "denoise": denoise}
+            return _accept(service, owner, "convert", {k: v for k, v in request.items() if v is not None},
+                           callback_url)
+        except BaseException:  # refused: the upload goes (an accepted one goes when its job ends)
+            path.unlink(missing_ok=True)
+            raise
 
 
 def save_upload(settings: Settings, file: UploadFile, folder: Path, label: str | None = None) -> Path:

@@ -142,3 +142,33 @@ def test_failed_keys_behind_a_trusted_proxy_are_counted_by_the_proxys_entry(sett
         assert codes == [401, 401, 401, 429, 429]
         other = [("X-API-Key", "k"), ("X-Forwarded-For", "203.0.113.10")]  # another client: not throttled
         assert c.get("/v1/voices", headers=other).status_code == 200
+
+
+def test_parallel_uploads_from_one_key_hold_slots_before_any_is_probed(idle, tmp_path, monkeypatch):
+    """A key at its job limit cannot make the service copy and probe more uploads by sending them all at once."""
+    import threading
+
+    from singer.http import routes
+
+    probed, real = [], routes.save_upload
+
+    def slow_save(*a, **k):
+        probed.append(1)
+        time.sleep(0.3)  # every request overlaps every other
+        return real(*a, **k)
+
+    monkeypatch.setattr(routes, "save_upload", slow_save)
+    note = media.voice_wav(tmp_path / "n.wav", seconds=0.5).read_bytes()
+    codes = []
+
+    def post(i):
+        r = idle.post("/v1/conversions", files={"file": ("n.wav", note + bytes(i), "audio/wav")},
+                      data={"voice": "ayana"}, headers=KEY)
+        codes.append(r.status_code)
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == [202] * 3 + [429] * 5 and len(probed) == 3  # max_jobs_per_key is 3 here

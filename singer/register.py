@@ -360,7 +360,10 @@ def choose_key(source: dict, delivery: Delivery | str | None, voice: Register, *
         s = min(max(ideal, lo), hi) if lo <= hi else (lo + hi) / 2
         s = float(np.sign(s) * np.floor(abs(s) + 0.5))
         shift = float(max(-max_shift, min(max_shift, s)))
-        side = "below" if ideal > 0 else "above"
-        reason = f"{desc} {_where(kind, side, voice, voice_name)}; no whole octave fits it: {_words(shift)} fits it best"
+        if lo > hi:
+            where = f"spans more than {voice_name}'s {what} {note(zone[0])}-{note(zone[1])}"
+        else:
+            where = _where(kind, "below" if lo > 0 else "above", voice, voice_name)
+        reason = f"{desc} {where}; no whole octave fits it: {_words(shift)} fits it best"
     return OctaveChoice(shift + 0.0, kind, what, zone, (source["p10"], source["median"], source["p90"]), reason,
                         delivery.to_dict() if isinstance(delivery, Delivery) else None)

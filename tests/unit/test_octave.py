@@ -147,3 +147,13 @@ def test_rvc_register_from_samples_range_gender_and_old_manifests(settings, tmp_
         assert (reg.low, reg.high) == (57.0, 72.0) and says in reg.singing_from and reg.speaking == 60.0
     assert RVCVoice("v", tmp_path / "v.pth", None, {}).register is None
     json.dumps(R.Register.typical("male").to_dict())
+
+
+def test_voices_show_says_where_each_figure_came_from(settings):
+    from tests.clirun import as_json, invoke
+
+    reg = as_json(invoke("voices", "show", "ayana", "--json"))["voice"]["register"]
+    assert reg["recorded"] == "spoken" and reg["singing"]["range"] == "E3-C#5"
+    assert "measured from the spoken recordings" in reg["speaking"]["from"] and "rule" in reg["singing"]["from"]
+    text = invoke("voices", "show", "kenji").stdout
+    assert "singing range: D#2-C4" in text and "speaking pitch: F#2 (93 Hz)" in text and "recordings: spoken" in text

@@ -58,7 +58,10 @@ def find_run(settings: Any, ref: str | os.PathLike) -> Path:
 def _runs_newest_first(runs: Path) -> list[Path]:
     if not runs.is_dir():
         return []
-    return sorted((d for d in runs.iterdir() if (d / RUN_FILE).is_file()), key=lambda d: d.name, reverse=True)
+    # run ids start with the second they began (YYYYMMDD-HHMMSS) and end in a random suffix: two runs begun in the
+    # same second are told apart by when their record was written, not by the suffix
+    return sorted((d for d in runs.iterdir() if (d / RUN_FILE).is_file()),
+                  key=lambda d: (d.name[:15], (d / RUN_FILE).stat().st_mtime_ns, d.name), reverse=True)
 
 
 def load_run(run_dir: Path) -> dict:

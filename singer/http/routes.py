@@ -212,11 +212,14 @@ async def job_events(job_id: str, service: ServiceDep, owner: Caller,
         nonlocal after
         try:
             while time.monotonic() < deadline:
-                for seq, type_, data in service.store.events(job_id, after):
+                events = service.store.events(job_id, after)
+                for seq, type_, data in events:
                     after = seq
                     yield f"id: {seq}\nevent: {type_}\ndata: {json.dumps(data)}\n\n"
                     if type_ in ("done", "failed"):
                         return
+                if not events and _job(service, owner, job_id).finished:
+                    return  # resumed past the end of a finished job: nothing more will come
                 yield ": keep-alive\n\n"
                 await asyncio.sleep(0.5)
             yield "retry: 1000\n: stream lifetime reached; reconnect with Last-Event-ID\n\n"

@@ -172,3 +172,12 @@ def test_parallel_uploads_from_one_key_hold_slots_before_any_is_probed(idle, tmp
     for t in threads:
         t.join()
     assert sorted(codes) == [202] * 3 + [429] * 5 and len(probed) == 3  # max_jobs_per_key is 3 here
+
+
+def test_a_stream_resumed_past_the_end_of_a_finished_job_ends_at_once(idle):
+    service = idle.app.state.service
+    job = service.store.submit(service.keys.owner("k-one"), "convert", {"input": "x"}, None)
+    service.store.fail(job.id, {"error": "bad_input", "message": "no", "hint": ""})
+    t0 = time.time()
+    r = idle.get(f"/v1/jobs/{job.id}/events", headers={**KEY, "Last-Event-ID": "999"})
+    assert r.status_code == 200 and time.time() - t0 < 5 and not service.streams

@@ -46,6 +46,9 @@ class JobResult(BaseModel):
     duration: float = Field(..., description="Seconds.")
     title: str = ""
     voice: str = ""
+    pitch: dict[str, Any] | None = Field(None, description="What the conversion did to the pitch: key (vocal shift, "
+                                         "semitones), instrumental_key, and octave (the shift the converter chose "
+                                         "and why) when it chose one.")
 
 
 class JobError(BaseModel):

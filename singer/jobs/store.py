@@ -114,7 +114,7 @@ def public_result(job_id: str, r: dict) -> dict:
     """A job's result as clients see it: a link to the file, never the server's path or run id."""
     return {"url": f"/v1/jobs/{job_id}/result", "content_type": r.get("content_type", "application/octet-stream"),
             "format": r.get("format", ""), "duration": r.get("duration", 0.0), "title": r.get("title", ""),
-            "voice": r.get("voice", "")}
+            "voice": r.get("voice", ""), "pitch": r.get("pitch")}
 
 
 def _job(row: sqlite3.Row) -> Job:

@@ -84,6 +84,7 @@ def run_request(singer: Any, settings: Any, job_id: str, kind: str, request: dic
                                                                    remote_policy(settings, owner))
     return {"output": str(res.output), "title": res.title, "voice": res.voice, "format": res.format,
             "duration": res.duration, "content_type": content_type(res.format), "run_id": res.run.run_id,
+            "pitch": res.pitch,
             "seconds": round(time.perf_counter() - t0, 3)}
 
 

@@ -78,6 +78,7 @@ def test_voice_note_roundtrip_with_events_and_range(live, tmp_path):
     job = _wait(live, r.json()["job_id"])
     assert job["state"] == "done", job
     assert job["result"]["content_type"] == "audio/ogg" and job["result"]["duration"] == pytest.approx(2.0, abs=0.1)
+    assert "key" in job["result"]["pitch"] and job["result"]["pitch"]["octave"]["reason"]  # the shift and why
     body = live.get(job["result"]["url"], headers=KEY)
     assert body.status_code == 200 and body.headers["content-type"] == "audio/ogg" and body.content[:4] == b"OggS"
     part = live.get(job["result"]["url"], headers={**KEY, "Range": "bytes=0-99"})

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import EngineUnavailable, InputError, StepFailed
+from .redact import redact_text
 
 # Output formats: extension -> (ffmpeg format, codec args, content type)
 FORMATS: dict[str, tuple[str, dict, str]] = {
@@ -114,7 +115,7 @@ def _tool_message(stderr: bytes, path: Path) -> str:
     text = lines[-1] if lines else "unknown error"
     for form in (_file_url(path), str(path.resolve()), str(path)):
         text = text.replace(form, path.name)
-    return re.sub(r"(?:file:)?/[^\s'\"]*/", "", text)  # any other absolute path: its last component only
+    return redact_text(text)  # any other absolute path: its last component only
 
 
 def _probe(path: Path) -> AudioInfo:

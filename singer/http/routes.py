@@ -63,12 +63,18 @@ def check_callback(settings: Settings, url: str | None) -> None:
         raise InputError("callback_url is not accepted: this service has no webhook secret to sign calls with.",
                          hint="Poll GET /v1/jobs/{id} or its events instead, or ask the operator to set "
                          "SINGER_WEBHOOK_SECRET.")
+    _door_url_check(url, settings)
+
+
+def _door_url_check(url: str, settings: Settings) -> None:
+    """The URL policy at the door (the worker checks every connection again). A host name that does not resolve
+    now may later: the job (or the webhook delivery) says so if it still does not; that is no reason to refuse."""
     from ..engines.sources.urls import check_url
 
     try:
         check_url(url, settings)
     except NetworkUnavailable:
-        pass  # may resolve by the time the job ends; a failed delivery is recorded in the job's events
+        pass
 
 
 def _accept(service: Service, owner: str, kind: str, request: dict, callback_url: str | None) -> JobAccepted:
@@ -83,14 +89,10 @@ def _query(text: str, settings: Settings) -> str:
     """A search text or an http(s) URL; anything written like a path is refused here, before a job exists (the
     job's worker applies the same rule again). Nothing here touches the file system."""
     from ..engines.sources.inputs import classify
-    from ..engines.sources.urls import check_url
 
     found = classify(text, local=False)
     if found.kind == "url":
-        try:
-            check_url(found.url, settings)  # at the door; the worker checks every connection again
-        except NetworkUnavailable:
-            pass  # a name that does not resolve now may later: the job says so if it still does not
+        _door_url_check(found.url, settings)
     return found.url if found.kind == "url" else found.text
 
 
@@ -114,15 +116,15 @@ def submit_conversion(service: ServiceDep, owner: Caller, file: Annotated[Upload
                       denoise: Annotated[bool | None, Form(description="Lower steady background noise first.")] = None,
                       callback_url: Annotated[str | None, Form(max_length=2000)] = None) -> JobAccepted:
     """Convert an uploaded voice note (any audio or video ffmpeg reads, by content) into a voice."""
-    parse_key(key, "key")  # the one key rule, before the upload is copied
+    key_value = parse_key(key, "key")  # the one key rule, before the upload is copied
     if voice:
         service.singer.voices.get(voice)  # a wrong voice is a 404 now, not a failed job later
     with service.admit(owner, "job", service.store.active(owner), service.settings.max_jobs_per_key,
                        _too_many(service)):  # a slot held before copying and probing the upload
         path = save_upload(service.settings, file, uploads_dir(service.settings))
         try:
-            request = {"input": str(path), "voice": voice, "format": format, "key": parse_key(key, "key"),
-                       "trim": trim, "denoise": denoise}
+            request = {"input": str(path), "voice": voice, "format": format, "key": key_value, "trim": trim,
+                       "denoise": denoise}
             return _accept(service, owner, "convert", {k: v for k, v in request.items() if v is not None},
                            callback_url)
         except BaseException:  # refused: the upload goes (an accepted one goes when its job ends)

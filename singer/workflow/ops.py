@@ -96,12 +96,13 @@ class SourceOp(Op):
         if not query:
             raise InputError("Nothing to sing: the song query is empty.", hint="Give a search text, a URL or a file path.")
         policy = ctx.inputs or InputPolicy()
-        own = policy.own_file(query)  # a remote job's upload (or batch-root file), named by the server
-        found = classify(query, local=True) if own else classify(query, local=policy.local)
-        if found.kind == "path":  # a file is keyed by its content, never by how its name was written
-            path = own or policy.check_file(found.path, found.text)
+        path = policy.own_file(query)  # a remote job's upload (or batch-root file), named by the server
+        found = None if path else classify(query, local=policy.local)
+        if path or found.kind == "path":  # a file is keyed by its content, never by how its name was written
+            path = path or policy.check_file(found.path, found.text)
             if not path.is_file():
-                raise InputError(f"File not found: {found.text}", hint="Check the path; to search by name, give "
+                shown = found.text if found else Path(query).name
+                raise InputError(f"File not found: {shown}", hint="Check the path; to search by name, give "
                                  "words without a file extension.")
             return Bound({"sample_rate": rate, "channels": channels}, files={"media": path}, state={"name": path.stem})
         return Bound({"query": query, "pick": int(params.get("pick") or 0) or None, "sample_rate": rate, "channels": channels})

@@ -112,7 +112,6 @@ class InputPolicy:
     local: bool = True
     roots: tuple[Path, ...] = field(default_factory=tuple)
     library: bool = True
-    max_seconds: float | None = None  # decoded length limit for this run's input; None: settings.max_duration
     upload_roots: tuple[Path, ...] = field(default_factory=tuple)  # inputs here get upload_seconds as their limit
     upload_seconds: float | None = None
     namespace: str = ""  # a remote caller's id: its runs share cache entries with no other caller's
@@ -153,10 +152,9 @@ class InputPolicy:
                          "here.", hint=_REMOTE_HINT)
 
     def seconds_for(self, path: Path, default: float) -> float:
-        """The decoded-length limit for ``path``: the upload limit for an upload, else ``max_seconds`` or
-        ``default``."""
+        """The decoded-length limit for ``path``: the upload limit for an upload, else ``default``."""
         real = path.resolve()
         for root in self.upload_roots:
             if real.is_relative_to(root.resolve()) and self.upload_seconds:
                 return min(self.upload_seconds, default)
-        return min(self.max_seconds, default) if self.max_seconds else default
+        return default

@@ -85,8 +85,20 @@ def _tree_rss_mb(pid: int) -> float:
 
 def run_batch(folder: Path, out: Path, home: Path, workers: int, threads: int = 0) -> dict:
     env = {**os.environ, "SINGER_HOME": str(home), "PYTHONPATH": str(ROOT), "SINGER_THREADS": str(threads)}
-    cmd = [sys.executable, "-m", "singer", "batch", str(folder), "--voice", "ayana", "--out", str(out),
-           "--workers", str(workers), "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "singer",
+        "batch",
+        str(folder),
+        "--voice",
+        "ayana",
+        "--out",
+        str(out),
+        "--workers",
+        str(workers),
+        "--json",
+    ]
     t0 = time.perf_counter()
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -106,13 +118,18 @@ def run_batch(folder: Path, out: Path, home: Path, workers: int, threads: int = 
     t.join()
     res = json.loads(stdout.strip().splitlines()[-1])
     quarter = max(1, len(samples) // 4)
-    return {"seconds": round(seconds, 2), "cpu_s": round(cpu, 1), "cores_busy": round(cpu / seconds, 2),
-            "peak_rss_mb": round(max(samples, default=0.0), 1),
-            # RSS early and late in the same run (95th percentile of the 0.1 s samples in the first and the last
-            # quarter of its time): a leak shows as growth here, a one-off coincidence of peaks does not
-            "rss_p95_first_quarter_mb": round(float(np.percentile(samples[:quarter], 95)), 1) if samples else 0.0,
-            "rss_p95_last_quarter_mb": round(float(np.percentile(samples[-quarter:], 95)), 1) if samples else 0.0,
-            "exit_code": proc.returncode, **{k: res.get(k) for k in ("files", "done", "skipped", "failed")}}
+    return {
+        "seconds": round(seconds, 2),
+        "cpu_s": round(cpu, 1),
+        "cores_busy": round(cpu / seconds, 2),
+        "peak_rss_mb": round(max(samples, default=0.0), 1),
+        # RSS early and late in the same run (95th percentile of the 0.1 s samples in the first and the last
+        # quarter of its time): a leak shows as growth here, a one-off coincidence of peaks does not
+        "rss_p95_first_quarter_mb": round(float(np.percentile(samples[:quarter], 95)), 1) if samples else 0.0,
+        "rss_p95_last_quarter_mb": round(float(np.percentile(samples[-quarter:], 95)), 1) if samples else 0.0,
+        "exit_code": proc.returncode,
+        **{k: res.get(k) for k in ("files", "done", "skipped", "failed")},
+    }
 
 
 def main() -> None:
@@ -139,18 +156,41 @@ def main() -> None:
         few = run_batch(small, tmp / "out3", tmp / "home3", 2)
         one_core = run_batch(notes, tmp / "out4", tmp / "home4", 1, threads=1) if args.one_core else None
     ratio = one["seconds"] / two["seconds"]
-    print(json.dumps({
-        "figure": "batch", "notes": args.notes, "audio_seconds": round(total, 1), "setup_s": round(setup, 1),
-        "cpu_count": os.cpu_count(), "workers_1": one, "workers_2": two, "rerun": rerun, f"first_{args.small}": few,
-        "throughput_ratio_2_vs_1": round(ratio, 3),
-        **({"workers_1_one_core": one_core,
-            "throughput_ratio_2_vs_1_one_core": round(one_core["seconds"] / two["seconds"], 3)} if one_core else {}),
-        "peak_rss_growth": round(two["peak_rss_mb"] / max(few["peak_rss_mb"], 1e-9), 3),
-        "rss_growth_within_run": round(two["rss_p95_last_quarter_mb"] / max(two["rss_p95_first_quarter_mb"], 1e-9), 3),
-        "goals": {"throughput_ratio_2_vs_1": ">= 1.7", "rerun_s": "<= 3", "peak_rss": "flat"},
-        "meets": {"throughput": ratio >= 1.7, "rerun": rerun["seconds"] <= 3.0,
-                  "flat_rss": two["rss_p95_last_quarter_mb"] <= 1.15 * two["rss_p95_first_quarter_mb"]},
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "figure": "batch",
+                "notes": args.notes,
+                "audio_seconds": round(total, 1),
+                "setup_s": round(setup, 1),
+                "cpu_count": os.cpu_count(),
+                "workers_1": one,
+                "workers_2": two,
+                "rerun": rerun,
+                f"first_{args.small}": few,
+                "throughput_ratio_2_vs_1": round(ratio, 3),
+                **(
+                    {
+                        "workers_1_one_core": one_core,
+                        "throughput_ratio_2_vs_1_one_core": round(one_core["seconds"] / two["seconds"], 3),
+                    }
+                    if one_core
+                    else {}
+                ),
+                "peak_rss_growth": round(two["peak_rss_mb"] / max(few["peak_rss_mb"], 1e-9), 3),
+                "rss_growth_within_run": round(
+                    two["rss_p95_last_quarter_mb"] / max(two["rss_p95_first_quarter_mb"], 1e-9), 3
+                ),
+                "goals": {"throughput_ratio_2_vs_1": ">= 1.7", "rerun_s": "<= 3", "peak_rss": "flat"},
+                "meets": {
+                    "throughput": ratio >= 1.7,
+                    "rerun": rerun["seconds"] <= 3.0,
+                    "flat_rss": two["rss_p95_last_quarter_mb"] <= 1.15 * two["rss_p95_first_quarter_mb"],
+                },
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -49,13 +49,19 @@ def make_song(out: Path, seconds: float, synthetic: bool) -> dict:
 
 def cli(args: list[str], env: dict) -> tuple[float, dict, float]:
     """Run `singer ...` in a child process; return (wall seconds, JSON result, child peak RSS MB)."""
-    code = ("import resource,subprocess,sys,json;"
-            "p=subprocess.run(sys.argv[1:],capture_output=True,text=True);"
-            "sys.stdout.write(p.stdout);"
-            "print(json.dumps({'rss_kb':resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,'rc':p.returncode,'err':p.stderr[-2000:]}))")
+    code = (
+        "import resource,subprocess,sys,json;"
+        "p=subprocess.run(sys.argv[1:],capture_output=True,text=True);"
+        "sys.stdout.write(p.stdout);"
+        "print(json.dumps({'rss_kb':resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,'rc':p.returncode,'err':p.stderr[-2000:]}))"
+    )
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "singer", *args, "--json", "--quiet"],
-                       capture_output=True, text=True, env=env)
+    p = subprocess.run(
+        [sys.executable, "-c", code, sys.executable, "-m", "singer", *args, "--json", "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     wall = time.perf_counter() - t0
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
     result, stats = json.loads(lines[-2]), json.loads(lines[-1])
@@ -82,14 +88,25 @@ def main() -> None:
     out.mkdir()
     res: dict = {"song_seconds": args.seconds, "generator": "synthetic" if args.synthetic else "songgen"}
 
-    cold, r_cold, rss_cold = cli(["cover", str(song["mix"]), "--voice", "ayana", "--format", "wav", "--out", str(out / "a.wav")], env)
-    other, r_other, _ = cli(["cover", str(song["mix"]), "--voice", "kenji", "--format", "wav", "--out", str(out / "b.wav")], env)
-    repeat, r_rep, _ = cli(["cover", str(song["mix"]), "--voice", "ayana", "--format", "wav", "--out", str(out / "c.wav")], env)
-    res.update(cold_s=round(cold, 2), other_voice_s=round(other, 2), other_over_cold=round(other / cold, 3),
-               repeat_s=round(repeat, 3), cold_peak_rss_mb=round(rss_cold, 1),
-               stage_s={s["id"]: s["seconds"] for s in r_cold["run"]["steps"]},
-               other_voice_stage_s={s["id"]: s["seconds"] for s in r_other["run"]["steps"]},
-               repeat_all_cached=all(s["cached"] or s["skipped"] for s in r_rep["run"]["steps"]))
+    cold, r_cold, rss_cold = cli(
+        ["cover", str(song["mix"]), "--voice", "ayana", "--format", "wav", "--out", str(out / "a.wav")], env
+    )
+    other, r_other, _ = cli(
+        ["cover", str(song["mix"]), "--voice", "kenji", "--format", "wav", "--out", str(out / "b.wav")], env
+    )
+    repeat, r_rep, _ = cli(
+        ["cover", str(song["mix"]), "--voice", "ayana", "--format", "wav", "--out", str(out / "c.wav")], env
+    )
+    res.update(
+        cold_s=round(cold, 2),
+        other_voice_s=round(other, 2),
+        other_over_cold=round(other / cold, 3),
+        repeat_s=round(repeat, 3),
+        cold_peak_rss_mb=round(rss_cold, 1),
+        stage_s={s["id"]: s["seconds"] for s in r_cold["run"]["steps"]},
+        other_voice_stage_s={s["id"]: s["seconds"] for s in r_other["run"]["steps"]},
+        repeat_all_cached=all(s["cached"] or s["skipped"] for s in r_rep["run"]["steps"]),
+    )
 
     # loudness figures against the known stems
     mixm = next(s for s in r_cold["run"]["steps"] if s["id"] == "mix")["meta"]
@@ -100,7 +117,8 @@ def main() -> None:
     orig_ratio = stem_loudness(song["vocals"]) - stem_loudness(song["instrumental"])
     cover_ratio = (mixm["converted_vocals_lufs"] + mixm["vocal_gain_db"]) - mixm["instrumental_lufs"]
     res["loudness"] = {
-        "target_lufs": target, "output_lufs": round(integrated_loudness(y, 44100), 2),
+        "target_lufs": target,
+        "output_lufs": round(integrated_loudness(y, 44100), 2),
         "output_true_peak_dbtp": round(true_peak_db(y), 2),
         "original_vocal_minus_instrumental_lu": round(orig_ratio, 2),
         "cover_vocal_minus_instrumental_lu": round(cover_ratio, 2),
@@ -117,13 +135,28 @@ def main() -> None:
         "print(json.dumps(t))"
     )
     env_w = {**os.environ, "SINGER_HOME": str(work / "home-warm")}
-    out_w = subprocess.run([sys.executable, "-c", code, str(song["mix"]), str(out)], capture_output=True, text=True,
-                           env=env_w, check=True).stdout.strip().splitlines()[-1]
+    out_w = (
+        subprocess.run(
+            [sys.executable, "-c", code, str(song["mix"]), str(out)],
+            capture_output=True,
+            text=True,
+            env=env_w,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     w_cold, w_other, w_rep = json.loads(out_w)
-    res["in_process"] = {"cold_s": round(w_cold, 2), "other_voice_s": round(w_other, 2),
-                         "other_over_cold": round(w_other / w_cold, 3), "repeat_s": round(w_rep, 3)}
+    res["in_process"] = {
+        "cold_s": round(w_cold, 2),
+        "other_voice_s": round(w_other, 2),
+        "other_over_cold": round(w_other / w_cold, 3),
+        "repeat_s": round(w_rep, 3),
+    }
     if args.long:
-        song10 = make_song((work / "long").resolve(), 600.0, args.synthetic) if (work / "long").mkdir() is None else None
+        song10 = (
+            make_song((work / "long").resolve(), 600.0, args.synthetic) if (work / "long").mkdir() is None else None
+        )
         env10 = {**env, "SINGER_HOME": str(work / "home10")}
         t10, _, rss10 = cli(["cover", str(song10["mix"]), "--voice", "ayana", "--out", str(out / "long.mp3")], env10)
         res.update(long_seconds=600.0, long_cold_s=round(t10, 1), long_peak_rss_mb=round(rss10, 1))

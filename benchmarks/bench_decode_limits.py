@@ -47,8 +47,13 @@ print(json.dumps({"rss_before_mb": round(rss0, 1),
 
 def decode_in_child(tree: Path, path: Path, limit: float) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SINGER_")}
-    out = subprocess.run([sys.executable, "-c", CHILD, str(tree), str(path), str(limit)], capture_output=True,
-                         text=True, env=env, cwd=tree)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(tree), str(path), str(limit)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tree,
+    )
     if out.returncode != 0:
         return {"crashed": out.returncode, "stderr": out.stderr[-300:]}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -65,15 +70,36 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="singer-bench-decode-"))
     honest = work / "honest.mp3"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"sine=f=300:d={args.limit}", "-ac", "1",
-                    "-ar", "8000", "-b:a", "8k", str(honest)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=f=300:d={args.limit}",
+            "-ac",
+            "1",
+            "-ar",
+            "8000",
+            "-b:a",
+            "8k",
+            str(honest),
+        ],
+        check=True,
+    )
     liar = media.lying_mp3(work / "liar.mp3", seconds=args.liar_seconds)
     cases = {"honest": (ROOT, honest), "liar": (ROOT, liar)}
     before = None
     if args.before:
         before = work / "before"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(before), args.before],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(before), args.before],
+            check=True,
+            capture_output=True,
+        )
         cases["liar_before"] = (before, liar)
     results: dict[str, list[dict]] = {k: [] for k in cases}
     try:
@@ -82,22 +108,25 @@ def main() -> None:
                 results[name].append(decode_in_child(tree, path, args.limit))
     finally:
         if before is not None:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)],
-                           capture_output=True)
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)], capture_output=True)
 
     def median_peak(name: str) -> float:
         peaks = sorted(r.get("peak_rss_mb", 0.0) for r in results[name])
         return peaks[len(peaks) // 2]
 
     report = {
-        "benchmark": "decode_limits", "limit_s": args.limit, "liar_actual_s": args.liar_seconds,
-        "liar_header_claims_s": 1.8, "file_bytes": {"honest": honest.stat().st_size, "liar": liar.stat().st_size},
+        "benchmark": "decode_limits",
+        "limit_s": args.limit,
+        "liar_actual_s": args.liar_seconds,
+        "liar_header_claims_s": 1.8,
+        "file_bytes": {"honest": honest.stat().st_size, "liar": liar.stat().st_size},
         "runs": results,
         "median_peak_rss_mb": {k: median_peak(k) for k in cases},
         "liar_to_honest_peak_ratio": round(median_peak("liar") / median_peak("honest"), 3),
         "goal": "liar_to_honest_peak_ratio <= 1.2",
-        "commit": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                 text=True).stdout.strip(),
+        "commit": subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),
         "time": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     print(json.dumps(report, indent=2))

@@ -27,9 +27,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_http(tree: Path, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, str(tree / "benchmarks" / "bench_http.py"), "--phases", "polling,burst",
-           "--poll-seconds", str(args.poll_seconds), "--idle-seconds", str(args.idle_seconds),
-           "--burst", str(args.burst), "--long-seconds", "280"]
+    cmd = [
+        sys.executable,
+        str(tree / "benchmarks" / "bench_http.py"),
+        "--phases",
+        "polling,burst",
+        "--poll-seconds",
+        str(args.poll_seconds),
+        "--idle-seconds",
+        str(args.idle_seconds),
+        "--burst",
+        str(args.burst),
+        "--long-seconds",
+        "280",
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SINGER_")}
     env["PYTHONPATH"] = str(tree)
     out = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, check=False)
@@ -62,8 +73,11 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="singer-bench-door-"))
     before = work / "before"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(before), args.before], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(before), args.before],
+        check=True,
+        capture_output=True,
+    )
     runs: dict[str, list[dict]] = {"before": [], "after": []}
     raw: dict[str, list[dict]] = {"before": [], "after": []}
     t0 = time.time()
@@ -75,17 +89,40 @@ def main() -> None:
                 runs[side].append(figures(res))
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)], capture_output=True)
-    med = {side: {k: statistics.median([r[k] for r in rs if isinstance(r.get(k), (int, float))] or [0])
-                  for k in rs[0]} for side, rs in runs.items()}
-    ratio = {k: round(med["after"][k] / med["before"][k], 3) for k in ("idle_p99_ms", "busy_p50_ms", "busy_p99_ms")
-             if med["before"][k]}
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    print(json.dumps({"benchmark": "door", "before": args.before, "after": commit, "rounds": args.rounds,
-                      "order": "before, after, before, after, ...", "seconds": round(time.time() - t0, 1),
-                      "runs": runs, "median": med, "ratio_after_to_before": ratio,
-                      "settings": {"poll_seconds": args.poll_seconds, "idle_seconds": args.idle_seconds,
-                                   "burst": args.burst, "rate": 200}}, indent=2))
+    med = {
+        side: {k: statistics.median([r[k] for r in rs if isinstance(r.get(k), (int, float))] or [0]) for k in rs[0]}
+        for side, rs in runs.items()
+    }
+    ratio = {
+        k: round(med["after"][k] / med["before"][k], 3)
+        for k in ("idle_p99_ms", "busy_p50_ms", "busy_p99_ms")
+        if med["before"][k]
+    }
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    print(
+        json.dumps(
+            {
+                "benchmark": "door",
+                "before": args.before,
+                "after": commit,
+                "rounds": args.rounds,
+                "order": "before, after, before, after, ...",
+                "seconds": round(time.time() - t0, 1),
+                "runs": runs,
+                "median": med,
+                "ratio_after_to_before": ratio,
+                "settings": {
+                    "poll_seconds": args.poll_seconds,
+                    "idle_seconds": args.idle_seconds,
+                    "burst": args.burst,
+                    "rate": 200,
+                },
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

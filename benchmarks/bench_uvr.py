@@ -73,13 +73,25 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 MODEL_FILE = "Bench_MDX_Vocals_random.onnx"
-MODEL_DATA = {"compensate": 1.035, "mdx_dim_f_set": 2048, "mdx_dim_t_set": 8, "mdx_n_fft_scale_set": 6144,
-              "primary_stem": "Vocals"}
+MODEL_DATA = {
+    "compensate": 1.035,
+    "mdx_dim_f_set": 2048,
+    "mdx_dim_t_set": 8,
+    "mdx_n_fft_scale_set": 6144,
+    "primary_stem": "Vocals",
+}
 MDX_PARAMS = {"hop_length": 1024, "segment_size": 256, "overlap": 0.25, "batch_size": 1, "enable_denoise": False}
 WIDTHS = (32, 64, 128)
 HASH_TAIL = 10000 * 1024  # audio-separator hashes the last 10,240,000 bytes of larger files
-LIST_KEYS = ("vr_download_list", "mdx_download_list", "mdx_download_vip_list", "demucs_download_list",
-             "mdx23c_download_list", "mdx23c_download_vip_list", "roformer_download_list")
+LIST_KEYS = (
+    "vr_download_list",
+    "mdx_download_list",
+    "mdx_download_vip_list",
+    "demucs_download_list",
+    "mdx23c_download_list",
+    "mdx23c_download_vip_list",
+    "roformer_download_list",
+)
 MODES = ("direct", "singer", "step")
 GOALS = {"time_ratio": 1.05, "rss_ratio": 1.2}
 
@@ -126,8 +138,15 @@ def export_model(path: Path, seed: int = 0) -> None:
         torch.manual_seed(seed)
         net = mask_unet().eval()
         example = torch.zeros(1, 4, dim_f, dim_t)
-        torch.onnx.export(net, (example,), str(path), dynamo=False, input_names=["input"], output_names=["output"],
-                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+        torch.onnx.export(
+            net,
+            (example,),
+            str(path),
+            dynamo=False,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+        )
 
 
 def model_hash(path: Path) -> str:
@@ -186,8 +205,14 @@ def run_direct(models: Path, song: Path, out: Path, home: Path, loaded: Callable
     install_onnx2torch_standin()
     from audio_separator.separator import Separator
 
-    sep = Separator(model_file_dir=str(models / "uvr"), output_dir=str(out), output_format="WAV", use_soundfile=True,
-                    sample_rate=44100, mdx_params=dict(MDX_PARAMS))
+    sep = Separator(
+        model_file_dir=str(models / "uvr"),
+        output_dir=str(out),
+        output_format="WAV",
+        use_soundfile=True,
+        sample_rate=44100,
+        mdx_params=dict(MDX_PARAMS),
+    )
     sep.load_model(MODEL_FILE)
     loaded()
     sep.separate(str(song))
@@ -251,10 +276,15 @@ def child(mode: str, models: Path, song: Path, out: Path, home: Path) -> dict:
     peak = vm_hwm_mb()
     import soundfile as sf
 
-    return {"mode": mode, "load_s": round(marks[1] - marks[0], 3), "separate_s": round(marks[2] - marks[1], 3),
-            "peak_rss_after_load_mb": round(after_load[0], 1), "peak_rss_mb": round(peak, 1),
-            "stems": {k: str(v) for k, v in stems.items()},
-            "frames": {k: sf.info(str(v)).frames for k, v in stems.items()}}
+    return {
+        "mode": mode,
+        "load_s": round(marks[1] - marks[0], 3),
+        "separate_s": round(marks[2] - marks[1], 3),
+        "peak_rss_after_load_mb": round(after_load[0], 1),
+        "peak_rss_mb": round(peak, 1),
+        "stems": {k: str(v) for k, v in stems.items()},
+        "frames": {k: sf.info(str(v)).frames for k, v in stems.items()},
+    }
 
 
 # ------------------------------------------------------------------------------------------------------ the parent
@@ -263,8 +293,20 @@ def child(mode: str, models: Path, song: Path, out: Path, home: Path) -> dict:
 def spawn(mode: str, models: Path, song: Path, run_dir: Path) -> dict:
     """One measurement in a fresh process with a fresh home; its JSON plus the process's wall time."""
     env = {k: v for k, v in os.environ.items() if k != "AUDIO_SEPARATOR_MODEL_DIR" and not k.startswith("SINGER_")}
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--models", str(models), "--song",
-           str(song), "--out", str(run_dir / "out"), "--home", str(run_dir / "home")]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        mode,
+        "--models",
+        str(models),
+        "--song",
+        str(song),
+        "--out",
+        str(run_dir / "out"),
+        "--home",
+        str(run_dir / "home"),
+    ]
     load_before = os.getloadavg()[0]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(REPO))
@@ -272,8 +314,11 @@ def spawn(mode: str, models: Path, song: Path, run_dir: Path) -> dict:
     if proc.returncode:
         raise RuntimeError(f"{mode} child failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     res = json.loads(proc.stdout.strip().splitlines()[-1])
-    res.update(process_wall_s=round(wall, 2), loadavg_1m_before=round(load_before, 2),
-               loadavg_1m_after=round(os.getloadavg()[0], 2))
+    res.update(
+        process_wall_s=round(wall, 2),
+        loadavg_1m_before=round(load_before, 2),
+        loadavg_1m_after=round(os.getloadavg()[0], 2),
+    )
     return res
 
 
@@ -318,7 +363,8 @@ def summarize(runs: list[dict]) -> dict:
     out["goals"] = {"time_ratio": f"<= {GOALS['time_ratio']}", "rss_ratio": f"<= {GOALS['rss_ratio']}"}
     out["meets"] = {k: out[k] <= GOALS[k] for k in GOALS} | {
         "step_time_ratio": out["step_time_ratio"] <= GOALS["time_ratio"],
-        "step_rss_ratio": out["step_rss_ratio"] <= GOALS["rss_ratio"]}
+        "step_rss_ratio": out["step_rss_ratio"] <= GOALS["rss_ratio"],
+    }
     return out
 
 
@@ -342,8 +388,11 @@ def measure(work: Path, models: Path, song: Path, repeat: int) -> list[dict]:
             res.pop("stems")
             runs.append(res)
             shutil.rmtree(run_dir, ignore_errors=True)  # 10-minute float stems are 212 MB each
-            print(f"[{r}] {mode}: separate {res['separate_s']:.1f} s, load {res['load_s']:.1f} s, "
-                  f"peak {res['peak_rss_mb']:.0f} MB, diff {res['max_abs_diff_vocals']}", file=sys.stderr)
+            print(
+                f"[{r}] {mode}: separate {res['separate_s']:.1f} s, load {res['load_s']:.1f} s, "
+                f"peak {res['peak_rss_mb']:.0f} MB, diff {res['max_abs_diff_vocals']}",
+                file=sys.stderr,
+            )
     return runs
 
 
@@ -384,8 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": seconds,
         "repeat": repeat,
         "input_frames": frames_in,
-        "model": {"file": MODEL_FILE, "mb": model_mb,
-                  "widths": list(WIDTHS), **MODEL_DATA, "mdx_params": MDX_PARAMS},
+        "model": {"file": MODEL_FILE, "mb": model_mb, "widths": list(WIDTHS), **MODEL_DATA, "mdx_params": MDX_PARAMS},
         "setup_s": round(setup_s, 1),
         **summarize(runs),
         "max_abs_diff_vocals": None if None in diffs else max(diffs),

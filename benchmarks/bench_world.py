@@ -100,8 +100,13 @@ def run_once(src: Path, voice: str, out: Path) -> dict:
     rss0 = peak_rss_mb()
     t0, c0 = time.perf_counter(), time.process_time()
     meta = conv.convert(src, out, v, {"key": 3})
-    return {"convert_s": round(time.perf_counter() - t0, 2), "cpu_s": round(time.process_time() - c0, 2),
-            "segments": meta["segments"], "baseline_rss_mb": rss0, "peak_rss_mb": peak_rss_mb()}
+    return {
+        "convert_s": round(time.perf_counter() - t0, 2),
+        "cpu_s": round(time.process_time() - c0, 2),
+        "segments": meta["segments"],
+        "baseline_rss_mb": rss0,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def peak_rss_mb() -> float:
@@ -128,18 +133,43 @@ def main(argv: list[str] | None = None) -> int:
         src = tmp_path / "vocals.wav"
         make_vocal(src, a.seconds, a.songgen)
         short = run_once(src, a.voice, tmp_path / "out.wav")
-        result = {"seconds": a.seconds, "convert_s": short["convert_s"], "cpu_s": short["cpu_s"],
-                  "realtime_factor": round(a.seconds / short["convert_s"], 1), "load_avg_1m": round(os.getloadavg()[0], 2),
-                  "segments": short["segments"], "cores": os.cpu_count(), "long_seconds": None, "long_convert_s": None,
-                  "long_peak_rss_mb": None, "baseline_rss_mb": None}
+        result = {
+            "seconds": a.seconds,
+            "convert_s": short["convert_s"],
+            "cpu_s": short["cpu_s"],
+            "realtime_factor": round(a.seconds / short["convert_s"], 1),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+            "segments": short["segments"],
+            "cores": os.cpu_count(),
+            "long_seconds": None,
+            "long_convert_s": None,
+            "long_peak_rss_mb": None,
+            "baseline_rss_mb": None,
+        }
         if a.long_seconds:
             long_src = tmp_path / "long.wav"
             write_vocal(long_src, a.long_seconds, seed=1)
-            proc = subprocess.run([sys.executable, __file__, "--voice", a.voice, "--child", str(long_src), str(tmp_path / "long_out.wav")],
-                                  capture_output=True, text=True, check=True)
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--voice",
+                    a.voice,
+                    "--child",
+                    str(long_src),
+                    str(tmp_path / "long_out.wav"),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             child = json.loads(proc.stdout.strip().splitlines()[-1])
-            result.update(long_seconds=a.long_seconds, long_convert_s=child["convert_s"], long_peak_rss_mb=child["peak_rss_mb"],
-                          baseline_rss_mb=child["baseline_rss_mb"])
+            result.update(
+                long_seconds=a.long_seconds,
+                long_convert_s=child["convert_s"],
+                long_peak_rss_mb=child["peak_rss_mb"],
+                baseline_rss_mb=child["baseline_rss_mb"],
+            )
     print(json.dumps(result))
     return 0
 

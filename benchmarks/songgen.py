@@ -74,8 +74,15 @@ _PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 KEY_NAMES = ["C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
 
 CHORD_QUALITIES = {
-    "": (0, 4, 7), "m": (0, 3, 7), "7": (0, 4, 7, 10), "m7": (0, 3, 7, 10), "maj7": (0, 4, 7, 11),
-    "sus4": (0, 5, 7), "sus2": (0, 2, 7), "add9": (0, 4, 7, 14), "dim": (0, 3, 6),
+    "": (0, 4, 7),
+    "m": (0, 3, 7),
+    "7": (0, 4, 7, 10),
+    "m7": (0, 3, 7, 10),
+    "maj7": (0, 4, 7, 11),
+    "sus4": (0, 5, 7),
+    "sus2": (0, 2, 7),
+    "add9": (0, 4, 7, 14),
+    "dim": (0, 3, 6),
 }
 
 # General MIDI programs (0-based) the arrangement picks from; the demo uses the first of each.
@@ -270,8 +277,16 @@ def _auto_form(seconds: float | None, tempo: float, rng: np.random.Generator) ->
     bar_s = 4 * 60.0 / tempo
     intro_bars = 1 if seconds is not None and seconds < 40 else int(rng.choice([2, 4]))
     form: list[tuple] = [("intro", None, 4 - intro_bars, intro_bars)]
-    cycle = [("verse", "verse1"), ("chorus", "chorus"), ("verse", "verse2"), ("chorus", "chorus"),
-             ("break", None), ("verse", "verse3"), ("chorus", "chorus"), ("chorus", "chorus")]
+    cycle = [
+        ("verse", "verse1"),
+        ("chorus", "chorus"),
+        ("verse", "verse2"),
+        ("chorus", "chorus"),
+        ("break", None),
+        ("verse", "verse3"),
+        ("chorus", "chorus"),
+        ("chorus", "chorus"),
+    ]
     need_bars = None if seconds is None else seconds / bar_s + 1.0
     bars = intro_bars
     i = 0
@@ -288,10 +303,15 @@ def _auto_form(seconds: float | None, tempo: float, rng: np.random.Generator) ->
     return form
 
 
-
-
-def make_plan(score: dict, seconds: float | None, seed: int, form: str | list | None = None, tempo: float | None = None,
-              transpose: int | None = None, voice: str | None = None) -> Plan:
+def make_plan(
+    score: dict,
+    seconds: float | None,
+    seed: int,
+    form: str | list | None = None,
+    tempo: float | None = None,
+    transpose: int | None = None,
+    voice: str | None = None,
+) -> Plan:
     rng = np.random.default_rng(seed)
     demo = form == "demo"
     dspec = score.get("demo", {})
@@ -353,8 +373,12 @@ def make_plan(score: dict, seconds: float | None, seed: int, form: str | list | 
         beat += 4 * nbars
 
     pick = (lambda options: options[0]) if demo else (lambda options: options[int(rng.integers(len(options)))])
-    instruments = {"chords": pick(CHORD_INSTRUMENTS), "bass": pick(BASS_INSTRUMENTS), "pad": pick(PAD_INSTRUMENTS),
-                   "lead": pick(LEAD_INSTRUMENTS)}
+    instruments = {
+        "chords": pick(CHORD_INSTRUMENTS),
+        "bass": pick(BASS_INSTRUMENTS),
+        "pad": pick(PAD_INSTRUMENTS),
+        "lead": pick(LEAD_INSTRUMENTS),
+    }
     style = {
         "kick_and": bool(rng.random() < 0.5) if not demo else True,  # extra kick on the "and" of 2
         "fill": float(rng.uniform(0.6, 1.0)) if not demo else 1.0,  # chance of a fill before a new section
@@ -380,7 +404,7 @@ def _voicing(root: int, intervals: tuple[int, ...], prev_center: float, lo: int 
         for octave in range(3, 7):
             start = 12 * octave + bass_pc
             notes, cur = [], start
-            order = pcs[pcs.index(bass_pc):] + pcs[: pcs.index(bass_pc)]
+            order = pcs[pcs.index(bass_pc) :] + pcs[: pcs.index(bass_pc)]
             for pc in order:
                 while cur % 12 != pc:
                     cur += 1
@@ -406,8 +430,12 @@ def arrange_backing(plan: Plan, seed: int) -> tuple[list[MidiTrack], int]:
     ch_chords, ch_bass, ch_pad, ch_lead, ch_drums = 0, 1, 2, 3, 9
     chords_t, bass_t, pad_t, lead_t, drums_t = (MidiTrack(n) for n in ("chords", "bass", "pad", "lead", "drums"))
     inst = plan.instruments
-    setup = [(chords_t, ch_chords, inst["chords"][1], 100, 54, 40), (bass_t, ch_bass, inst["bass"][1], 110, 64, 10),
-             (pad_t, ch_pad, inst["pad"][1], 78, 78, 60), (lead_t, ch_lead, inst["lead"][1], 92, 44, 50)]
+    setup = [
+        (chords_t, ch_chords, inst["chords"][1], 100, 54, 40),
+        (bass_t, ch_bass, inst["bass"][1], 110, 64, 10),
+        (pad_t, ch_pad, inst["pad"][1], 78, 78, 60),
+        (lead_t, ch_lead, inst["lead"][1], 92, 44, 50),
+    ]
     for track, ch, prog, volume, pan, reverb in setup:
         track.program(ch, prog)
         track.cc(ch, 7, volume)
@@ -453,22 +481,38 @@ def arrange_backing(plan: Plan, seed: int) -> tuple[list[MidiTrack], int]:
             bass_root = 33 + (root - 9) % 12  # A1..G#2
             fifth = bass_root + 7
             if kind in ("intro", "outro"):
-                pattern = [(0.0, c_beats, bass_root)] if kind == "outro" else [(0.0, min(c_beats, 2.0), bass_root),
-                                                                                 (2.0, 2.0, bass_root)]
+                pattern = (
+                    [(0.0, c_beats, bass_root)]
+                    if kind == "outro"
+                    else [(0.0, min(c_beats, 2.0), bass_root), (2.0, 2.0, bass_root)]
+                )
             elif kind == "verse":
                 pattern = [(o, 0.45, bass_root) for o in np.arange(0, 4, 0.5)]
             else:
-                pattern = [(0.0, 0.9, bass_root), (1.0, 0.45, bass_root + 12), (1.5, 0.45, bass_root),
-                           (2.0, 0.9, fifth), (3.0, 0.45, bass_root + 12), (3.5, 0.45, fifth)]
+                pattern = [
+                    (0.0, 0.9, bass_root),
+                    (1.0, 0.45, bass_root + 12),
+                    (1.5, 0.45, bass_root),
+                    (2.0, 0.9, fifth),
+                    (3.0, 0.45, bass_root + 12),
+                    (3.5, 0.45, fifth),
+                ]
             for o, d, key in pattern:
                 if o < c_beats - 1e-9:
-                    bass_t.note(ch_bass, key, tk(c_start + o, 3), tk(c_start + min(o + d, c_beats) - 0.02),
-                                vel(100 * energy if o % 1 == 0 else 84 * energy))
+                    bass_t.note(
+                        ch_bass,
+                        key,
+                        tk(c_start + o, 3),
+                        tk(c_start + min(o + d, c_beats) - 0.02),
+                        vel(100 * energy if o % 1 == 0 else 84 * energy),
+                    )
             # pad
             if kind in ("chorus", "break") or (kind == "verse" and st["pad_in_verse"]) or kind == "outro":
                 pv = _voicing(root, intervals, center + 5, 55, 80)
                 for key in pv:
-                    pad_t.note(ch_pad, key, tk(c_start), tk(c_end + (2.0 if kind == "outro" else 0.0) - 0.02), vel(64, 3))
+                    pad_t.note(
+                        ch_pad, key, tk(c_start), tk(c_end + (2.0 if kind == "outro" else 0.0) - 0.02), vel(64, 3)
+                    )
 
         # drums, bar by bar
         for b in range(sec.bars):
@@ -526,8 +570,27 @@ def render_midi(mid_path: Path, wav_path: Path, gain: float = 0.5) -> np.ndarray
     exe = shutil.which("fluidsynth")
     if not exe:
         raise FileNotFoundError("fluidsynth is not installed (apt-get install fluidsynth)")
-    cmd = [exe, "-ni", "-q", "-F", str(wav_path), "-T", "wav", "-O", "float", "-r", str(SR), "-g", str(gain),
-           "-o", "synth.cpu-cores=1", "-o", "synth.polyphony=256", find_soundfont(), str(mid_path)]
+    cmd = [
+        exe,
+        "-ni",
+        "-q",
+        "-F",
+        str(wav_path),
+        "-T",
+        "wav",
+        "-O",
+        "float",
+        "-r",
+        str(SR),
+        "-g",
+        str(gain),
+        "-o",
+        "synth.cpu-cores=1",
+        "-o",
+        "synth.polyphony=256",
+        find_soundfont(),
+        str(mid_path),
+    ]
     proc = subprocess.run(cmd, capture_output=True)
     if proc.returncode != 0 or not wav_path.exists():
         raise RuntimeError(f"fluidsynth failed: {proc.stderr.decode(errors='replace')[-500:]}")
@@ -543,13 +606,15 @@ def render_midi(mid_path: Path, wav_path: Path, gain: float = 0.5) -> np.ndarray
 def phrase_xml(notes: list[Note], tempo: float) -> str:
     """Festival SINGING score for one phrase (notes of consecutive syllables; gaps become REST)."""
     bpm = tempo * 50.0 / 60.0  # festival divides BPM by 50 (see module docstring)
-    lines = ['<?xml version="1.0"?>',
-             '<!DOCTYPE SINGING PUBLIC "-//SINGING//DTD SINGING mark up//EN" "Singing.v0_1.dtd" []>',
-             f'<SINGING BPM="{bpm:.6f}">']
+    lines = [
+        '<?xml version="1.0"?>',
+        '<!DOCTYPE SINGING PUBLIC "-//SINGING//DTD SINGING mark up//EN" "Singing.v0_1.dtd" []>',
+        f'<SINGING BPM="{bpm:.6f}">',
+    ]
     i = 0
     while i < len(notes):
         n = notes[i]
-        group = notes[i: i + n.syllables]
+        group = notes[i : i + n.syllables]
         pitches = ",".join(festival_note(g.midi) for g in group)
         beats = ",".join(f"{g.beats:g}" for g in group)
         lines.append(f'<PITCH NOTE="{pitches}"><DURATION BEATS="{beats}">{n.word}</DURATION></PITCH>')
@@ -592,8 +657,9 @@ def sing(xml: str, voice: str) -> np.ndarray:
     with tempfile.TemporaryDirectory(prefix="songgen-fest-") as tmp:
         src, dst = Path(tmp) / "score.xml", Path(tmp) / "out.wav"
         src.write_text(xml, encoding="utf-8")
-        proc = subprocess.run([exe, "-mode", "singing", "-eval", f"(voice_{voice})", str(src), "-o", str(dst)],
-                              capture_output=True)
+        proc = subprocess.run(
+            [exe, "-mode", "singing", "-eval", f"(voice_{voice})", str(src), "-o", str(dst)], capture_output=True
+        )
         if proc.returncode != 0 or not dst.exists() or dst.stat().st_size < 100:
             raise RuntimeError(f"festival failed ({voice}): {proc.stderr.decode(errors='replace')[-500:]}")
         data, sr = sf.read(str(dst), dtype="float32")
@@ -615,8 +681,10 @@ def check_lyrics(score: dict | None = None, voice: str = VOICES[0]) -> dict[str,
     if not exe:
         raise FileNotFoundError("festival is not installed")
     expr = " ".join(f'"{w}"' for w in sorted(words))
-    scm = (f"(voice_{voice})\n(mapcar (lambda (w) (format t \"%s %d\\n\" w (length (car (cdr (cdr "
-           f"(lex.lookup w nil))))))) '({expr}))\n")
+    scm = (
+        f'(voice_{voice})\n(mapcar (lambda (w) (format t "%s %d\\n" w (length (car (cdr (cdr '
+        f"(lex.lookup w nil))))))) '({expr}))\n"
+    )
     with tempfile.NamedTemporaryFile("w", suffix=".scm", delete=False) as f:
         f.write(scm)
     try:
@@ -660,8 +728,9 @@ def analyse_voice(x16: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return f0, pw.cheaptrick(x, f0, t, FESTIVAL_SR), pw.d4c(x, f0, t, FESTIVAL_SR)
 
 
-def sung_pitch_curve(n_frames: int, notes: list[tuple[float, float, int]], style: dict,
-                     rng: np.random.Generator) -> np.ndarray:
+def sung_pitch_curve(
+    n_frames: int, notes: list[tuple[float, float, int]], style: dict, rng: np.random.Generator
+) -> np.ndarray:
     """Target pitch (MIDI, float) per WORLD frame for notes (start s, end s, midi) relative to the phrase.
 
     Each frame takes the note sounding at its nominal time (festival moves the pitch of a word's first syllable
@@ -688,13 +757,18 @@ def sung_pitch_curve(n_frames: int, notes: list[tuple[float, float, int]], style
             env = np.clip((t - on) / (full - on), 0, 1) * np.clip((e - t) / 0.06, 0, 1)
             vib = np.maximum(vib, env)
     midi += vib * (style["vibrato_cents"] / 100.0) * np.sin(2 * np.pi * rate * t + phase)
-    drift = sum(rng.uniform(0.01, 0.03) * np.sin(2 * np.pi * rng.uniform(0.2, 1.2) * t + rng.uniform(0, 6.3))
-                for _ in range(3))
+    drift = sum(
+        rng.uniform(0.01, 0.03) * np.sin(2 * np.pi * rng.uniform(0.2, 1.2) * t + rng.uniform(0, 6.3)) for _ in range(3)
+    )
     return midi + drift
 
 
-def resing(analysis: tuple[np.ndarray, np.ndarray, np.ndarray], notes: list[tuple[float, float, int]],
-           style: dict, rng: np.random.Generator) -> np.ndarray:
+def resing(
+    analysis: tuple[np.ndarray, np.ndarray, np.ndarray],
+    notes: list[tuple[float, float, int]],
+    style: dict,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Festival's phrase re-synthesised by WORLD on the score's pitches (voicing and timbre kept); 16 kHz."""
     import warnings
 
@@ -718,7 +792,7 @@ def _reverb_ir(seconds: float, seed: int) -> np.ndarray:
     for c in range(2):
         tail = rng.standard_normal(n) * np.exp(-6.91 * t / seconds) * np.clip(t / 0.01, 0, 1)
         tail = sosfilt(sos, tail)
-        ir[c, int(0.02 * SR):] = tail / np.sqrt(np.sum(tail ** 2))
+        ir[c, int(0.02 * SR) :] = tail / np.sqrt(np.sum(tail**2))
         for _ in range(6):
             k = int(rng.uniform(0.005, 0.04) * SR)
             ir[c, k] += rng.uniform(0.15, 0.35) * rng.choice([-1, 1])
@@ -772,9 +846,19 @@ def _limit_gain(mix: np.ndarray, ceiling: float, window_s: float = 0.012) -> np.
 # the song
 
 
-def make_song(out_dir: str | os.PathLike, seconds: float | None = 180.0, seed: int = 0, vocal_gain_db: float = 0.0,
-              *, form: str | list | None = None, tempo: float | None = None, transpose: int | None = None,
-              voice: str | None = None, score_path: str | os.PathLike | None = None, write_extras: bool = True) -> dict:
+def make_song(
+    out_dir: str | os.PathLike,
+    seconds: float | None = 180.0,
+    seed: int = 0,
+    vocal_gain_db: float = 0.0,
+    *,
+    form: str | list | None = None,
+    tempo: float | None = None,
+    transpose: int | None = None,
+    voice: str | None = None,
+    score_path: str | os.PathLike | None = None,
+    write_extras: bool = True,
+) -> dict:
     """Render a song with known stems into ``out_dir``.
 
     seconds: exact length (the song is cut there and faded out); None: the natural length of the form.
@@ -857,8 +941,9 @@ def make_song(out_dir: str | os.PathLike, seconds: float | None = 180.0, seed: i
         # ---- balance: vocal RMS equal to the backing's RMS where the voice sings, then vocal_gain_db
         frame = 2048
         nf = n_total // frame
-        v_frames = np.sqrt(np.mean(np.square(vocals[:, : nf * frame], dtype=np.float64).reshape(2, nf, frame),
-                                   axis=(0, 2)))
+        v_frames = np.sqrt(
+            np.mean(np.square(vocals[:, : nf * frame], dtype=np.float64).reshape(2, nf, frame), axis=(0, 2))
+        )
         active = v_frames > (v_frames.max() * 10 ** (-30 / 20) if nf and v_frames.max() > 0 else np.inf)
         if active.any():
             idx = np.flatnonzero(np.repeat(active, frame))
@@ -916,8 +1001,18 @@ def make_song(out_dir: str | os.PathLike, seconds: float | None = 180.0, seed: i
     return {**{k: str(v) for k, v in paths.items()}, "meta": meta}
 
 
-def _meta(plan: Plan, score: dict, seed: int, n_total: int, total_s: float, vocal_gain_db: float,
-          vocals: np.ndarray, inst: np.ndarray, mix: np.ndarray, timings: dict) -> dict:
+def _meta(
+    plan: Plan,
+    score: dict,
+    seed: int,
+    n_total: int,
+    total_s: float,
+    vocal_gain_db: float,
+    vocals: np.ndarray,
+    inst: np.ndarray,
+    mix: np.ndarray,
+    timings: dict,
+) -> dict:
     spb = plan.spb
     tonic = KEY_NAMES[(plan.transpose) % 12]
     notes = []
@@ -926,23 +1021,58 @@ def _meta(plan: Plan, score: dict, seed: int, n_total: int, total_s: float, voca
             s, e = n.start * spb, (n.start + n.beats) * spb
             if s >= total_s:
                 continue
-            notes.append({"start": round(s, 5), "end": round(min(e, total_s), 5), "midi": n.midi,
-                          "hz": round(midi_to_hz(n.midi), 3), "word": n.word, "syllable": n.syllable,
-                          "phrase": pi, "section": ph.section})
-    chords = [{"start": round(s * spb, 5), "end": round(min((s + b) * spb, total_s), 5),
-               "chord": chord_name(sym, plan.transpose)}
-              for sec in plan.sections for s, b, sym in sec.chords if s * spb < total_s]
-    sections = [{"name": sec.kind, "lyrics": sec.lyrics, "start": round(sec.start * spb, 5),
-                 "end": round(min((sec.start + 4 * sec.bars) * spb, total_s), 5)}
-                for sec in plan.sections if sec.start * spb < total_s]
+            notes.append(
+                {
+                    "start": round(s, 5),
+                    "end": round(min(e, total_s), 5),
+                    "midi": n.midi,
+                    "hz": round(midi_to_hz(n.midi), 3),
+                    "word": n.word,
+                    "syllable": n.syllable,
+                    "phrase": pi,
+                    "section": ph.section,
+                }
+            )
+    chords = [
+        {
+            "start": round(s * spb, 5),
+            "end": round(min((s + b) * spb, total_s), 5),
+            "chord": chord_name(sym, plan.transpose),
+        }
+        for sec in plan.sections
+        for s, b, sym in sec.chords
+        if s * spb < total_s
+    ]
+    sections = [
+        {
+            "name": sec.kind,
+            "lyrics": sec.lyrics,
+            "start": round(sec.start * spb, 5),
+            "end": round(min((sec.start + 4 * sec.bars) * spb, total_s), 5),
+        }
+        for sec in plan.sections
+        if sec.start * spb < total_s
+    ]
     active = mix.shape[1] and np.max(np.abs(vocals), axis=0) > 1e-4
     return {
-        "title": score.get("title"), "seed": seed, "sample_rate": SR, "channels": 2, "samples": int(n_total),
-        "seconds": n_total / SR, "tempo": plan.tempo, "beat_seconds": spb, "time_signature": [4, 4],
-        "key": f"{tonic} major", "transpose_from_score": plan.transpose, "voice": plan.voice,
-        "vocal_gain_db": vocal_gain_db, "instruments": {k: {"name": v[0], "gm_program": v[1]}
-                                                         for k, v in plan.instruments.items()},
-        "style": plan.style, "sections": sections, "chords": chords, "notes": notes,
+        "title": score.get("title"),
+        "seed": seed,
+        "sample_rate": SR,
+        "channels": 2,
+        "samples": int(n_total),
+        "seconds": n_total / SR,
+        "tempo": plan.tempo,
+        "beat_seconds": spb,
+        "time_signature": [4, 4],
+        "key": f"{tonic} major",
+        "transpose_from_score": plan.transpose,
+        "voice": plan.voice,
+        "vocal_gain_db": vocal_gain_db,
+        "instruments": {k: {"name": v[0], "gm_program": v[1]} for k, v in plan.instruments.items()},
+        "style": plan.style,
+        "sections": sections,
+        "chords": chords,
+        "notes": notes,
         "levels": {
             "mix_peak_dbfs": round(_db(float(np.max(np.abs(mix)))), 2),
             "mix_lufs": round(loudness_lufs(mix), 2) if n_total >= SR // 2 else None,
@@ -971,10 +1101,19 @@ def main(argv: list[str] | None = None) -> int:
         bad = check_lyrics()
         print(json.dumps(bad))
         return 1 if bad else 0
-    res = make_song(args.out, seconds=args.seconds or None, seed=args.seed, vocal_gain_db=args.vocal_gain_db,
-                    form=None if args.form == "auto" else args.form, tempo=args.tempo, transpose=args.transpose,
-                    voice=args.voice)
-    print(json.dumps({k: res[k] for k in ("mix", "vocals", "instrumental")} | {"meta": str(Path(args.out) / "meta.json")}))
+    res = make_song(
+        args.out,
+        seconds=args.seconds or None,
+        seed=args.seed,
+        vocal_gain_db=args.vocal_gain_db,
+        form=None if args.form == "auto" else args.form,
+        tempo=args.tempo,
+        transpose=args.transpose,
+        voice=args.voice,
+    )
+    print(
+        json.dumps({k: res[k] for k in ("mix", "vocals", "instrumental")} | {"meta": str(Path(args.out) / "meta.json")})
+    )
     return 0
 
 

@@ -34,19 +34,26 @@ class CoverRequest(BaseModel):
     input: str = Field(..., description="Search text, URL or path of a local file.")
     voice: str | None = Field(None, description="Voice name (see `singer voices list`).")
     workflow: str = Field("cover", description="Workflow name (workflows/*.toml) or path.")
-    key: float | Literal["auto"] | None = Field(None, description="Key shift in semitones (-24..24), or 'auto' to fit the voice's range.")
+    key: float | Literal["auto"] | None = Field(
+        None, description="Key shift in semitones (-24..24), or 'auto' to fit the voice's range."
+    )
     format: str | None = Field(None, description="Output format: mp3, wav, flac, ogg, opus, m4a.")
     pick: int | None = Field(None, ge=1, description="Take search candidate N instead of the best match.")
     separator: str | None = None
     converter: str | None = None
     separate: bool | None = Field(None, description="voice_note workflow: separate the voice from background first.")
-    trim: bool | None = Field(None, description="voice_note workflow: cut the silence before and after the voice "
-                                                "(on by default).")
-    denoise: bool | None = Field(None, description="voice_note workflow: lower steady background noise (off by default).")
+    trim: bool | None = Field(
+        None, description="voice_note workflow: cut the silence before and after the voice (on by default)."
+    )
+    denoise: bool | None = Field(
+        None, description="voice_note workflow: lower steady background noise (off by default)."
+    )
     target_lufs: float | None = Field(None, ge=-40, le=-5)
     preset: str | None = Field(None, description="UVR model or preset for the vocals stage (implies separator uvr).")
     stages: list[str] | None = Field(None, description="Separation stages: vocals (always), karaoke, dereverb.")
-    convert_parts: list[str] | None = Field(None, description="Sung in the voice: lead (always), backing (needs karaoke).")
+    convert_parts: list[str] | None = Field(
+        None, description="Sung in the voice: lead (always), backing (needs karaoke)."
+    )
     step_params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="step id -> params overrides.")
     recompute: list[str] = Field(default_factory=list, description="Steps to compute again even when cached.")
     no_cache: bool = False
@@ -95,10 +102,19 @@ class CoverRequest(BaseModel):
         """Workflow variables. A numeric key is obeyed exactly: it turns the converter's automatic octave off
         (``auto_octave``); with no key the workflow's default (key 0, auto_octave on) applies, and ``auto`` lets the
         converter choose (:mod:`singer.register`)."""
-        v = {"input": self.input, "voice": self.voice, "key": self.key, "format": self.format, "pick": self.pick,
-             "separator": "uvr" if self.preset and not self.separator else self.separator,
-             "converter": self.converter, "separate": self.separate, "trim": self.trim, "denoise": self.denoise,
-             "target_lufs": self.target_lufs}
+        v = {
+            "input": self.input,
+            "voice": self.voice,
+            "key": self.key,
+            "format": self.format,
+            "pick": self.pick,
+            "separator": "uvr" if self.preset and not self.separator else self.separator,
+            "converter": self.converter,
+            "separate": self.separate,
+            "trim": self.trim,
+            "denoise": self.denoise,
+            "target_lufs": self.target_lufs,
+        }
         if self.stages is not None:
             v.update(karaoke="karaoke" in self.stages, dereverb="dereverb" in self.stages)
         if self.convert_parts is not None:
@@ -119,8 +135,15 @@ class CoverResult:
     pitch: dict | None = None  # the lead conversion's shift and why (see pitch_summary)
 
     def to_dict(self) -> dict:
-        return {"output": str(self.output), "title": self.title, "voice": self.voice, "format": self.format,
-                "duration": self.duration, "pitch": self.pitch, "run": self.run.to_dict()}
+        return {
+            "output": str(self.output),
+            "title": self.title,
+            "voice": self.voice,
+            "format": self.format,
+            "duration": self.duration,
+            "pitch": self.pitch,
+            "run": self.run.to_dict(),
+        }
 
 
 def pitch_summary(meta: dict) -> dict | None:
@@ -203,9 +226,15 @@ class Singer:
             if step.op == "convert" and isinstance(overrides.get(step.id, {}).get("key"), float):
                 overrides[step.id].setdefault("auto_octave", False)  # a numeric key is obeyed exactly
         target = self._target_path(request, spec)  # validate the output place before any work
-        result = self.runner(hooks, policy).run(spec, variables, overrides=overrides, engines=engines,
-                                        recompute=set(request.recompute), no_cache=request.no_cache,
-                                        label=Path(request.input).stem if os.path.exists(request.input) else request.input)
+        result = self.runner(hooks, policy).run(
+            spec,
+            variables,
+            overrides=overrides,
+            engines=engines,
+            recompute=set(request.recompute),
+            no_cache=request.no_cache,
+            label=Path(request.input).stem if os.path.exists(request.input) else request.input,
+        )
         enc = result.steps[-1].meta
         src = result.step("source").meta if "source" in spec.step_ids else {}
         title = src.get("title") or "cover"
@@ -242,7 +271,9 @@ class Singer:
         fmt = request.format or spec.vars.get("format")
         ext = out.suffix.lower().lstrip(".")
         if ext and fmt and ext != fmt and not (fmt == "opus" and ext == "ogg"):
-            raise UsageError(f"--out {out.name} does not match --format {fmt}", hint=f"Use a .{fmt} name or drop --format.")
+            raise UsageError(
+                f"--out {out.name} does not match --format {fmt}", hint=f"Use a .{fmt} name or drop --format."
+            )
         return out
 
     # ---- engines, voices, cache ---------------------------------------------------------------------------------
@@ -267,8 +298,9 @@ class Singer:
     def verify_voice(self, name: str) -> dict:
         return self.voices.verify(name)
 
-    def preview_voice(self, name: str, out: str | Path | None = None, seconds: float = 12.0,
-                      hooks: Hooks | None = None) -> CoverResult:
+    def preview_voice(
+        self, name: str, out: str | Path | None = None, seconds: float = 12.0, hooks: Hooks | None = None
+    ) -> CoverResult:
         """Sing the first ``seconds`` of the bundled demo song with voice ``name`` (a quick listen after a merge)."""
         from . import audio
         from .config import PACKAGE_DIR
@@ -295,5 +327,7 @@ class Singer:
     def cache_size(self) -> int:
         return self.store.total_size()
 
-    def prune_cache(self, max_bytes: int | None = None, older_than_s: float | None = None, dry_run: bool = False) -> list:
+    def prune_cache(
+        self, max_bytes: int | None = None, older_than_s: float | None = None, dry_run: bool = False
+    ) -> list:
         return self.store.prune(max_bytes=max_bytes, older_than_s=older_than_s, dry_run=dry_run)

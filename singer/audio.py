@@ -34,8 +34,25 @@ FORMATS: dict[str, tuple[str, dict, str]] = {
 }
 
 AUDIO_EXTENSIONS = {
-    ".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".webm", ".mka", ".wma", ".aif",
-    ".aiff", ".mp4", ".mkv", ".mov", ".avi", ".3gp", ".amr",
+    ".wav",
+    ".flac",
+    ".mp3",
+    ".m4a",
+    ".aac",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".webm",
+    ".mka",
+    ".wma",
+    ".aif",
+    ".aiff",
+    ".mp4",
+    ".mkv",
+    ".mov",
+    ".avi",
+    ".3gp",
+    ".amr",
 }
 
 
@@ -58,7 +75,8 @@ def _ffmpeg_bin(name: str = "ffmpeg") -> str:
     exe = shutil.which(name)
     if not exe:
         raise EngineUnavailable(
-            f"{name} is not installed.", hint="Install it (Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg)."
+            f"{name} is not installed.",
+            hint="Install it (Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg).",
         )
     return exe
 
@@ -69,7 +87,9 @@ def _check_readable(path: Path) -> None:
     if path.is_dir():
         raise InputError(f"Input is a folder, not an audio file: {path}", hint="Give a single audio or video file.")
     if path.stat().st_size == 0:
-        raise InputError(f"Input file is empty (0 bytes): {path}", hint="The file was probably not fully downloaded or saved.")
+        raise InputError(
+            f"Input file is empty (0 bytes): {path}", hint="The file was probably not fully downloaded or saved."
+        )
 
 
 # Media lies: only these demuxers (ffmpeg names) ever read an input. Playlists and indirection formats (hls, dash,
@@ -77,9 +97,44 @@ def _check_readable(path: Path) -> None:
 # and ffprobe also run with a protocol whitelist of "file" (and "pipe"), so no demuxer can reach data:, subfile:,
 # concat:, http: or any other protocol.
 DEMUXERS = (
-    "aac", "ac3", "aiff", "amr", "amrnb", "amrwb", "ape", "asf", "au", "avi", "caf", "dsf", "dts", "dtshd", "eac3",
-    "flac", "flv", "loas", "matroska", "mlp", "mov", "mp3", "mpc", "mpc8", "mpeg", "mpegts", "ogg", "oma", "rm",
-    "shn", "tak", "truehd", "tta", "voc", "w64", "wav", "wv", "xwma",
+    "aac",
+    "ac3",
+    "aiff",
+    "amr",
+    "amrnb",
+    "amrwb",
+    "ape",
+    "asf",
+    "au",
+    "avi",
+    "caf",
+    "dsf",
+    "dts",
+    "dtshd",
+    "eac3",
+    "flac",
+    "flv",
+    "loas",
+    "matroska",
+    "mlp",
+    "mov",
+    "mp3",
+    "mpc",
+    "mpc8",
+    "mpeg",
+    "mpegts",
+    "ogg",
+    "oma",
+    "rm",
+    "shn",
+    "tak",
+    "truehd",
+    "tta",
+    "voc",
+    "w64",
+    "wav",
+    "wv",
+    "xwma",
 )
 _SAFE_INPUT = ["-protocol_whitelist", "file,pipe", "-format_whitelist", ",".join(DEMUXERS)]
 _FORMAT_HINT = "Send a plain audio or video file (mp3, m4a, ogg/opus, wav, flac, webm, mp4...)."
@@ -129,10 +184,15 @@ def _probe(path: Path) -> AudioInfo:
         said = _tool_message(proc.stderr, path)
         refused = re.search(r"\[(\w+) @[^\]]*\] Format not on whitelist", proc.stderr.decode("utf-8", "replace"))
         if refused:
-            raise InputError(f"{path.name} is a '{refused.group(1)}' file (a playlist, or a reference to other files "
-                             "or addresses), which singer does not read.", hint=_FORMAT_HINT)
-        raise InputError(f"Not a readable audio or video file: {path.name}",
-                         hint=f"ffprobe said: {said}. Convert it to mp3, wav or flac first.")
+            raise InputError(
+                f"{path.name} is a '{refused.group(1)}' file (a playlist, or a reference to other files "
+                "or addresses), which singer does not read.",
+                hint=_FORMAT_HINT,
+            )
+        raise InputError(
+            f"Not a readable audio or video file: {path.name}",
+            hint=f"ffprobe said: {said}. Convert it to mp3, wav or flac first.",
+        )
     try:
         meta = json.loads(proc.stdout or b"{}")
     except ValueError:
@@ -152,7 +212,9 @@ def _probe(path: Path) -> AudioInfo:
         channels=int(_seconds(a.get("channels"))),
         codec=str(a.get("codec_name", "")),
         format=str(fmt.get("format_name", "")),
-        has_video=any(s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic") for s in streams),
+        has_video=any(
+            s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic") for s in streams
+        ),
         tags=tags,
     )
 
@@ -171,15 +233,22 @@ def demuxer(info: AudioInfo) -> str:
     for name in info.format.split(","):
         if name in DEMUXERS:
             return name
-    raise InputError(f"{Path(info.path).name} is a '{info.format}' file, which singer does not read.", hint=_FORMAT_HINT)
+    raise InputError(
+        f"{Path(info.path).name} is a '{info.format}' file, which singer does not read.", hint=_FORMAT_HINT
+    )
 
 
 CHUNK_FRAMES = 1 << 16
 LIMIT_GRACE_S = 1.0
 
 
-def decode(path: str | os.PathLike, sample_rate: int = 44100, channels: int = 2, max_duration: float | None = None,
-           info: AudioInfo | None = None) -> np.ndarray:
+def decode(
+    path: str | os.PathLike,
+    sample_rate: int = 44100,
+    channels: int = 2,
+    max_duration: float | None = None,
+    info: AudioInfo | None = None,
+) -> np.ndarray:
     """Decode a media file to float32 ``(channels, samples)`` at ``sample_rate``.
 
     Only allow-listed containers are read, with the probed demuxer forced. With ``max_duration`` the DECODED length
@@ -195,8 +264,25 @@ def decode(path: str | os.PathLike, sample_rate: int = 44100, channels: int = 2,
         raise _too_long(path, info.duration, max_duration)
     # room for what the header announces (+5 % and 10 s for headers that round); the limit when there is one
     cap = limit + 1 if limit is not None else int((info.duration * 1.05 + 10) * sample_rate)
-    cmd = [_ffmpeg_bin(), "-nostdin", "-hide_banner", "-loglevel", "error", *_SAFE_INPUT, "-f", demuxer(info),
-           "-i", _file_url(path), "-vn", "-sn", "-dn", "-ac", str(channels), "-ar", str(sample_rate)]
+    cmd = [
+        _ffmpeg_bin(),
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        *_SAFE_INPUT,
+        "-f",
+        demuxer(info),
+        "-i",
+        _file_url(path),
+        "-vn",
+        "-sn",
+        "-dn",
+        "-ac",
+        str(channels),
+        "-ar",
+        str(sample_rate),
+    ]
     if limit is not None:
         cmd += ["-t", f"{max_duration + 2 * LIMIT_GRACE_S:.3f}"]  # past the limit, so "longer" can be seen
     cmd += ["-f", "f32le", "-acodec", "pcm_f32le", "pipe:"]
@@ -217,18 +303,22 @@ def decode(path: str | os.PathLike, sample_rate: int = 44100, channels: int = 2,
     if code != 0 and n == 0:
         raise InputError(f"Could not decode {path.name}", hint=_tool_message(said, path) + ". Is the file complete?")
     if n == 0:
-        raise InputError(f"{path.name} decoded to no audio at all.", hint="The file is truncated or has an empty audio track.")
+        raise InputError(
+            f"{path.name} decoded to no audio at all.", hint="The file is truncated or has an empty audio track."
+        )
     return out[:, :n]  # rows stay contiguous; the reserved tail was never touched
 
 
 def _too_long(path: Path, seconds: float | None, limit: float) -> InputError:
     if seconds:
-        return InputError(f"{path.name} is {_span(seconds)} long; the limit is {_span(limit)}.",
-                          hint="Send a shorter file (or, as the operator, raise SINGER_MAX_DURATION / "
-                          "SINGER_MAX_UPLOAD_DURATION).")
-    return InputError(f"{path.name} decodes to more than the limit of {_span(limit)} (its header claims less).",
-                      hint="Send a shorter file (or, as the operator, raise SINGER_MAX_DURATION / "
-                      "SINGER_MAX_UPLOAD_DURATION).")
+        return InputError(
+            f"{path.name} is {_span(seconds)} long; the limit is {_span(limit)}.",
+            hint="Send a shorter file (or, as the operator, raise SINGER_MAX_DURATION / SINGER_MAX_UPLOAD_DURATION).",
+        )
+    return InputError(
+        f"{path.name} decodes to more than the limit of {_span(limit)} (its header claims less).",
+        hint="Send a shorter file (or, as the operator, raise SINGER_MAX_DURATION / SINGER_MAX_UPLOAD_DURATION).",
+    )
 
 
 def _span(seconds: float) -> str:
@@ -259,10 +349,10 @@ def _read_samples(pipe, channels: int, cap: int, grow: bool) -> tuple[np.ndarray
             out = bigger
         chunk = np.frombuffer(buf, dtype="<f4", count=k * channels)
         np.nan_to_num(chunk, copy=False)  # here, a chunk at a time: no full-length temporaries later
-        out[:, n:n + k] = chunk.reshape(k, channels).T
+        out[:, n : n + k] = chunk.reshape(k, channels).T
         n += k
         rest = have - k * frame
-        buf[:rest] = buf[k * frame:have]
+        buf[:rest] = buf[k * frame : have]
         have = rest
     return out, n
 
@@ -282,7 +372,9 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> N
     sf.write(str(path), audio.T, sample_rate, subtype="FLOAT", format="WAV")
 
 
-def encode(src_wav: str | os.PathLike, dst: str | os.PathLike, fmt: str | None = None, tags: dict | None = None) -> Path:
+def encode(
+    src_wav: str | os.PathLike, dst: str | os.PathLike, fmt: str | None = None, tags: dict | None = None
+) -> Path:
     """Encode a WAV to ``dst`` in ``fmt`` (default: from dst's extension). Writes atomically."""
     import ffmpeg
 
@@ -347,7 +439,7 @@ def resample_long(x: np.ndarray, sr_in: int, sr_out: int, block_s: float = 20.0,
         y = resample(x[lo:hi], sr_in, sr_out)
         o0, o1 = a * sr_out // sr_in, min(n_out, -(-b * sr_out // sr_in))
         skip = (a - lo) * sr_out // sr_in
-        out[o0:o1] = y[skip:skip + o1 - o0]
+        out[o0:o1] = y[skip : skip + o1 - o0]
     return out
 
 
@@ -403,15 +495,19 @@ def pitch_shift(src: str | os.PathLike, dst: str | os.PathLike, semitones: float
     info = sf.info(str(src))
     ratio = 2.0 ** (semitones / 12.0)
     dst = Path(dst)
-    stream = (ffmpeg.input(str(src))
-              .filter("rubberband", pitch=ratio, pitchq="quality", channels="together")
-              .filter("apad", whole_len=info.frames)
-              .filter("atrim", end_sample=info.frames))
+    stream = (
+        ffmpeg.input(str(src))
+        .filter("rubberband", pitch=ratio, pitchq="quality", channels="together")
+        .filter("apad", whole_len=info.frames)
+        .filter("atrim", end_sample=info.frames)
+    )
     stream = stream.output(str(dst), acodec="pcm_f32le", ar=info.samplerate, format="wav")
     cmd = [_ffmpeg_bin(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *ffmpeg.get_args(stream)]
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if proc.returncode != 0:
-        raise EngineUnavailable("ffmpeg could not re-key the instrumental (rubberband filter).",
-                                hint="Install an ffmpeg built with librubberband (Debian's is), or use --key 0. "
-                                + proc.stderr.decode("utf-8", "replace").strip()[-200:])
+        raise EngineUnavailable(
+            "ffmpeg could not re-key the instrumental (rubberband filter).",
+            hint="Install an ffmpeg built with librubberband (Debian's is), or use --key 0. "
+            + proc.stderr.decode("utf-8", "replace").strip()[-200:],
+        )
     return dst

@@ -68,9 +68,14 @@ def find_inputs(folder: Path, out: Path | None = None) -> list[Path]:
     found = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (out is None or Path(root, d).resolve() != out))
-        found += [Path(root, f) for f in sorted(files) if not f.startswith(".")
-                  and (Path(f).suffix.lower() in AUDIO_EXTENSIONS
-                       or (not Path(f).suffix and _media_by_content(Path(root, f))))]
+        found += [
+            Path(root, f)
+            for f in sorted(files)
+            if not f.startswith(".")
+            and (
+                Path(f).suffix.lower() in AUDIO_EXTENSIONS or (not Path(f).suffix and _media_by_content(Path(root, f)))
+            )
+        ]
     return found
 
 
@@ -127,8 +132,9 @@ def check_request(request: dict) -> Any:
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"])
-        raise UsageError(f"Invalid batch request: {where + ': ' if where else ''}"
-                         f"{err['msg'].removeprefix('Value error, ')}") from None
+        raise UsageError(
+            f"Invalid batch request: {where + ': ' if where else ''}{err['msg'].removeprefix('Value error, ')}"
+        ) from None
 
 
 def _recipe(request: dict) -> dict:
@@ -138,8 +144,7 @@ def _recipe(request: dict) -> dict:
 
 
 class Batch:
-    def __init__(self, settings: Any, folder: Path, out: Path, request: dict, workers: int = 1,
-                 fmt: str | None = None):
+    def __init__(self, settings: Any, folder: Path, out: Path, request: dict, workers: int = 1, fmt: str | None = None):
         self.settings, self.folder, self.out = settings, Path(folder), Path(out)
         if not self.folder.is_dir():
             raise InputError(f"{folder} is not a folder.", hint="Give the folder that holds the voice notes.")
@@ -177,9 +182,14 @@ class Batch:
             dst = self.out / out_rel
             req = {**self.request, "input": str(src), "format": fmt, "out": str(dst)}
             rec = self.state.get(rel)
-            current = (rec and rec.get("recipe") == _recipe(req) and rec.get("output", out_rel) == out_rel
-                       and rec.get("digest") == file_digest(src) and dst.is_file()
-                       and dst.stat().st_size == rec.get("size"))
+            current = (
+                rec
+                and rec.get("recipe") == _recipe(req)
+                and rec.get("output", out_rel) == out_rel
+                and rec.get("digest") == file_digest(src)
+                and dst.is_file()
+                and dst.stat().st_size == rec.get("size")
+            )
             item = Item(rel, output=str(dst))
             if current:
                 item.status, item.duration, item.run_id = "skipped", rec.get("duration", 0.0), rec.get("run_id", "")
@@ -197,8 +207,9 @@ class Batch:
             if item.status == "skipped":
                 on_item(item, 0, len(items))
         ctx = multiprocessing.get_context("spawn")  # no fork of a process whose torch/BLAS threads already run
-        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init,
-                                 initargs=(self.worker_settings().model_dump_json(),)) as ex:
+        with ProcessPoolExecutor(
+            self.workers, mp_context=ctx, initializer=_init, initargs=(self.worker_settings().model_dump_json(),)
+        ) as ex:
             pending = {}
             queue = list(todo)
             while queue or pending:
@@ -234,9 +245,14 @@ class Batch:
         item.run_id = outcome.get("run_id", "")
         if item.status == "done":
             dst = Path(req["out"])
-            self.state[item.rel] = {"digest": file_digest(req["input"]), "recipe": _recipe(req),
-                                    "output": dst.relative_to(self.out).as_posix(), "size": dst.stat().st_size,
-                                    "duration": item.duration, "run_id": item.run_id}
+            self.state[item.rel] = {
+                "digest": file_digest(req["input"]),
+                "recipe": _recipe(req),
+                "output": dst.relative_to(self.out).as_posix(),
+                "size": dst.stat().st_size,
+                "duration": item.duration,
+                "run_id": item.run_id,
+            }
         else:
             self.state.pop(item.rel, None)
         self._save()
@@ -250,8 +266,14 @@ class Batch:
 def summarize(folder: str, out: str, items: list[Item], seconds: float) -> dict:
     """The batch summary: counts per status, wall time, one row per file (the HTTP service's batches too)."""
     counts = {s: sum(i.status == s for i in items) for s in ("done", "skipped", "failed")}
-    return {"folder": folder, "out": out, "files": len(items), **counts, "seconds": round(seconds, 2),
-            "items": [asdict(i) for i in items]}
+    return {
+        "folder": folder,
+        "out": out,
+        "files": len(items),
+        **counts,
+        "seconds": round(seconds, 2),
+        "items": [asdict(i) for i in items],
+    }
 
 
 def write_summary(dest: Path, summary: dict) -> None:
@@ -297,11 +319,19 @@ def _convert(req: dict) -> dict:
     try:
         res = _SINGER.cover(CoverRequest(**req))
         _release_memory()
-        return {"status": "done", "seconds": round(time.perf_counter() - t0, 3), "duration": res.duration,
-                "run_id": res.run.run_id}
+        return {
+            "status": "done",
+            "seconds": round(time.perf_counter() - t0, 3),
+            "duration": res.duration,
+            "run_id": res.run.run_id,
+        }
     except Exception as e:  # a user error, or a bug: neither stops the batch
-        return {"status": "failed", "message": error_dict(e)["message"], "seconds": round(time.perf_counter() - t0, 3),
-                "run_id": getattr(e, "run_id", "")}
+        return {
+            "status": "failed",
+            "message": error_dict(e)["message"],
+            "seconds": round(time.perf_counter() - t0, 3),
+            "run_id": getattr(e, "run_id", ""),
+        }
 
 
 def _release_memory() -> None:

@@ -52,5 +52,5 @@ def reverb(src: Path, dst: Path, p: ReverbParams) -> None:
             y = oaconvolve(x, ir, axes=1).astype(np.float32)  # len(x) + len(ir) - 1
             y[:, : tail.shape[1]] += tail  # the previous blocks' reverb that reaches into this one
             out.write(y[:, : x.shape[1]].T)
-            tail = y[:, x.shape[1]:]
+            tail = y[:, x.shape[1] :]
     os.replace(part, dst)

@@ -95,5 +95,8 @@ def error_dict(e: BaseException, *, hint: str | None = None) -> dict:
         if reasons:
             d["reasons"] = dict(reasons)
         return d
-    return {"error": "internal_error", "message": f"Internal error ({type(e).__name__}); the work was not finished.",
-            "hint": hint or INTERNAL_HINT}
+    return {
+        "error": "internal_error",
+        "message": f"Internal error ({type(e).__name__}); the work was not finished.",
+        "hint": hint or INTERNAL_HINT,
+    }

@@ -27,8 +27,9 @@ def parse_key(value: object, where: str = "key", *, limit: float = KEY_LIMIT, al
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     shown = repr(value)[:24] if isinstance(value, str) else str(value)[:24]
-    hint = (f"Give a number of semitones from {-limit:g} to {limit:g} (e.g. -3 or +2)"
-            + (", or auto to fit the voice's range." if allow_auto else "."))
+    hint = f"Give a number of semitones from {-limit:g} to {limit:g} (e.g. -3 or +2)" + (
+        ", or auto to fit the voice's range." if allow_auto else "."
+    )
     if isinstance(value, str) and value.strip().lower() == "auto":
         if allow_auto:
             return "auto"

@@ -21,7 +21,7 @@ def k_weighting(rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
     fc, gain_db, q = 1681.9744509555319, 3.99984385397, 0.7071752369554193
     k = math.tan(math.pi * fc / rate)
     vh = 10 ** (gain_db / 20)
-    vb = vh ** 0.4996667741545416
+    vb = vh**0.4996667741545416
     a0 = 1 + k / q + k * k
     shelf_b = np.array([(vh + vb * k / q + k * k) / a0, 2 * (k * k - vh) / a0, (vh - vb * k / q + k * k) / a0])
     shelf_a = np.array([1.0, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0])
@@ -58,7 +58,7 @@ class LoudnessMeter:
         if n:
             sq = np.square(y[:, : n * self.step], dtype=np.float64).reshape(self.channels, n, self.step).mean(axis=2)
             self.sub_ms.extend(sq.sum(axis=0).tolist())  # channel weights are 1.0 for L/R/mono
-        self.pending = y[:, n * self.step:]
+        self.pending = y[:, n * self.step :]
 
     @property
     def integrated(self) -> float:

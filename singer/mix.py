@@ -53,7 +53,9 @@ def _read(f: sf.SoundFile, start: int, stop: int, channels: int) -> np.ndarray:
     return x
 
 
-def iter_sum(stems: list[Stem], frames: int, rate: int, channels: int, margin: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+def iter_sum(
+    stems: list[Stem], frames: int, rate: int, channels: int, margin: int = 0
+) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (start, block) of the gain-weighted sum, each block with ``margin`` samples of context each side."""
     files = [sf.SoundFile(str(s.path)) for s in stems]
     try:
@@ -138,7 +140,9 @@ def moving_mean(x: np.ndarray, w: int) -> np.ndarray:
     return ((c[w:] - c[:-w]) / w).astype(np.float32)
 
 
-def _render(stems: list[Stem], frames: int, rate: int, channels: int, master: float, ceiling: float, dst: Path) -> tuple[float, float]:
+def _render(
+    stems: list[Stem], frames: int, rate: int, channels: int, master: float, ceiling: float, dst: Path
+) -> tuple[float, float]:
     """Write the limited master to ``dst``; return (loudness LUFS, true peak linear) of what was written."""
     window = max(3, int(RELEASE_S * rate))
     margin = int(MARGIN_S * rate)
@@ -149,20 +153,28 @@ def _render(stems: list[Stem], frames: int, rate: int, channels: int, master: fl
             blk *= master
             g, p = limiter_gain(blk, ceiling, window)
             y = blk if g is None else blk * g
-            core = y[:, margin: margin + min(int(BLOCK_S * rate), frames - start)]
+            core = y[:, margin : margin + min(int(BLOCK_S * rate), frames - start)]
             if g is not None:  # the gain is smooth (50 ms), so the true peak of g*x is g times that of x
                 p = p * g
-            p = p[margin: margin + core.shape[1]]
+            p = p[margin : margin + core.shape[1]]
             peak = max(peak, float(p.max(initial=0.0)))
             meter.feed(core)
             out.write(core.T)
     return meter.integrated, peak
 
 
-def mix(vocals: Path, dst: Path, params: MixParams, instrumental: Path | None = None,
-        reference_vocals: Path | None = None, known_lufs: dict[str, float] | None = None,
-        backing: Path | None = None, reference_backing: Path | None = None,
-        reverb: Path | None = None, reference_reverb: Path | None = None) -> dict:
+def mix(
+    vocals: Path,
+    dst: Path,
+    params: MixParams,
+    instrumental: Path | None = None,
+    reference_vocals: Path | None = None,
+    known_lufs: dict[str, float] | None = None,
+    backing: Path | None = None,
+    reference_backing: Path | None = None,
+    reverb: Path | None = None,
+    reference_reverb: Path | None = None,
+) -> dict:
     """Mix and master to ``dst`` (float WAV). Returns the measured figures for the step manifest.
 
     ``backing`` (backing vocals, converted or original) joins the mix loudness-matched to ``reference_backing``
@@ -177,7 +189,9 @@ def mix(vocals: Path, dst: Path, params: MixParams, instrumental: Path | None = 
     if instrumental is not None:
         ii = sf.info(str(instrumental))
         if ii.samplerate != rate:
-            raise InputError(f"Stems have different sample rates ({rate} vs {ii.samplerate})", hint="Resample before mixing.")
+            raise InputError(
+                f"Stems have different sample rates ({rate} vs {ii.samplerate})", hint="Resample before mixing."
+            )
         frames, channels = ii.frames, max(channels, ii.channels)
     if channels != 2:
         known_lufs = {}  # measured as stereo by the separate step
@@ -201,8 +215,10 @@ def mix(vocals: Path, dst: Path, params: MixParams, instrumental: Path | None = 
         inst = stem_loudness(instrumental, channels) if inst is None else inst
         figures["instrumental_lufs"] = round(inst, 2)
         stems.append(Stem(instrumental, 10 ** (params.instrumental_gain_db / 20)))
-    extras = (("backing", backing, reference_backing, params.backing_gain_db),
-              ("reverb", reverb, reference_reverb, params.reverb_gain_db))
+    extras = (
+        ("backing", backing, reference_backing, params.backing_gain_db),
+        ("reverb", reverb, reference_reverb, params.reverb_gain_db),
+    )
     for name, stem, reference, offset in extras:  # each matched to the loudness of its separated original
         if stem is None:
             continue
@@ -235,8 +251,11 @@ def mix(vocals: Path, dst: Path, params: MixParams, instrumental: Path | None = 
         master_db += params.target_lufs - out_lufs
     os.replace(tmp, dst)
     figures.update(
-        vocal_gain_db=round(gv_db, 2), premaster_lufs=round(pre, 2), master_gain_db=round(master_db, 2),
-        output_lufs=round(out_lufs, 2), output_true_peak_db=round(20 * math.log10(max(peak, 1e-12)), 2),
+        vocal_gain_db=round(gv_db, 2),
+        premaster_lufs=round(pre, 2),
+        master_gain_db=round(master_db, 2),
+        output_lufs=round(out_lufs, 2),
+        output_true_peak_db=round(20 * math.log10(max(peak, 1e-12)), 2),
         render_passes=passes,
     )
     return figures

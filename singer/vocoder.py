@@ -62,8 +62,9 @@ def track_f0(x: np.ndarray, sr: int, frame_period: float = FRAME_PERIOD) -> tupl
     return f0, t
 
 
-def analyze(x: np.ndarray, sr: int, frame_period: float = FRAME_PERIOD, aperiodicity: bool = True,
-            ap_stride: int = 3) -> Analysis:
+def analyze(
+    x: np.ndarray, sr: int, frame_period: float = FRAME_PERIOD, aperiodicity: bool = True, ap_stride: int = 3
+) -> Analysis:
     """Full WORLD analysis. D4C (the slowest step) runs on every ``ap_stride``-th frame and is interpolated."""
     pw = pyworld()
     x = np.ascontiguousarray(x, dtype=np.float64)

@@ -51,12 +51,16 @@ class Voice:
         """The voice's model: a VoiceProfile for ``kind == "profile"``."""
         loader = LOADERS.get(self.kind)
         if loader is None:
-            raise ModelError(f"Voice '{self.name}' is of kind '{self.kind}', which this version cannot use.",
-                             hint=f"Known kinds: {', '.join(LOADERS)}. Upgrade singer or remove the voice.")
+            raise ModelError(
+                f"Voice '{self.name}' is of kind '{self.kind}', which this version cannot use.",
+                hint=f"Known kinds: {', '.join(LOADERS)}. Upgrade singer or remove the voice.",
+            )
         try:
             return loader(self)
         except (KeyError, ValueError, TypeError) as e:
-            raise ModelError(f"Voice '{self.name}' is damaged: {e}", hint=f"Re-create it or delete {self.files[0]}.") from e
+            raise ModelError(
+                f"Voice '{self.name}' is damaged: {e}", hint=f"Re-create it or delete {self.files[0]}."
+            ) from e
 
     def register(self) -> Any:
         """The voice's :class:`~singer.register.Register` (singing range, speaking pitch, where each came from), or
@@ -70,8 +74,14 @@ class Voice:
             reg = self.register()
         except ModelError:
             reg = None
-        return {"name": self.name, "kind": self.kind, "bundled": self.bundled, "files": [str(p) for p in self.files],
-                **self.meta, "register": reg.to_dict() if reg is not None else None}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "bundled": self.bundled,
+            "files": [str(p) for p in self.files],
+            **self.meta,
+            "register": reg.to_dict() if reg is not None else None,
+        }
 
 
 def write_profile_voice(path: Path, name: str, profile: VoiceProfile, meta: dict) -> None:
@@ -86,8 +96,10 @@ def validate_name(name: str) -> str:
     if isinstance(name, str) and NAME_RE.fullmatch(name):
         return name
     suggestion = re.sub(r"[^a-z0-9_-]+", "-", str(name).lower()).strip("-_")[:40] or "my-voice"
-    raise InputError(f"Invalid voice name {name!r}.",
-                     hint=f"Use 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit (e.g. {suggestion!r}).")
+    raise InputError(
+        f"Invalid voice name {name!r}.",
+        hint=f"Use 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit (e.g. {suggestion!r}).",
+    )
 
 
 class VoiceStore:
@@ -132,7 +144,9 @@ class VoiceStore:
             if isinstance(name, str) and NAME_RE.fullmatch(name) and path.is_file():
                 voice = self._read(path, bundled)
                 if voice is None:
-                    raise ModelError(f"Voice '{name}' is damaged (unreadable {path.name}).", hint=f"Delete or re-create {path}.")
+                    raise ModelError(
+                        f"Voice '{name}' is damaged (unreadable {path.name}).", hint=f"Delete or re-create {path}."
+                    )
                 return voice
         raise VoiceNotFound(f"Unknown voice '{name}'.", hint=f"Available voices: {', '.join(self.names()) or 'none'}.")
 
@@ -152,8 +166,16 @@ class VoiceStore:
         assert voice is not None
         return voice
 
-    def create(self, name: str, from_paths: Sequence[str | Path], *, description: str = "", gender: str = "",
-               licence: str = "", overwrite: bool = False) -> Voice:
+    def create(
+        self,
+        name: str,
+        from_paths: Sequence[str | Path],
+        *,
+        description: str = "",
+        gender: str = "",
+        licence: str = "",
+        overwrite: bool = False,
+    ) -> Voice:
         """Learn a profile from sample recordings (any format ffmpeg reads) and store it as a user voice."""
         path = self._check_new(name, overwrite)
         from . import audio
@@ -162,14 +184,29 @@ class VoiceStore:
         for p in paths:
             info = audio.probe(p)
             if info.duration < 0.5:
-                raise InputError(f"Sample {p.name} is too short ({info.duration:.1f} s).",
-                                 hint=f"Give recordings with at least {MIN_SAMPLE_SECONDS:.0f} s of voice in total.")
-        profile = learn_profile(paths, min_voiced_seconds=MIN_SAMPLE_SECONDS, provenance={"licence": licence} if licence else None)
-        meta = {"description": description or f"learned from {len(paths)} sample(s)", "gender": gender, "licence": licence}
+                raise InputError(
+                    f"Sample {p.name} is too short ({info.duration:.1f} s).",
+                    hint=f"Give recordings with at least {MIN_SAMPLE_SECONDS:.0f} s of voice in total.",
+                )
+        profile = learn_profile(
+            paths, min_voiced_seconds=MIN_SAMPLE_SECONDS, provenance={"licence": licence} if licence else None
+        )
+        meta = {
+            "description": description or f"learned from {len(paths)} sample(s)",
+            "gender": gender,
+            "licence": licence,
+        }
         return self._write(path, name, profile, meta)
 
-    def merge(self, names: Sequence[str], weights: Sequence[float] | None, new_name: str, *, description: str = "",
-              overwrite: bool = False) -> Voice:
+    def merge(
+        self,
+        names: Sequence[str],
+        weights: Sequence[float] | None,
+        new_name: str,
+        *,
+        description: str = "",
+        overwrite: bool = False,
+    ) -> Voice:
         """Weighted merge of profile voices into a new user voice (weights default to equal)."""
         path = self._check_new(new_name, overwrite)
         weights = list(weights) if weights is not None else [1.0] * len(names)
@@ -183,18 +220,35 @@ class VoiceStore:
             return rvc_voice.merge(self, voices, weights, new_name, description=description, overwrite=overwrite)
         for v in voices:
             if v.kind != "profile":
-                raise InputError(f"Cannot merge '{v.name}' ({v.kind}) with {', '.join(sorted(kinds - {v.kind}))} voices.",
-                                 hint="Merge voices of one kind: RVC models with RVC models, profiles with profiles.")
+                raise InputError(
+                    f"Cannot merge '{v.name}' ({v.kind}) with {', '.join(sorted(kinds - {v.kind}))} voices.",
+                    hint="Merge voices of one kind: RVC models with RVC models, profiles with profiles.",
+                )
         profile = merge_profiles([(v.load(), w) for v, w in zip(voices, weights)], names=list(names))
         genders = {v.meta.get("gender", "") for v in voices}
         licences = sorted({v.meta.get("licence", "") for v in voices} - {""})
         desc = description or "merge of " + " + ".join(f"{w:g}*{n}" for n, w in zip(names, weights))
-        meta = {"description": desc, "gender": genders.pop() if len(genders) == 1 else "mixed", "licence": "; ".join(licences)}
+        meta = {
+            "description": desc,
+            "gender": genders.pop() if len(genders) == 1 else "mixed",
+            "licence": "; ".join(licences),
+        }
         return self._write(path, new_name, profile, meta)
 
-    def add_rvc(self, name: str, pth: str | Path, index: str | Path | None = None, *, vocal_range: str | None = None,
-                samples: Sequence[str | Path] = (), sample_kind: str = "auto", gender: str = "", description: str = "",
-                licence: str = "", overwrite: bool = False) -> Voice:
+    def add_rvc(
+        self,
+        name: str,
+        pth: str | Path,
+        index: str | Path | None = None,
+        *,
+        vocal_range: str | None = None,
+        samples: Sequence[str | Path] = (),
+        sample_kind: str = "auto",
+        gender: str = "",
+        description: str = "",
+        licence: str = "",
+        overwrite: bool = False,
+    ) -> Voice:
         """Copy an RVC model (+ its .index) into the store. Its register (singing range and speaking pitch) comes from
         ``vocal_range`` (a singing range, e.g. "A3-E5"), else ``samples`` (sung or spoken: ``sample_kind``, "auto"
         tells them apart), else ``gender`` (typical figures); see :mod:`singer.register`."""
@@ -205,8 +259,18 @@ class VoiceStore:
             reg = rvc_voice.register_from_range(vocal_range)
         elif samples:
             reg, heard = rvc_voice.register_from_samples([Path(p) for p in samples], sample_kind)
-        return rvc_voice.add(self, name, Path(pth), Path(index) if index else None, register=reg, samples=heard,
-                             gender=gender, description=description, licence=licence, overwrite=overwrite)
+        return rvc_voice.add(
+            self,
+            name,
+            Path(pth),
+            Path(index) if index else None,
+            register=reg,
+            samples=heard,
+            gender=gender,
+            description=description,
+            licence=licence,
+            overwrite=overwrite,
+        )
 
     def verify(self, name: str) -> dict:
         """Check a voice's files against the sha256 recorded when it was added."""
@@ -222,7 +286,9 @@ class VoiceStore:
         """Delete a user voice and the files its manifest lists; bundled voices cannot be removed."""
         validate_name(name)
         if (self.bundled_dir / f"{name}.json").exists():
-            raise InputError(f"'{name}' is a bundled voice and cannot be removed.", hint="Only voices you created can be removed.")
+            raise InputError(
+                f"'{name}' is a bundled voice and cannot be removed.", hint="Only voices you created can be removed."
+            )
         voice = self.get(name)
         for f in voice.files:
             if f.resolve().parent == self.user_dir.resolve():

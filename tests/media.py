@@ -38,9 +38,30 @@ def encoded(src_wav: Path, dst: Path, fmt: str | None = None) -> Path:
 
 
 def video_with_audio(src_wav: Path, dst: Path) -> Path:
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10",
-                    "-i", str(src_wav), "-shortest", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(dst)],
-                   check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=10",
+            "-i",
+            str(src_wav),
+            "-shortest",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            str(dst),
+        ],
+        check=True,
+    )
     return dst
 
 
@@ -79,12 +100,30 @@ def lying_mp3(path: Path, seconds: float = 1800.0, claims_frames: int = 25) -> P
     8 kHz: 1.8 s). ffprobe believes the header; the decoder decodes every frame."""
     import struct
 
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"sine=f=300:d={seconds}", "-ac", "1",
-                    "-ar", "8000", "-b:a", "8k", str(path)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=f=300:d={seconds}",
+            "-ac",
+            "1",
+            "-ar",
+            "8000",
+            "-b:a",
+            "8k",
+            str(path),
+        ],
+        check=True,
+    )
     data = bytearray(path.read_bytes())
     at = max(data.find(b"Info"), data.find(b"Xing"))
-    assert at > 0 and struct.unpack(">I", data[at + 4:at + 8])[0] & 1, "no Xing/Info frame count to rewrite"
-    data[at + 8:at + 12] = struct.pack(">I", claims_frames)
+    assert at > 0 and struct.unpack(">I", data[at + 4 : at + 8])[0] & 1, "no Xing/Info frame count to rewrite"
+    data[at + 8 : at + 12] = struct.pack(">I", claims_frames)
     path.write_bytes(bytes(data))
     return path
 
@@ -98,10 +137,12 @@ def indirection_files(target: Path) -> dict[str, bytes]:
         "hls-file-proto.ogg": f"#EXTM3U\n#EXTINF:10,\nfile:{t}\n#EXT-X-ENDLIST\n".encode(),
         "hls-subfile.m4a": f"#EXTM3U\n#EXTINF:10,\nsubfile,,start,0,end,0,,:{t}\n#EXT-X-ENDLIST\n".encode(),
         "ffconcat.wav": f"ffconcat version 1.0\nfile '{t}'\n".encode(),
-        "dash.webm": (f'<?xml version="1.0"?><MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" '
-                      f'mediaPresentationDuration="PT10S"><Period><AdaptationSet mimeType="audio/mp4"><Representation '
-                      f'id="a" bandwidth="1"><BaseURL>file:{t}</BaseURL></Representation></AdaptationSet></Period>'
-                      f'</MPD>').encode(),
+        "dash.webm": (
+            f'<?xml version="1.0"?><MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" '
+            f'mediaPresentationDuration="PT10S"><Period><AdaptationSet mimeType="audio/mp4"><Representation '
+            f'id="a" bandwidth="1"><BaseURL>file:{t}</BaseURL></Representation></AdaptationSet></Period>'
+            f"</MPD>"
+        ).encode(),
         "sdp.flac": b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                    b"m=audio 5004 RTP/AVP 0\r\n",
+        b"m=audio 5004 RTP/AVP 0\r\n",
     }

@@ -82,8 +82,12 @@ def reference_synthesizer(cpt: dict):
 
     models = infer_pack()
     version, f0 = cpt.get("version", "v1"), int(cpt.get("f0", 1))
-    cls = {("v1", 1): models.SynthesizerTrnMs256NSFsid, ("v1", 0): models.SynthesizerTrnMs256NSFsid_nono,
-           ("v2", 1): models.SynthesizerTrnMs768NSFsid, ("v2", 0): models.SynthesizerTrnMs768NSFsid_nono}[(version, f0)]
+    cls = {
+        ("v1", 1): models.SynthesizerTrnMs256NSFsid,
+        ("v1", 0): models.SynthesizerTrnMs256NSFsid_nono,
+        ("v2", 1): models.SynthesizerTrnMs768NSFsid,
+        ("v2", 0): models.SynthesizerTrnMs768NSFsid_nono,
+    }[(version, f0)]
     config = list(cpt["config"])
     config[-3] = cpt["weight"]["emb_g.weight"].shape[0]
     with contextlib.redirect_stdout(io.StringIO()):  # it prints gin_channels

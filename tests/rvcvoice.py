@@ -22,12 +22,23 @@ def install_content_model(settings) -> Path:
     return folder
 
 
-def write_voice_files(folder: Path, name: str, *, version: str = "v2", sr: int = 40000, f0: bool = True,
-                      seed: int = 1, with_index: bool = True, speakers: int = 4) -> tuple[Path, Path | None]:
+def write_voice_files(
+    folder: Path,
+    name: str,
+    *,
+    version: str = "v2",
+    sr: int = 40000,
+    f0: bool = True,
+    seed: int = 1,
+    with_index: bool = True,
+    speakers: int = 4,
+) -> tuple[Path, Path | None]:
     from singer.rvc.testing import write_checkpoint
 
     folder.mkdir(parents=True, exist_ok=True)
-    pth = write_checkpoint(folder / f"{name}.pth", version=version, sr=sr, f0=f0, size="tiny", seed=seed, speakers=speakers)
+    pth = write_checkpoint(
+        folder / f"{name}.pth", version=version, sr=sr, f0=f0, size="tiny", seed=seed, speakers=speakers
+    )
     index = None
     if with_index:
         rng = np.random.default_rng(seed)

@@ -27,13 +27,17 @@ import numpy as np
 __all__ = ["generate_sine", "generate_noise", "make_synthetic_song", "synthetic_melody", "transpose_to", "spoken"]
 
 
-def generate_sine(freq: float, sr: int = 44100, seconds: float = 1.0, channels: int = 1, amp: float = 0.5) -> np.ndarray:
+def generate_sine(
+    freq: float, sr: int = 44100, seconds: float = 1.0, channels: int = 1, amp: float = 0.5
+) -> np.ndarray:
     """A sine tone, float32 (channels, int(sr * seconds))."""
     t = np.arange(int(sr * seconds)) / sr
     return np.repeat((amp * np.sin(2 * np.pi * freq * t))[None], channels, axis=0).astype(np.float32)
 
 
-def generate_noise(sr: int = 44100, seconds: float = 1.0, channels: int = 1, amp: float = 0.1, seed: int = 0) -> np.ndarray:
+def generate_noise(
+    sr: int = 44100, seconds: float = 1.0, channels: int = 1, amp: float = 0.1, seed: int = 0
+) -> np.ndarray:
     """White noise, float32 (channels, int(sr * seconds)), RMS ``amp``."""
     rng = np.random.default_rng(seed)
     return (amp * rng.standard_normal((channels, int(sr * seconds)))).astype(np.float32)
@@ -47,8 +51,12 @@ _PROGRESSIONS = [(0, 9, 5, 7), (0, 5, 9, 7), (9, 5, 0, 7), (0, 7, 9, 5)]  # I-vi
 _MINOR_ROOTS = {9, 2, 4}  # vi, ii, iii are minor in a major key
 _RHYTHMS = [(1, 1, 1, 1), (1.5, 0.5, 1, 1), (0.5, 0.5, 1, 2), (2, 1, 1), (1, 0.5, 0.5, 2), (1, 1, 2)]
 _VOWELS = {  # F1, F2, F3 (Hz) of a tenor-ish voice
-    "a": (730, 1090, 2440), "e": (530, 1840, 2480), "i": (300, 2200, 2950), "o": (570, 840, 2410),
-    "u": (330, 870, 2240), "ae": (660, 1720, 2410),
+    "a": (730, 1090, 2440),
+    "e": (530, 1840, 2480),
+    "i": (300, 2200, 2950),
+    "o": (570, 840, 2410),
+    "u": (330, 870, 2240),
+    "ae": (660, 1720, 2410),
 }
 
 
@@ -91,7 +99,9 @@ def _plan(seconds: float, seed: int, transpose: int = 0) -> dict:
                 m = int(rng.choice(cands, p=weights / weights.sum()))
                 t0 = (b * 4 + pos) * beat
                 vowel = str(rng.choice(list(_VOWELS)))
-                consonant = str(rng.choice(["s", "t", "k", "n", "l", "h", ""], p=[.15, .2, .1, .15, .15, .1, .15]))
+                consonant = str(
+                    rng.choice(["s", "t", "k", "n", "l", "h", ""], p=[0.15, 0.2, 0.1, 0.15, 0.15, 0.1, 0.15])
+                )
                 notes.append((t0, t0 + dur * beat, m, vowel, consonant))
                 prev = m
                 pos += dur
@@ -103,8 +113,10 @@ def _plan(seconds: float, seed: int, transpose: int = 0) -> dict:
 
 def synthetic_melody(seconds: float = 5.0, seed: int = 0, transpose: int = 0) -> list[tuple[float, float, float]]:
     """The sung notes of ``make_synthetic_song(seconds, seed=seed, transpose=transpose)``: (start s, end s, f0 Hz)."""
-    return [(s, min(e, seconds), 440.0 * 2 ** ((m - 69) / 12))
-            for s, e, m, _, _ in _plan(float(seconds), int(seed), int(transpose))["notes"]]
+    return [
+        (s, min(e, seconds), 440.0 * 2 ** ((m - 69) / 12))
+        for s, e, m, _, _ in _plan(float(seconds), int(seed), int(transpose))["notes"]
+    ]
 
 
 def transpose_to(median_midi: float, seconds: float = 5.0, seed: int = 0) -> int:
@@ -127,7 +139,7 @@ def _band_noise(rng: np.random.Generator, n: int, sr: int, lo: float, hi: float)
     f = np.fft.rfftfreq(n, 1 / sr)
     spec *= 1.0 / (1 + ((f - (lo + hi) / 2) / ((hi - lo) / 2)) ** 8)
     x = np.fft.irfft(spec, n)
-    return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
+    return x / (np.sqrt(np.mean(x**2)) + 1e-12)
 
 
 def _add(buf: np.ndarray, start: int, x: np.ndarray) -> None:
@@ -135,7 +147,7 @@ def _add(buf: np.ndarray, start: int, x: np.ndarray) -> None:
         return
     start = max(start, 0)
     m = min(x.shape[-1], buf.shape[-1] - start)
-    buf[..., start: start + m] += x[..., :m]
+    buf[..., start : start + m] += x[..., :m]
 
 
 def _voice(plan: dict, n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -161,7 +173,11 @@ def _voice(plan: dict, n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
         d = e - s
         legato = j + 1 < len(notes) and notes[j + 1][0] - e < 1e-6
         rel = 0.05 if not legato else 0.03
-        env = np.clip((tf - s) / 0.03, 0, 1) * np.clip((e - tf) / rel, 0, 1) * (1 - 0.15 * np.clip((tf - s) / max(d, 1e-3), 0, 1))
+        env = (
+            np.clip((tf - s) / 0.03, 0, 1)
+            * np.clip((e - tf) / rel, 0, 1)
+            * (1 - 0.15 * np.clip((tf - s) / max(d, 1e-3), 0, 1))
+        )
         if legato:
             env = np.maximum(env, 0.5 * in_note)  # syllables run into each other
         amp = np.maximum(amp, env * in_note)
@@ -220,7 +236,9 @@ def _instrumental(plan: dict, n: int, sr: int, rng: np.random.Generator) -> np.n
             x = np.zeros_like(tt)
             for m in voicing:
                 f = 440.0 * 2 ** ((m - 69) / 12)
-                x += np.sin(2 * np.pi * f * tt) * np.exp(-tt / 0.9) + 0.35 * np.sin(4 * np.pi * f * tt) * np.exp(-tt / 0.25)
+                x += np.sin(2 * np.pi * f * tt) * np.exp(-tt / 0.9) + 0.35 * np.sin(4 * np.pi * f * tt) * np.exp(
+                    -tt / 0.25
+                )
                 x += 0.1 * np.sin(6 * np.pi * f * tt) * np.exp(-tt / 0.1)
             x *= np.clip(tt / 0.004, 0, 1) * np.clip((dur - tt) / 0.05, 0, 1) * 0.14
             _add(out, int((t0 + hb * beat) * sr), np.stack([0.62 * x, 0.38 * x]))
@@ -240,7 +258,7 @@ def _instrumental(plan: dict, n: int, sr: int, rng: np.random.Generator) -> np.n
     kick = np.sin(2 * np.pi * np.cumsum(50 + 90 * np.exp(-tk / 0.03)) / sr) * np.exp(-tk / 0.12) * 0.55
     ts_ = np.arange(snare_len) / sr
     snare_noise = _band_noise(rng, snare_len, sr, 1500, 9000)
-    snare = (0.22 * snare_noise * np.exp(-ts_ / 0.06) + 0.25 * np.sin(2 * np.pi * 185 * ts_) * np.exp(-ts_ / 0.04))
+    snare = 0.22 * snare_noise * np.exp(-ts_ / 0.06) + 0.25 * np.sin(2 * np.pi * 185 * ts_) * np.exp(-ts_ / 0.04)
     th = np.arange(hat_len) / sr
     for b in range(n_beats):
         t0 = int(b * beat * sr)
@@ -318,7 +336,7 @@ def spoken(seconds: float = 3.0, sr: int = 44100, f0: float = 120.0, seed: int =
             spec = np.fft.rfft(rng.standard_normal(m))
             f = np.fft.rfftfreq(m, 1 / sr)
             burst = np.fft.irfft(spec * ((f > 2500) & (f < 8000)), m)
-            out[s:s + m] += burst * 0.2 / (np.sqrt(np.mean(burst ** 2)) + 1e-12) * np.hanning(m)
+            out[s : s + m] += burst * 0.2 / (np.sqrt(np.mean(burst**2)) + 1e-12) * np.hanning(m)
             s += int(0.8 * m)
         m = min(int(rng.uniform(0.12, 0.3) * sr), n - s)
         if m < int(0.05 * sr):
@@ -336,7 +354,7 @@ def spoken(seconds: float = 3.0, sr: int = 44100, f0: float = 120.0, seed: int =
             a = sum(g * np.exp(-0.5 * ((fh - fc) / (60 + 0.05 * fc)) ** 2) for g, fc in zip((1, 0.6, 0.3), formants))
             v += (a + 0.05 / h) * np.sin(h * phase)
         env = np.clip(tt / 0.02, 0, 1) * np.clip((tt[-1] - tt) / 0.04, 0, 1)
-        out[s:s + m] += v * env * 0.2 / (np.sqrt(np.mean(v[env > 0.5] ** 2)) + 1e-12)
+        out[s : s + m] += v * env * 0.2 / (np.sqrt(np.mean(v[env > 0.5] ** 2)) + 1e-12)
         t = (s + m) / sr
         if rng.random() < 0.2:  # a pause ends the phrase
             t += rng.uniform(0.3, 0.5)

@@ -34,21 +34,50 @@ ROFORMER = "tiny_roformer.ckpt"
 ROFORMER_YAML = "tiny_roformer.yaml"
 SR = 44100
 N_FFT, HOP, DIM_F, DIM_T_LOG2 = 2048, 1024, 512, 6
-DIM_T = 2 ** DIM_T_LOG2
+DIM_T = 2**DIM_T_LOG2
 # the mdx_params a Separator needs for tiny_vocals.onnx (segment_size == dim_t: ONNX Runtime, no onnx2torch)
 MDX_PARAMS = {"hop_length": HOP, "segment_size": DIM_T, "overlap": 0.25, "batch_size": 1, "enable_denoise": False}
 TRAIN_SEEDS, TRAIN_SECONDS, TRAIN_STRIDE = range(11, 17), 4.0, 16384
 TRAIN_STEPS, TRAIN_BATCH, TRAIN_LR = 60, 8, 5e-3
 
 ROFORMER_CONFIG = {
-    "audio": {"chunk_size": 65280, "dim_f": 257, "dim_t": 256, "hop_length": 256, "n_fft": 512, "num_channels": 2,
-              "sample_rate": SR, "min_mean_abs": 0.0},
-    "model": {"dim": 16, "depth": 1, "stereo": True, "num_stems": 1, "time_transformer_depth": 1,
-              "freq_transformer_depth": 1, "num_bands": 32, "dim_head": 8, "heads": 2, "attn_dropout": 0.0,
-              "ff_dropout": 0.0, "flash_attn": True, "dim_freqs_in": 257, "sample_rate": SR, "stft_n_fft": 512,
-              "stft_hop_length": 256, "stft_win_length": 512, "stft_normalized": False, "mask_estimator_depth": 1},
-    "training": {"batch_size": 1, "instruments": ["noreverb", "reverb"], "target_instrument": "noreverb",
-                 "use_amp": False},
+    "audio": {
+        "chunk_size": 65280,
+        "dim_f": 257,
+        "dim_t": 256,
+        "hop_length": 256,
+        "n_fft": 512,
+        "num_channels": 2,
+        "sample_rate": SR,
+        "min_mean_abs": 0.0,
+    },
+    "model": {
+        "dim": 16,
+        "depth": 1,
+        "stereo": True,
+        "num_stems": 1,
+        "time_transformer_depth": 1,
+        "freq_transformer_depth": 1,
+        "num_bands": 32,
+        "dim_head": 8,
+        "heads": 2,
+        "attn_dropout": 0.0,
+        "ff_dropout": 0.0,
+        "flash_attn": True,
+        "dim_freqs_in": 257,
+        "sample_rate": SR,
+        "stft_n_fft": 512,
+        "stft_hop_length": 256,
+        "stft_win_length": 512,
+        "stft_normalized": False,
+        "mask_estimator_depth": 1,
+    },
+    "training": {
+        "batch_size": 1,
+        "instruments": ["noreverb", "reverb"],
+        "target_instrument": "noreverb",
+        "use_amp": False,
+    },
     "inference": {"batch_size": 1, "dim_t": 256, "num_overlap": 2},
 }
 
@@ -97,7 +126,7 @@ def _chunks(wave: np.ndarray) -> np.ndarray:
     trim = N_FFT // 2
     padded = np.concatenate([np.zeros((2, trim), np.float32), wave, np.zeros((2, chunk), np.float32)], axis=1)
     starts = range(0, wave.shape[1] + trim - chunk // 2, TRAIN_STRIDE)
-    return np.stack([padded[:, s: s + chunk] for s in starts])
+    return np.stack([padded[:, s : s + chunk] for s in starts])
 
 
 def _training_spectrograms():
@@ -141,13 +170,27 @@ def _export_onnx(net, path: Path) -> None:
     import torch
 
     example = torch.zeros(1, 4, DIM_F, DIM_T)
-    torch.onnx.export(net, (example,), str(path), dynamo=False, input_names=["input"], output_names=["output"],
-                      dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    torch.onnx.export(
+        net,
+        (example,),
+        str(path),
+        dynamo=False,
+        input_names=["input"],
+        output_names=["output"],
+        dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+    )
 
 
 def _mdx_model_data(path: Path) -> dict:
-    return {uvr_model_hash(path): {"compensate": 1.0, "mdx_dim_f_set": DIM_F, "mdx_dim_t_set": DIM_T_LOG2,
-                                   "mdx_n_fft_scale_set": N_FFT, "primary_stem": "Vocals"}}
+    return {
+        uvr_model_hash(path): {
+            "compensate": 1.0,
+            "mdx_dim_f_set": DIM_F,
+            "mdx_dim_t_set": DIM_T_LOG2,
+            "mdx_n_fft_scale_set": N_FFT,
+            "primary_stem": "Vocals",
+        }
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -167,11 +210,18 @@ def _write_roformer(folder: Path) -> None:
 
 def _download_checks() -> dict:
     """UVR's download_checks.json with every list audio-separator indexes; only the tiny models in it."""
-    empty = ("vr_download_list", "demucs_download_list", "mdx_download_vip_list", "mdx23c_download_list",
-             "mdx23c_download_vip_list")
-    return {**{key: {} for key in empty},
-            "mdx_download_list": {"MDX-Net Model: Tiny Vocals": VOCALS},
-            "roformer_download_list": {"Roformer Model: Tiny MelBand Roformer": {ROFORMER: ROFORMER_YAML}}}
+    empty = (
+        "vr_download_list",
+        "demucs_download_list",
+        "mdx_download_vip_list",
+        "mdx23c_download_list",
+        "mdx23c_download_vip_list",
+    )
+    return {
+        **{key: {} for key in empty},
+        "mdx_download_list": {"MDX-Net Model: Tiny Vocals": VOCALS},
+        "roformer_download_list": {"Roformer Model: Tiny MelBand Roformer": {ROFORMER: ROFORMER_YAML}},
+    }
 
 
 def _build(folder: Path) -> None:

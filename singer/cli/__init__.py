@@ -6,8 +6,13 @@ import typer
 
 from . import batch, cache, cover, engines, models, report, search, serve, voices
 
-app = typer.Typer(name="singer", help="Sing any song in a character's voice: search, separate, convert, remix.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    name="singer",
+    help="Sing any song in a character's voice: search, separate, convert, remix.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 app.command()(cover.cover)
 app.command()(cover.convert)
 app.command()(search.search)

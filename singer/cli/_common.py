@@ -24,7 +24,9 @@ RecomputeOpt = typer.Option([], "--recompute", help="Compute STEP again even if 
 NoCacheOpt = typer.Option(False, "--no-cache", help="Compute every step again.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 F0Opt = typer.Option(None, "--f0", help="RVC pitch tracker: fcpe (default), crepe, crepe-tiny, rmvpe, harvest, pm.")
-IndexRateOpt = typer.Option(None, "--index-rate", min=0.0, max=1.0, help="RVC: share of retrieved voice features (0.75).")
+IndexRateOpt = typer.Option(
+    None, "--index-rate", min=0.0, max=1.0, help="RVC: share of retrieved voice features (0.75)."
+)
 ProtectOpt = typer.Option(None, "--protect", min=0.0, max=0.5, help="RVC: keep consonants/breaths (0.33; 0.5 = off).")
 
 
@@ -41,14 +43,21 @@ def settings():
 
 def emit(obj: Any, as_json: bool, render: Callable[[Any], None]) -> None:
     if as_json:
-        sys.stdout.write(json.dumps({"ok": True, **obj} if isinstance(obj, dict) else {"ok": True, "result": obj},
-                                    default=str, ensure_ascii=False) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                {"ok": True, **obj} if isinstance(obj, dict) else {"ok": True, "result": obj},
+                default=str,
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
     else:
         render(obj)
 
 
-def run(fn: Callable[[], Any], as_json: bool, render: Callable[[Any], None],
-        exit_code: Callable[[Any], int] | None = None) -> None:
+def run(
+    fn: Callable[[], Any], as_json: bool, render: Callable[[Any], None], exit_code: Callable[[Any], int] | None = None
+) -> None:
     """Call ``fn``; print its result; map errors to exit codes (``exit_code(result)`` for a partial success)."""
     from ..errors import SingerError, error_dict
 

@@ -14,12 +14,19 @@ def batch(
     voice: str | None = typer.Option(None, "--voice", "-v", help="Voice name (singer voices list)."),
     out: str = typer.Option(..., "--out", "-o", help="Output folder; it mirrors the input tree."),
     workflow: str = typer.Option("voice_note", "--workflow", "-w", help="voice_note (default) or cover."),
-    fmt: str | None = typer.Option(None, "--format", "-f", help="Output format (default: the input's own, else ogg/mp3)."),
+    fmt: str | None = typer.Option(
+        None, "--format", "-f", help="Output format (default: the input's own, else ogg/mp3)."
+    ),
     key: str | None = typer.Option(None, "--key", "-k", help="Pitch shift in semitones, or auto."),
-    trim: bool | None = typer.Option(None, "--trim/--no-trim", help="voice_note: cut the silence around the voice (default on)."),
-    denoise: bool | None = typer.Option(None, "--denoise/--no-denoise", help="voice_note: lower steady background noise."),
-    workers: int = typer.Option(max(1, min(2, (os.cpu_count() or 1))), "--workers", min=1,
-                                help="Files converted at once, one process each."),
+    trim: bool | None = typer.Option(
+        None, "--trim/--no-trim", help="voice_note: cut the silence around the voice (default on)."
+    ),
+    denoise: bool | None = typer.Option(
+        None, "--denoise/--no-denoise", help="voice_note: lower steady background noise."
+    ),
+    workers: int = typer.Option(
+        max(1, min(2, (os.cpu_count() or 1))), "--workers", min=1, help="Files converted at once, one process each."
+    ),
     quiet: bool = c.QuietOpt,
     as_json: bool = c.JsonOpt,
 ) -> None:
@@ -33,26 +40,39 @@ def batch(
 
         from ..batch import Batch
 
-        request = {"workflow": workflow, **({"voice": voice} if voice else {}),
-                   **({"key": parse_key(key)} if key is not None else {}),
-                   **{k: v for k, v in (("trim", trim), ("denoise", denoise)) if v is not None}}
+        request = {
+            "workflow": workflow,
+            **({"voice": voice} if voice else {}),
+            **({"key": parse_key(key)} if key is not None else {}),
+            **{k: v for k, v in (("trim", trim), ("denoise", denoise)) if v is not None},
+        }
         b = Batch(c.settings(), Path(folder), Path(out), request, workers=workers, fmt=fmt)
         failed = [0]
-        with Progress(TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                      TimeRemainingColumn(), console=c.err_console, disable=as_json or quiet) as bar:
+        with Progress(
+            TextColumn("[bold]batch"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn(),
+            console=c.err_console,
+            disable=as_json or quiet,
+        ) as bar:
             task = bar.add_task("files", total=None, info="")
 
             def on_item(item, done, total):
                 failed[0] += item.status == "failed"
-                bar.update(task, total=total, completed=done,
-                           info=f"{failed[0]} failed" if failed[0] else item.rel[-40:])
+                bar.update(
+                    task, total=total, completed=done, info=f"{failed[0]} failed" if failed[0] else item.rel[-40:]
+                )
 
             return b.run(on_item)
 
     def render(res):
-        c.out_console.print(f"[green]{res['done']} converted[/], {res['skipped']} already done, "
-                            f"[{'red' if res['failed'] else 'green'}]{res['failed']} failed[/] in {res['seconds']:.1f}s"
-                            f" -> {res['out']}/batch-summary.json")
+        c.out_console.print(
+            f"[green]{res['done']} converted[/], {res['skipped']} already done, "
+            f"[{'red' if res['failed'] else 'green'}]{res['failed']} failed[/] in {res['seconds']:.1f}s"
+            f" -> {res['out']}/batch-summary.json"
+        )
         if res.get("report"):
             c.out_console.print(f"report: {res['report']}  (per-file reports: singer report {res['out']} --runs)")
         for item in res["items"]:

@@ -25,10 +25,18 @@ def ls(as_json: bool = c.JsonOpt) -> None:
         rows = []
         for e in sorted(_singer().cache_entries(), key=lambda e: -e.last_used()):
             m = e.manifest
-            rows.append({"key": e.key, "step": m.get("step"), "op": m.get("op"), "bytes": e.size(),
-                         "seconds": m.get("seconds"), "created": m.get("created"),
-                         "last_used": time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used())),
-                         "title": (m.get("meta") or {}).get("title", "")})
+            rows.append(
+                {
+                    "key": e.key,
+                    "step": m.get("step"),
+                    "op": m.get("op"),
+                    "bytes": e.size(),
+                    "seconds": m.get("seconds"),
+                    "created": m.get("created"),
+                    "last_used": time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used())),
+                    "title": (m.get("meta") or {}).get("title", ""),
+                }
+            )
         return {"entries": rows}
 
     def render(res):
@@ -36,7 +44,14 @@ def ls(as_json: bool = c.JsonOpt) -> None:
 
         t = Table("key", "step", "size", "compute s", "last used", "title")
         for r in res["entries"]:
-            t.add_row(r["key"][:12], r["step"], c.human_bytes(r["bytes"]), f"{r['seconds'] or 0:.1f}", r["last_used"], r["title"])
+            t.add_row(
+                r["key"][:12],
+                r["step"],
+                c.human_bytes(r["bytes"]),
+                f"{r['seconds'] or 0:.1f}",
+                r["last_used"],
+                r["title"],
+            )
         c.out_console.print(t)
 
     c.run(work, as_json, render)
@@ -63,7 +78,9 @@ def du(as_json: bool = c.JsonOpt) -> None:
 
 @app.command("prune")
 def prune(
-    max_size: str | None = typer.Option(None, "--max-size", help="Evict least recently used entries down to this, e.g. 5GB."),
+    max_size: str | None = typer.Option(
+        None, "--max-size", help="Evict least recently used entries down to this, e.g. 5GB."
+    ),
     older_than: float | None = typer.Option(None, "--older-than-days", help="Evict entries unused this many days."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would go."),
     as_json: bool = c.JsonOpt,
@@ -77,10 +94,18 @@ def prune(
             raise UsageError("Nothing to prune by.", hint="Give --max-size 5GB and/or --older-than-days 30.")
         s = _singer()
         before = s.cache_size()
-        removed = s.prune_cache(c.parse_size(max_size) if max_size else None,
-                                older_than * 86400 if older_than is not None else None, dry_run)
+        removed = s.prune_cache(
+            c.parse_size(max_size) if max_size else None,
+            older_than * 86400 if older_than is not None else None,
+            dry_run,
+        )
         freed = sum(e.size() for e in removed) if dry_run else before - s.cache_size()
-        return {"removed": [e.key for e in removed], "freed_bytes": freed, "bytes_now": before - freed, "dry_run": dry_run}
+        return {
+            "removed": [e.key for e in removed],
+            "freed_bytes": freed,
+            "bytes_now": before - freed,
+            "dry_run": dry_run,
+        }
 
     def render(res):
         verb = "would remove" if res["dry_run"] else "removed"

@@ -18,7 +18,9 @@ def parse_sets(items: list[str]) -> dict[str, dict]:
         target, eq, value = item.partition("=")
         step, dot, name = target.partition(".")
         if not (eq and dot and step and name):
-            raise UsageError(f"Cannot read --set '{item}'", hint="Write it as STEP.PARAM=VALUE, e.g. --set mix.vocal_gain_db=2")
+            raise UsageError(
+                f"Cannot read --set '{item}'", hint="Write it as STEP.PARAM=VALUE, e.g. --set mix.vocal_gain_db=2"
+            )
         try:
             parsed = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:
@@ -49,8 +51,10 @@ def _render(res: dict) -> None:
     ran = [s for s in run["steps"] if not s["skipped"]]
     hits = sum(1 for s in ran if s["cached"])
     c.out_console.print(f"[green]done[/] {res['output']}")
-    c.out_console.print(f"[dim]{res['title']} · voice {res['voice']} · {res['duration']:.1f}s · "
-                        f"{run['seconds']:.1f}s ({hits}/{len(ran)} steps cached) · run {run['run_id']}[/]")
+    c.out_console.print(
+        f"[dim]{res['title']} · voice {res['voice']} · {res['duration']:.1f}s · "
+        f"{run['seconds']:.1f}s ({hits}/{len(ran)} steps cached) · run {run['run_id']}[/]"
+    )
     pitch = res.get("pitch") or {}
     if pitch.get("octave"):
         c.out_console.print(f"[dim]pitch {pitch['key']:+g} st: {pitch['octave']['reason']}[/]")
@@ -81,13 +85,21 @@ def _go(request_kwargs: dict, sets: list[str], as_json: bool, quiet: bool, metho
 def cover(
     query: str = typer.Argument(..., help="Search text, URL, or path of a local audio/video file."),
     voice: str | None = typer.Option(None, "--voice", "-v", help="Voice name (singer voices list)."),
-    key: str | None = typer.Option(None, "--key", "-k", help="Key shift in semitones, e.g. +2 (the backing follows), or auto."),
+    key: str | None = typer.Option(
+        None, "--key", "-k", help="Key shift in semitones, e.g. +2 (the backing follows), or auto."
+    ),
     fmt: str | None = typer.Option(None, "--format", "-f", help="mp3 (default), wav, flac, ogg, opus, m4a."),
     out: str | None = typer.Option(None, "--out", "-o", help="Output file or folder (default: current folder)."),
     pick: int | None = typer.Option(None, "--pick", min=1, help="Use search candidate N (see singer search)."),
-    separator: str | None = typer.Option(None, "--separator", help="Separator engine: spleeter (offline default), uvr."),
-    preset: str | None = typer.Option(None, "--preset", help="UVR model for the vocals: best-vocals, fast-cpu, or a model "
-                                      "name (singer models list --kind separator); implies --separator uvr."),
+    separator: str | None = typer.Option(
+        None, "--separator", help="Separator engine: spleeter (offline default), uvr."
+    ),
+    preset: str | None = typer.Option(
+        None,
+        "--preset",
+        help="UVR model for the vocals: best-vocals, fast-cpu, or a model "
+        "name (singer models list --kind separator); implies --separator uvr.",
+    ),
     stages: str | None = typer.Option(None, "--steps", help="Separation stages, e.g. vocals,karaoke,dereverb (uvr)."),
     parts: str | None = typer.Option(None, "--convert", help="What the voice sings: lead (default) or lead,backing."),
     converter: str | None = typer.Option(None, "--engine", "--converter", help="Converter engine (singer engines)."),
@@ -102,10 +114,28 @@ def cover(
     as_json: bool = c.JsonOpt,
 ) -> None:
     """Make a cover: find the song, separate, sing it again in VOICE, remix."""
-    _go(dict(input=query, voice=voice, key=key, format=fmt, out=out, pick=pick, separator=separator, preset=preset,
-             stages=_csv(stages), convert_parts=_csv(parts), converter=converter, workflow=workflow,
-             recompute=recompute, no_cache=no_cache),
-        engine_sets(f0, index_rate, protect) + sets, as_json, quiet, "cover")
+    _go(
+        dict(
+            input=query,
+            voice=voice,
+            key=key,
+            format=fmt,
+            out=out,
+            pick=pick,
+            separator=separator,
+            preset=preset,
+            stages=_csv(stages),
+            convert_parts=_csv(parts),
+            converter=converter,
+            workflow=workflow,
+            recompute=recompute,
+            no_cache=no_cache,
+        ),
+        engine_sets(f0, index_rate, protect) + sets,
+        as_json,
+        quiet,
+        "cover",
+    )
 
 
 def convert(
@@ -115,8 +145,12 @@ def convert(
     fmt: str | None = typer.Option(None, "--format", "-f", help="ogg (voice note, default), mp3, wav, flac, m4a."),
     out: str | None = typer.Option(None, "--out", "-o", help="Output file or folder."),
     separate: bool = typer.Option(False, "--separate/--no-separate", help="Remove background music/noise first."),
-    trim: bool | None = typer.Option(None, "--trim/--no-trim", help="Cut the silence before and after the voice (default on)."),
-    denoise: bool | None = typer.Option(None, "--denoise/--no-denoise", help="Lower steady background noise (default off)."),
+    trim: bool | None = typer.Option(
+        None, "--trim/--no-trim", help="Cut the silence before and after the voice (default on)."
+    ),
+    denoise: bool | None = typer.Option(
+        None, "--denoise/--no-denoise", help="Lower steady background noise (default off)."
+    ),
     converter: str | None = typer.Option(None, "--engine", "--converter", help="Converter engine."),
     f0: str | None = c.F0Opt,
     index_rate: float | None = c.IndexRateOpt,
@@ -129,6 +163,23 @@ def convert(
     as_json: bool = c.JsonOpt,
 ) -> None:
     """Convert a voice note (no separation by default) into VOICE."""
-    _go(dict(input=path, voice=voice, key=key, format=fmt, out=out, separate=separate or None, trim=trim,
-             denoise=denoise, converter=converter, workflow=workflow, recompute=recompute, no_cache=no_cache),
-        engine_sets(f0, index_rate, protect) + sets, as_json, quiet, "convert")
+    _go(
+        dict(
+            input=path,
+            voice=voice,
+            key=key,
+            format=fmt,
+            out=out,
+            separate=separate or None,
+            trim=trim,
+            denoise=denoise,
+            converter=converter,
+            workflow=workflow,
+            recompute=recompute,
+            no_cache=no_cache,
+        ),
+        engine_sets(f0, index_rate, protect) + sets,
+        as_json,
+        quiet,
+        "convert",
+    )

@@ -10,8 +10,13 @@ def _render(res: dict) -> None:
 
     t = Table("kind", "name", "ok", "version", "description / why not")
     for e in res["engines"]:
-        t.add_row(e["kind"], e["name"], "[green]yes[/]" if e["available"] else "[red]no[/]", e["version"],
-                  e["description"] if e["available"] else f"[red]{e['reason']}[/]")
+        t.add_row(
+            e["kind"],
+            e["name"],
+            "[green]yes[/]" if e["available"] else "[red]no[/]",
+            e["version"],
+            e["description"] if e["available"] else f"[red]{e['reason']}[/]",
+        )
     c.out_console.print(t)
 
 

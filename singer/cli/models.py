@@ -6,8 +6,9 @@ import typer
 
 from . import _common as c
 
-app = typer.Typer(help="List, download and check model files (UVR separators, RVC's HuBERT, RMVPE...).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="List, download and check model files (UVR separators, RVC's HuBERT, RMVPE...).", no_args_is_help=True
+)
 
 
 def _store():
@@ -21,16 +22,30 @@ def _row(store, entry) -> dict:
     on_disk = sum(p.stat().st_size for p in paths if p is not None and p.is_file())
     known = sum(f.size for f in entry.files)
     state = store.state(entry.name)
-    return {"name": entry.name, "kind": entry.kind, "engine": entry.engine, "state": state, "present": state == "present",
-            "bytes": on_disk or known or None, "path": str(store.path(entry.name)), "licence": entry.licence,
-            "source": entry.source, "urls": [f.url for f in entry.files if f.url], "note": entry.note,
-            "requires": list(entry.requires), **{k: entry.extra[k] for k in ("arch", "stage", "presets", "sdr") if k in entry.extra}}
+    return {
+        "name": entry.name,
+        "kind": entry.kind,
+        "engine": entry.engine,
+        "state": state,
+        "present": state == "present",
+        "bytes": on_disk or known or None,
+        "path": str(store.path(entry.name)),
+        "licence": entry.licence,
+        "source": entry.source,
+        "urls": [f.url for f in entry.files if f.url],
+        "note": entry.note,
+        "requires": list(entry.requires),
+        **{k: entry.extra[k] for k in ("arch", "stage", "presets", "sdr") if k in entry.extra},
+    }
 
 
 def _sdr(m: dict) -> str:
     """Published figures, e.g. "vocals 12.60 (MUSDB)"; "" when none are published."""
-    return ", ".join(f"{stem} {v:.2f}{'' if src == 'musdb' else '*'}"
-                     for src, stems in (m.get("sdr") or {}).items() for stem, v in stems.items())
+    return ", ".join(
+        f"{stem} {v:.2f}{'' if src == 'musdb' else '*'}"
+        for src, stems in (m.get("sdr") or {}).items()
+        for stem, v in stems.items()
+    )
 
 
 @app.command("list")
@@ -55,14 +70,26 @@ def list_(
         colour = {"present": "green", "missing": "yellow", "corrupt": "red"}
         uvr = any("stage" in m for m in res["models"])
         cols = ("name", "state", "size", *(("stage", "presets", "SDR dB") if uvr else ("kind", "licence")))
-        t = Table(*cols, title=res["path"], title_justify="left",
-                  caption="SDR: published median over MUSDB18-HQ (audio-separator's scores); * the author's own figure"
-                  if uvr else None)
+        t = Table(
+            *cols,
+            title=res["path"],
+            title_justify="left",
+            caption="SDR: published median over MUSDB18-HQ (audio-separator's scores); * the author's own figure"
+            if uvr
+            else None,
+        )
         for m in res["models"]:
-            extra = ((m.get("stage", ""), ", ".join(m.get("presets", [])), _sdr(m)) if uvr
-                     else (m["kind"], m["licence"][:60]))
-            t.add_row(m["name"], f"[{colour[m['state']]}]{m['state']}[/]",
-                      c.human_bytes(m["bytes"]) if m["bytes"] else "?", *extra)
+            extra = (
+                (m.get("stage", ""), ", ".join(m.get("presets", [])), _sdr(m))
+                if uvr
+                else (m["kind"], m["licence"][:60])
+            )
+            t.add_row(
+                m["name"],
+                f"[{colour[m['state']]}]{m['state']}[/]",
+                c.human_bytes(m["bytes"]) if m["bytes"] else "?",
+                *extra,
+            )
         c.out_console.print(t)
 
     c.run(work, as_json, render)
@@ -71,7 +98,9 @@ def list_(
 @app.command("pull")
 def pull(
     target: str = typer.Argument(..., help="A model name from `singer models list`, or an http(s) URL."),
-    sha256: str | None = typer.Option(None, "--sha256", help="Expected sha256 of the file; the download fails on a mismatch."),
+    sha256: str | None = typer.Option(
+        None, "--sha256", help="Expected sha256 of the file; the download fails on a mismatch."
+    ),
     as_json: bool = c.JsonOpt,
     quiet: bool = c.QuietOpt,
 ) -> None:
@@ -105,11 +134,21 @@ def verify(
         from ..errors import ModelError
 
         rows = _store().verify(name)
-        bad = {r["file"]: (f"corrupt: expected sha256 {r['expected']}, got {r['actual']}" if r["status"] == "corrupt"
-                           else "missing") for r in rows if r["status"] == "corrupt" or (name and r["status"] == "missing")}
+        bad = {
+            r["file"]: (
+                f"corrupt: expected sha256 {r['expected']}, got {r['actual']}"
+                if r["status"] == "corrupt"
+                else "missing"
+            )
+            for r in rows
+            if r["status"] == "corrupt" or (name and r["status"] == "missing")
+        }
         if bad:
-            raise ModelError(f"{len(bad)} model file(s) failed verification",
-                             hint=f"`singer models pull {name or 'NAME'}` downloads them again.", reasons=bad)
+            raise ModelError(
+                f"{len(bad)} model file(s) failed verification",
+                hint=f"`singer models pull {name or 'NAME'}` downloads them again.",
+                reasons=bad,
+            )
         return {"files": rows}
 
     def render(res):

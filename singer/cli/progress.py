@@ -10,9 +10,16 @@ from ._common import err_console
 class RichHooks:
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
-        self.progress = Progress(TextColumn("{task.description:<10}"), BarColumn(), TaskProgressColumn(),
-                                 TextColumn("[dim]{task.fields[note]}"), TimeElapsedColumn(),
-                                 console=err_console, transient=False, disable=not enabled)
+        self.progress = Progress(
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("[dim]{task.fields[note]}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=False,
+            disable=not enabled,
+        )
         self.tasks: dict[str, int] = {}
 
     def on_run_start(self, run_id, workflow, steps):

@@ -8,14 +8,19 @@ from . import _common as c
 
 
 def report(
-    ref: str = typer.Argument(..., help="A run id (or its first characters), a file singer wrote, or a batch's "
-                              "--out folder."),
-    out: str | None = typer.Option(None, "--out", "-o", help="Where to write the page (default: in the run or "
-                                   "batch folder)."),
-    runs: bool = typer.Option(False, "--runs", help="Batch: also write each file's run report (linked from its "
-                              "row)."),
-    beside: bool = typer.Option(False, "--beside", help="Images and audio as files in NAME_files/ beside the page "
-                                "instead of inside it (smaller page for long songs)."),
+    ref: str = typer.Argument(
+        ..., help="A run id (or its first characters), a file singer wrote, or a batch's --out folder."
+    ),
+    out: str | None = typer.Option(
+        None, "--out", "-o", help="Where to write the page (default: in the run or batch folder)."
+    ),
+    runs: bool = typer.Option(False, "--runs", help="Batch: also write each file's run report (linked from its row)."),
+    beside: bool = typer.Option(
+        False,
+        "--beside",
+        help="Images and audio as files in NAME_files/ beside the page "
+        "instead of inside it (smaller page for long songs).",
+    ),
     open_: bool = typer.Option(False, "--open", help="Open the page in the default browser."),
     as_json: bool = c.JsonOpt,
 ) -> None:

@@ -11,8 +11,11 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for all)."),
     port: int = typer.Option(8000, "--port", help="Port."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Jobs run at once (default SINGER_WORKERS, 1)."),
-    broker: str | None = typer.Option(None, "--broker", help="Celery broker (redis://host:6379/0): jobs run on "
-                                      "`singer worker` processes instead of in this one."),
+    broker: str | None = typer.Option(
+        None,
+        "--broker",
+        help="Celery broker (redis://host:6379/0): jobs run on `singer worker` processes instead of in this one.",
+    ),
 ) -> None:
     """Serve the HTTP API (jobs persisted in SQLite under SINGER_HOME; API keys from SINGER_API_KEYS)."""
 
@@ -23,8 +26,10 @@ def serve(
 
         settings = _with(c.settings(), workers=workers, broker=broker)
         if not settings.api_keys.strip():
-            raise UsageError("No API keys configured: every request would be refused.",
-                             hint="Set SINGER_API_KEYS=key1,key2 (clients send one in the X-API-Key header).")
+            raise UsageError(
+                "No API keys configured: every request would be refused.",
+                hint="Set SINGER_API_KEYS=key1,key2 (clients send one in the X-API-Key header).",
+            )
         serve_app(create_app(settings, worker_mode="process"), host, port, settings)
         return {"stopped": True}
 

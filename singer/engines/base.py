@@ -50,8 +50,9 @@ class Separator(Engine, Protocol):
 
     stems: ClassVar[tuple[str, ...]]
 
-    def separate(self, src: Path, out_dir: Path, progress: Progress = no_progress,
-                 params: dict | None = None) -> dict[str, Path]:
+    def separate(
+        self, src: Path, out_dir: Path, progress: Progress = no_progress, params: dict | None = None
+    ) -> dict[str, Path]:
         """Write one WAV per stem into ``out_dir``; same sample rate, length and channels as ``src``."""
         ...
 

@@ -54,13 +54,16 @@ def get_class(kind: str, name: str) -> Any:
     if table is None:
         raise UsageError(f"Unknown engine kind '{kind}'", hint=f"Kinds: {', '.join(ENGINES)}.")
     if name not in table:
-        raise UsageError(f"Unknown {kind} engine '{name}'", hint=f"Choose one of: {', '.join(table)} (see `singer engines`).")
+        raise UsageError(
+            f"Unknown {kind} engine '{name}'", hint=f"Choose one of: {', '.join(table)} (see `singer engines`)."
+        )
     module, _, cls = table[name].partition(":")
     try:
         return getattr(importlib.import_module(module), cls)
     except ImportError as e:
         raise EngineUnavailable(
-            f"The {kind} engine '{name}' cannot be loaded: {e}", hint="Install singer with its dependencies (make install)."
+            f"The {kind} engine '{name}' cannot be loaded: {e}",
+            hint="Install singer with its dependencies (make install).",
         ) from e
 
 
@@ -84,5 +87,7 @@ def status(settings: Any) -> list[EngineStatus]:
                 ok, reason = True, ""
             except EngineUnavailable as e:
                 ok, reason = False, str(e)
-            out.append(EngineStatus(kind, name, ok, reason, getattr(cls, "description", ""), getattr(cls, "version", "")))
+            out.append(
+                EngineStatus(kind, name, ok, reason, getattr(cls, "description", ""), getattr(cls, "version", ""))
+            )
     return out

@@ -91,8 +91,13 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
 
     settings = settings or Settings()
     singer = Singer(settings)
-    service = Service(settings, JobStore(settings.home / "jobs.db"), singer, KeyRing(settings.api_keys),
-                      RateLimiter(settings.rate_limit))
+    service = Service(
+        settings,
+        JobStore(settings.home / "jobs.db"),
+        singer,
+        KeyRing(settings.api_keys),
+        RateLimiter(settings.rate_limit),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -113,8 +118,12 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
             if service.worker is not None:
                 service.worker.stop()
 
-    app = FastAPI(title="singer", version=__version__, lifespan=lifespan,
-                  description="Song covers and voice notes in a character's voice, as jobs: submit, follow, fetch.")
+    app = FastAPI(
+        title="singer",
+        version=__version__,
+        lifespan=lifespan,
+        description="Song covers and voice notes in a character's voice, as jobs: submit, follow, fetch.",
+    )
     app.state.service = service
 
     @app.exception_handler(SingerError)
@@ -130,8 +139,14 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
     async def _invalid(request: Request, e: RequestValidationError):
         first = e.errors()[0] if e.errors() else {}
         where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
-        return JSONResponse({"error": "invalid_request", "message": f"{where}: {first.get('msg', 'invalid')}".strip(": "),
-                             "hint": "See the API document at /docs."}, status_code=422)
+        return JSONResponse(
+            {
+                "error": "invalid_request",
+                "message": f"{where}: {first.get('msg', 'invalid')}".strip(": "),
+                "hint": "See the API document at /docs.",
+            },
+            status_code=422,
+        )
 
     @app.middleware("http")
     async def _count(request: Request, call_next):
@@ -147,5 +162,12 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
 
 
 def _code(status: int) -> str:
-    return {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 409: "not_ready",
-            413: "too_large", 429: "rate_limited"}.get(status, "http_error")
+    return {
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        409: "not_ready",
+        413: "too_large",
+        429: "rate_limited",
+    }.get(status, "http_error")

@@ -33,16 +33,24 @@ _UNSAFE = re.compile(r"[^\w .,()+=@&'-]+")  # what a client's file name keeps (u
 
 
 def _too_many_batches(service: Service) -> HTTPException:
-    return HTTPException(429, {"error": "too_many_batches", "message": f"This API key already has "
-                               f"{service.settings.max_batches_per_key} batches queued or running.",
-                               "hint": "Wait for one to finish (GET /v1/batches/{id})."}, headers={"Retry-After": "30"})
+    return HTTPException(
+        429,
+        {
+            "error": "too_many_batches",
+            "message": f"This API key already has {service.settings.max_batches_per_key} batches queued or running.",
+            "hint": "Wait for one to finish (GET /v1/batches/{id}).",
+        },
+        headers={"Retry-After": "30"},
+    )
 
 
 def _check_count(service: Service, n: int) -> None:
     limit = service.settings.max_batch_files
     if n > limit:
-        raise UsageError(f"The batch has {n} files; the limit is {limit} (SINGER_MAX_BATCH_FILES).",
-                         hint="Split it into several batches.")
+        raise UsageError(
+            f"The batch has {n} files; the limit is {limit} (SINGER_MAX_BATCH_FILES).",
+            hint="Split it into several batches.",
+        )
 
 
 def _key(text: str | None) -> float | str | None:
@@ -81,10 +89,14 @@ def _folder(service: Service, folder: str) -> Path:
     folder is looked for under each root. Links and .. are resolved before the check, so neither escapes."""
     roots = [r.resolve() for r in service.settings.batch_root_paths]
     if not roots:
-        raise _forbidden("Folder batches are turned off on this service (SINGER_BATCH_ROOTS is empty).",
-                         "Upload the files instead, or set SINGER_BATCH_ROOTS to the folders batches may read.")
-    refused = _forbidden(f"{folder[:200]} is not inside a folder batches may read (SINGER_BATCH_ROOTS).",
-                         "Name a folder under one of the batch roots, or upload the files.")
+        raise _forbidden(
+            "Folder batches are turned off on this service (SINGER_BATCH_ROOTS is empty).",
+            "Upload the files instead, or set SINGER_BATCH_ROOTS to the folders batches may read.",
+        )
+    refused = _forbidden(
+        f"{folder[:200]} is not inside a folder batches may read (SINGER_BATCH_ROOTS).",
+        "Name a folder under one of the batch roots, or upload the files.",
+    )
     if "\0" in folder:
         raise refused
     raw = Path(folder)
@@ -109,8 +121,10 @@ def _folder_items(service: Service, folder: str, out: Path, base: dict, fmt: str
     roots = [r.resolve() for r in service.settings.batch_root_paths]
     inputs = find_inputs(src, Path(service.settings.home) / "batches")
     if not inputs:
-        raise UsageError(f"No audio or video files in {folder[:200]}.",
-                         hint="The folder (and its sub-folders) must hold voice notes or songs.")
+        raise UsageError(
+            f"No audio or video files in {folder[:200]}.",
+            hint="The folder (and its sub-folders) must hold voice notes or songs.",
+        )
     _check_count(service, len(inputs))
     kind, default = _kind(base["workflow"])
     rels = [path.relative_to(src).as_posix() for path in inputs]
@@ -119,15 +133,22 @@ def _folder_items(service: Service, folder: str, out: Path, base: dict, fmt: str
     for path, rel, ext, dst in zip(inputs, rels, formats, plan_outputs(zip(rels, formats)), strict=True):
         real = path.resolve()
         request = {**base, "input": str(real), "format": ext, "out": str(out / dst)}
-        error = None if _inside(real, roots) else {  # a link to a file outside the roots is not read
-            "error": "forbidden", "message": f"{rel} links outside the folders batches may read; it was not read.",
-            "hint": "Copy the file into the folder instead of linking it."}
+        error = (
+            None
+            if _inside(real, roots)
+            else {  # a link to a file outside the roots is not read
+                "error": "forbidden",
+                "message": f"{rel} links outside the folders batches may read; it was not read.",
+                "hint": "Copy the file into the folder instead of linking it.",
+            }
+        )
         items.append(BatchItem(rel, kind, request, error))
     return items
 
 
-def _upload_items(service: Service, files: list[UploadFile], batch_id: str, out: Path, base: dict,
-                  fmt: str | None) -> list[BatchItem]:
+def _upload_items(
+    service: Service, files: list[UploadFile], batch_id: str, out: Path, base: dict, fmt: str | None
+) -> list[BatchItem]:
     """Each upload stored and checked as POST /v1/conversions does; one that fails a check is a failed item."""
     _check_count(service, len(files))
     folder = batch_uploads_dir(service.settings, batch_id)
@@ -153,22 +174,44 @@ def _kind(workflow: str) -> tuple[str, str]:
     return ("convert" if workflow == "voice_note" else "cover"), default_format(workflow)
 
 
-@router.post("/v1/batches", status_code=202, response_model=BatchAccepted,
-             responses={**ERRORS, 403: {"model": ErrorOut}}, tags=["batches"])
+@router.post(
+    "/v1/batches",
+    status_code=202,
+    response_model=BatchAccepted,
+    responses={**ERRORS, 403: {"model": ErrorOut}},
+    tags=["batches"],
+)
 def submit_batch(
-    service: ServiceDep, owner: Caller,
-    files: Annotated[list[UploadFile] | None, File(description="The voice notes (or songs): one part per file.")] = None,
-    folder: Annotated[str | None, Form(max_length=4096, description="Instead of files: a folder on the server, "
-                                       "inside SINGER_BATCH_ROOTS (relative names are looked for there).")] = None,
+    service: ServiceDep,
+    owner: Caller,
+    files: Annotated[
+        list[UploadFile] | None, File(description="The voice notes (or songs): one part per file.")
+    ] = None,
+    folder: Annotated[
+        str | None,
+        Form(
+            max_length=4096,
+            description="Instead of files: a folder on the server, "
+            "inside SINGER_BATCH_ROOTS (relative names are looked for there).",
+        ),
+    ] = None,
     voice: Annotated[str | None, Form(max_length=100)] = None,
     workflow: Annotated[Literal["voice_note", "cover"], Form()] = "voice_note",
-    format: Annotated[Format | None, Form(description="Default: each input's own format where singer writes it, "
-                                          "else ogg (voice_note) or mp3 (cover).")] = None,
+    format: Annotated[
+        Format | None,
+        Form(
+            description="Default: each input's own format where singer writes it, else ogg (voice_note) or mp3 (cover)."
+        ),
+    ] = None,
     key: Annotated[str | None, Form(max_length=20, description="Semitones (-24..24) or auto.")] = None,
-    trim: Annotated[bool | None, Form(description="voice_note: cut silence before/after the voice (default on).")] = None,
+    trim: Annotated[
+        bool | None, Form(description="voice_note: cut silence before/after the voice (default on).")
+    ] = None,
     denoise: Annotated[bool | None, Form(description="voice_note: lower steady background noise first.")] = None,
-    callback_url: Annotated[str | None, Form(max_length=2000, description="Gets a signed POST (event batch.done) "
-                                             "once, when every file has ended.")] = None,
+    callback_url: Annotated[
+        str | None,
+        Form(max_length=2000, description="Gets a signed POST (event batch.done) once, when every file has ended."),
+    ] = None,
 ) -> BatchAccepted:
     """Convert many files in one request, as ``singer batch`` does: each file is a job (run after interactive
     jobs); follow the batch and fetch the zip of its outputs. Bad files become failed items."""
@@ -178,22 +221,34 @@ def submit_batch(
     if files and folder:
         raise UsageError("Give either files or a folder, not both.", hint="Send one batch for each.")
     if not files and not folder:
-        raise UsageError("The batch is empty: no files were uploaded and no folder was named.",
-                         hint="Send the files as several 'files' parts, or name a server folder with 'folder'.")
+        raise UsageError(
+            "The batch is empty: no files were uploaded and no folder was named.",
+            hint="Send the files as several 'files' parts, or name a server folder with 'folder'.",
+        )
     if voice:
         service.singer.voices.get(voice)  # a wrong voice fails the request now, not every file later
-    with service.admit(owner, "batch", store.batches.active(owner), settings.max_batches_per_key,
-                       _too_many_batches(service)):  # a slot held before copying and probing any upload
-        batch, batch_id = _create(service, owner, files, folder, base_request(workflow, voice, key_value, trim,
-                                                                              denoise), format, callback_url)
+    with service.admit(
+        owner, "batch", store.batches.active(owner), settings.max_batches_per_key, _too_many_batches(service)
+    ):  # a slot held before copying and probing any upload
+        batch, batch_id = _create(
+            service, owner, files, folder, base_request(workflow, voice, key_value, trim, denoise), format, callback_url
+        )
     state = status(batch, store.batches.jobs(batch_id))["state"]
-    return BatchAccepted(batch_id=batch_id, state=state, total=batch.total, status_url=f"/v1/batches/{batch_id}",
-                         result_url=f"/v1/batches/{batch_id}/result")
+    return BatchAccepted(
+        batch_id=batch_id,
+        state=state,
+        total=batch.total,
+        status_url=f"/v1/batches/{batch_id}",
+        result_url=f"/v1/batches/{batch_id}/result",
+    )
 
 
 def base_request(workflow: str, voice: str | None, key, trim: bool | None, denoise: bool | None) -> dict:
-    return {k: v for k, v in {"workflow": workflow, "voice": voice, "key": key, "trim": trim,
-                              "denoise": denoise}.items() if v is not None}
+    return {
+        k: v
+        for k, v in {"workflow": workflow, "voice": voice, "key": key, "trim": trim, "denoise": denoise}.items()
+        if v is not None
+    }
 
 
 def _create(service: Service, owner: str, files, folder: str | None, base: dict, format, callback_url):
@@ -202,10 +257,20 @@ def _create(service: Service, owner: str, files, folder: str | None, base: dict,
     batch_id = new_id()
     out = batch_out(settings, batch_id)
     try:
-        items = (_folder_items(service, folder, out, base, format) if folder else
-                 _upload_items(service, files or [], batch_id, out, base, format))
-        batch = store.batches.create(batch_id, owner, {**base, "format": format, "folder": folder}, out, items,
-                                     callback_url, max_active=settings.max_batches_per_key)
+        items = (
+            _folder_items(service, folder, out, base, format)
+            if folder
+            else _upload_items(service, files or [], batch_id, out, base, format)
+        )
+        batch = store.batches.create(
+            batch_id,
+            owner,
+            {**base, "format": format, "folder": folder},
+            out,
+            items,
+            callback_url,
+            max_active=settings.max_batches_per_key,
+        )
         if batch is None:
             raise _too_many_batches(service)
     except BaseException:  # refused: nothing of it stays
@@ -219,8 +284,14 @@ def get_batch(service: Service, owner: str, batch_id: str):
     """The caller's batch, or 404 (someone else's batch looks exactly like a missing one)."""
     batch = service.store.batches.get(batch_id, owner=owner) if len(batch_id) <= 64 else None
     if batch is None:
-        raise HTTPException(404, {"error": "not_found", "message": f"No batch {batch_id[:64]} for this API key.",
-                                  "hint": "Use the batch_id your submission returned."})
+        raise HTTPException(
+            404,
+            {
+                "error": "not_found",
+                "message": f"No batch {batch_id[:64]} for this API key.",
+                "hint": "Use the batch_id your submission returned.",
+            },
+        )
     return batch
 
 
@@ -237,14 +308,27 @@ def _finished(service: Service, owner: str, batch_id: str):
     jobs = service.store.batches.jobs(batch.id)
     state = status(batch, jobs)["state"]
     if state != "done":
-        raise HTTPException(409, {"error": "not_ready", "message": f"Batch {batch.id} is {state}.",
-                                  "hint": "Wait for state 'done' (GET /v1/batches/{id})."})
+        raise HTTPException(
+            409,
+            {
+                "error": "not_ready",
+                "message": f"Batch {batch.id} is {state}.",
+                "hint": "Wait for state 'done' (GET /v1/batches/{id}).",
+            },
+        )
     return batch, jobs
 
 
-@router.get("/v1/batches/{batch_id}/report", tags=["batches"], response_class=Response,
-            responses={**ERRORS, 409: {"model": ErrorOut, "content": {"application/json": {}}},
-                       200: {"content": {"text/html": {"schema": {"type": "string"}}}}})
+@router.get(
+    "/v1/batches/{batch_id}/report",
+    tags=["batches"],
+    response_class=Response,
+    responses={
+        **ERRORS,
+        409: {"model": ErrorOut, "content": {"application/json": {}}},
+        200: {"content": {"text/html": {"schema": {"type": "string"}}}},
+    },
+)
 def batch_report(batch_id: str, service: ServiceDep, owner: Caller) -> HTMLResponse:
     """The batch's HTML report (counts, failures with their messages, a row per file with its figures and a
     player), self-contained: the outputs are inside the page."""
@@ -259,8 +343,13 @@ def batch_report(batch_id: str, service: ServiceDep, owner: Caller) -> HTMLRespo
     return HTMLResponse(html)
 
 
-@router.get("/v1/batches/{batch_id}/result", responses={**ERRORS, 409: {"model": ErrorOut}}, tags=["batches"],
-            response_class=FileResponse, response_description="application/zip")
+@router.get(
+    "/v1/batches/{batch_id}/result",
+    responses={**ERRORS, 409: {"model": ErrorOut}},
+    tags=["batches"],
+    response_class=FileResponse,
+    response_description="application/zip",
+)
 def batch_result(batch_id: str, service: ServiceDep, owner: Caller):
     """A zip of the finished outputs mirroring the input tree, with batch-summary.json and batch-summary.csv as
     ``singer batch`` writes them and batch-report.html."""
@@ -274,5 +363,6 @@ def batch_result(batch_id: str, service: ServiceDep, owner: Caller):
     except BaseException:
         os.unlink(name)
         raise
-    return FileResponse(name, media_type="application/zip", filename=f"batch-{batch.id}.zip",
-                        background=BackgroundTask(os.unlink, name))
+    return FileResponse(
+        name, media_type="application/zip", filename=f"batch-{batch.id}.zip", background=BackgroundTask(os.unlink, name)
+    )

@@ -84,8 +84,11 @@ def error_body(status: int, code: str, message: str, hint: str) -> tuple[int, by
 
 
 async def respond(send: Send, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-           (b"connection", b"close")]
+    raw = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
@@ -133,9 +136,16 @@ class Guard:
         limit = self.limit(scope["method"], scope["path"])
         addr = self.client(scope, headers)
         if self.busy[addr] >= self.settings.max_requests_per_address:
-            return await respond(send, *error_body(
-                429, "too_many_requests", "Too many requests at once from this address.",
-                "Wait for one to finish (close event streams you no longer read)."), {"Retry-After": "5"})
+            return await respond(
+                send,
+                *error_body(
+                    429,
+                    "too_many_requests",
+                    "Too many requests at once from this address.",
+                    "Wait for one to finish (close event streams you no longer read).",
+                ),
+                {"Retry-After": "5"},
+            )
         length = headers.get("content-length")
         wrapped, state = self._metered(receive, limit, int(length) if length else limit)
         started = False
@@ -167,8 +177,15 @@ class Guard:
         path = scope["path"]
         length = headers.get("content-length")
         if length is not None and not re.fullmatch(r"[0-9]{1,15}", length.strip()):
-            return (*error_body(400, "invalid_request", "The Content-Length header is not a number.",
-                                "Send the body's size in bytes, or leave the header out."), {})
+            return (
+                *error_body(
+                    400,
+                    "invalid_request",
+                    "The Content-Length header is not a number.",
+                    "Send the body's size in bytes, or leave the header out.",
+                ),
+                {},
+            )
         addr = self.client(scope, headers)
         if path.startswith(OPEN) or path == "/":
             # /healthz says more to a valid key: no free guessing there either. A throttled address's key is
@@ -181,17 +198,34 @@ class Guard:
             return None
         wait = self.throttle.blocked(addr)
         if wait > 0:
-            return (*error_body(429, "too_many_failures", "Too many requests with a wrong API key from this "
-                                "address.", f"Wait {wait:.0f} s and send a valid key in the X-API-Key header."),
-                    {"Retry-After": str(max(1, round(wait)))})
+            return (
+                *error_body(
+                    429,
+                    "too_many_failures",
+                    "Too many requests with a wrong API key from this address.",
+                    f"Wait {wait:.0f} s and send a valid key in the X-API-Key header.",
+                ),
+                {"Retry-After": str(max(1, round(wait)))},
+            )
         if self.keys.owner(headers.get("x-api-key")) is None:
             self.throttle.failed(addr)
-            return (*error_body(401, "unauthorized", "Missing or unknown API key.",
-                                "Send your key in the X-API-Key header."), {})
+            return (
+                *error_body(
+                    401, "unauthorized", "Missing or unknown API key.", "Send your key in the X-API-Key header."
+                ),
+                {},
+            )
         limit = self.limit(scope["method"], path)
         if length is not None and int(length) > limit:
-            return (*error_body(413, "too_large", f"The request body is {int(length) / 1e6:.1f} MB; this route "
-                                f"takes at most {limit / 1e6:.1f} MB.", "Send a smaller file."), {})
+            return (
+                *error_body(
+                    413,
+                    "too_large",
+                    f"The request body is {int(length) / 1e6:.1f} MB; this route takes at most {limit / 1e6:.1f} MB.",
+                    "Send a smaller file.",
+                ),
+                {},
+            )
         return None
 
     def _metered(self, receive: Receive, limit: int, expected: int) -> tuple[Receive, dict]:
@@ -212,15 +246,17 @@ class Guard:
                 message = await asyncio.wait_for(receive(), max(0.0, min(timeout, left)))
             except TimeoutError:
                 slow = "arrived too slowly" if left < timeout else f"stalled for over {timeout:.0f} s"
-                state["answered"] = error_body(408, "timeout", f"The request body {slow}.",
-                                               "Send the whole body at once; check the connection.")
+                state["answered"] = error_body(
+                    408, "timeout", f"The request body {slow}.", "Send the whole body at once; check the connection."
+                )
                 return {"type": "http.disconnect"}
             if message["type"] == "http.request":
                 state["complete"] = not message.get("more_body", False)
                 state["bytes"] += len(message.get("body", b""))
                 if state["bytes"] > limit:
-                    state["answered"] = error_body(413, "too_large", f"The request body is over {limit / 1e6:.1f} MB.",
-                                                   "Send a smaller file.")
+                    state["answered"] = error_body(
+                        413, "too_large", f"The request body is over {limit / 1e6:.1f} MB.", "Send a smaller file."
+                    )
                     return {"type": "http.disconnect"}
             return message
 

@@ -36,12 +36,25 @@ async def caller(service: ServiceDep, x_api_key: Annotated[str | None, Header()]
     """The owner id of a valid API key (401 otherwise), within its rate limit (429 otherwise)."""
     owner = service.keys.owner(x_api_key)
     if owner is None:
-        raise HTTPException(401, {"error": "unauthorized", "message": "Missing or unknown API key.",
-                                  "hint": "Send your key in the X-API-Key header."})
+        raise HTTPException(
+            401,
+            {
+                "error": "unauthorized",
+                "message": "Missing or unknown API key.",
+                "hint": "Send your key in the X-API-Key header.",
+            },
+        )
     ok, wait = service.limiter.allow(owner)
     if not ok:
-        raise HTTPException(429, {"error": "rate_limited", "message": "Too many requests for this API key.",
-                                  "hint": f"Retry in {wait:.1f} s."}, headers={"Retry-After": str(max(1, round(wait)))})
+        raise HTTPException(
+            429,
+            {
+                "error": "rate_limited",
+                "message": "Too many requests for this API key.",
+                "hint": f"Retry in {wait:.1f} s.",
+            },
+            headers={"Retry-After": str(max(1, round(wait)))},
+        )
     return owner
 
 
@@ -49,9 +62,15 @@ Caller = Annotated[str, Depends(caller)]
 
 
 def _too_many(service: Service) -> HTTPException:
-    return HTTPException(429, {"error": "too_many_jobs", "message": f"This API key already has "
-                               f"{service.settings.max_jobs_per_key} jobs queued or running.",
-                               "hint": "Wait for one to finish."}, headers={"Retry-After": "10"})
+    return HTTPException(
+        429,
+        {
+            "error": "too_many_jobs",
+            "message": f"This API key already has {service.settings.max_jobs_per_key} jobs queued or running.",
+            "hint": "Wait for one to finish.",
+        },
+        headers={"Retry-After": "10"},
+    )
 
 
 def check_callback(settings: Settings, url: str | None) -> None:
@@ -60,9 +79,10 @@ def check_callback(settings: Settings, url: str | None) -> None:
     if not url:
         return
     if not settings.webhook_secret:
-        raise InputError("callback_url is not accepted: this service has no webhook secret to sign calls with.",
-                         hint="Poll GET /v1/jobs/{id} or its events instead, or ask the operator to set "
-                         "SINGER_WEBHOOK_SECRET.")
+        raise InputError(
+            "callback_url is not accepted: this service has no webhook secret to sign calls with.",
+            hint="Poll GET /v1/jobs/{id} or its events instead, or ask the operator to set SINGER_WEBHOOK_SECRET.",
+        )
     _door_url_check(url, settings)
 
 
@@ -101,32 +121,52 @@ def submit_cover(body: CoverIn, service: ServiceDep, owner: Caller) -> JobAccept
     """Make a cover of a song (search text or URL) in a voice. Answers at once; follow the job."""
     if body.voice:
         service.singer.voices.get(body.voice)  # a wrong voice is a 404 now, not a failed job later
-    request = {"input": _query(body.query, service.settings), "voice": body.voice, "format": body.format, "key": body.key,
-               "pick": body.pick}
+    request = {
+        "input": _query(body.query, service.settings),
+        "voice": body.voice,
+        "format": body.format,
+        "key": body.key,
+        "pick": body.pick,
+    }
     return _accept(service, owner, "cover", {k: v for k, v in request.items() if v is not None}, body.callback_url)
 
 
-@router.post("/v1/conversions", status_code=202, response_model=JobAccepted, responses={**ERRORS, 413: {"model": ErrorOut}},
-             tags=["jobs"])
-def submit_conversion(service: ServiceDep, owner: Caller, file: Annotated[UploadFile, File(description="Voice note")],
-                      voice: Annotated[str | None, Form(max_length=100)] = None,
-                      format: Annotated[Format, Form()] = "ogg",
-                      key: Annotated[str | None, Form(max_length=20, description="Semitones (-24..24) or auto.")] = None,
-                      trim: Annotated[bool | None, Form(description="Cut silence before/after the voice (default on).")] = None,
-                      denoise: Annotated[bool | None, Form(description="Lower steady background noise first.")] = None,
-                      callback_url: Annotated[str | None, Form(max_length=2000)] = None) -> JobAccepted:
+@router.post(
+    "/v1/conversions",
+    status_code=202,
+    response_model=JobAccepted,
+    responses={**ERRORS, 413: {"model": ErrorOut}},
+    tags=["jobs"],
+)
+def submit_conversion(
+    service: ServiceDep,
+    owner: Caller,
+    file: Annotated[UploadFile, File(description="Voice note")],
+    voice: Annotated[str | None, Form(max_length=100)] = None,
+    format: Annotated[Format, Form()] = "ogg",
+    key: Annotated[str | None, Form(max_length=20, description="Semitones (-24..24) or auto.")] = None,
+    trim: Annotated[bool | None, Form(description="Cut silence before/after the voice (default on).")] = None,
+    denoise: Annotated[bool | None, Form(description="Lower steady background noise first.")] = None,
+    callback_url: Annotated[str | None, Form(max_length=2000)] = None,
+) -> JobAccepted:
     """Convert an uploaded voice note (any audio or video ffmpeg reads, by content) into a voice."""
     key_value = parse_key(key, "key")  # the one key rule, before the upload is copied
     if voice:
         service.singer.voices.get(voice)  # a wrong voice is a 404 now, not a failed job later
-    with service.admit(owner, "job", service.store.active(owner), service.settings.max_jobs_per_key,
-                       _too_many(service)):  # a slot held before copying and probing the upload
+    with service.admit(
+        owner, "job", service.store.active(owner), service.settings.max_jobs_per_key, _too_many(service)
+    ):  # a slot held before copying and probing the upload
         path = save_upload(service.settings, file, uploads_dir(service.settings))
         try:
-            request = {"input": str(path), "voice": voice, "format": format, "key": key_value, "trim": trim,
-                       "denoise": denoise}
-            return _accept(service, owner, "convert", {k: v for k, v in request.items() if v is not None},
-                           callback_url)
+            request = {
+                "input": str(path),
+                "voice": voice,
+                "format": format,
+                "key": key_value,
+                "trim": trim,
+                "denoise": denoise,
+            }
+            return _accept(service, owner, "convert", {k: v for k, v in request.items() if v is not None}, callback_url)
         except BaseException:  # refused: the upload goes (an accepted one goes when its job ends)
             path.unlink(missing_ok=True)
             raise
@@ -147,8 +187,14 @@ def save_upload(settings: Settings, file: UploadFile, folder: Path, label: str |
             while chunk := file.file.read(CHUNK):
                 size += len(chunk)
                 if size > limit:
-                    raise HTTPException(413, {"error": "too_large", "message": f"The upload is over "
-                                              f"{settings.max_upload_mb:g} MB.", "hint": "Send a shorter note."})
+                    raise HTTPException(
+                        413,
+                        {
+                            "error": "too_large",
+                            "message": f"The upload is over {settings.max_upload_mb:g} MB.",
+                            "hint": "Send a shorter note.",
+                        },
+                    )
                 out.write(chunk)
         try:
             info = audio.probe(path)  # content sniffing: InputError when there is no audio stream
@@ -158,8 +204,10 @@ def save_upload(settings: Settings, file: UploadFile, folder: Path, label: str |
                 e.hint = e.hint and e.hint.replace(str(path), label).replace(path.name, label)
             raise
         if info.duration > settings.max_upload_duration:
-            raise InputError(f"The voice note is {info.duration:.0f} s long; the limit is "
-                             f"{settings.max_upload_duration:.0f} s.", hint="Send a shorter note.")
+            raise InputError(
+                f"The voice note is {info.duration:.0f} s long; the limit is {settings.max_upload_duration:.0f} s.",
+                hint="Send a shorter note.",
+            )
         return path
     except BaseException:
         path.unlink(missing_ok=True)
@@ -167,19 +215,34 @@ def save_upload(settings: Settings, file: UploadFile, folder: Path, label: str |
 
 
 @router.get("/v1/search", response_model=SearchOut, responses=ERRORS, tags=["songs"])
-def search(service: ServiceDep, owner: Caller, q: Annotated[str, Query(min_length=1, max_length=500)],
-           limit: Annotated[int, Query(ge=1, le=20)] = 5) -> SearchOut:
+def search(
+    service: ServiceDep,
+    owner: Caller,
+    q: Annotated[str, Query(min_length=1, max_length=500)],
+    limit: Annotated[int, Query(ge=1, le=20)] = 5,
+) -> SearchOut:
     """Numbered candidates for a search text; submit a cover with ``pick`` to take one."""
     found = service.singer.search(_query(q, service.settings), limit, library=service.settings.http_library)
-    return SearchOut(query=q, candidates=[CandidateOut(n=i, title=c.title, artist=c.artist, duration=c.duration,
-                                                       source=c.source, url=c.url) for i, c in enumerate(found, 1)])
+    return SearchOut(
+        query=q,
+        candidates=[
+            CandidateOut(n=i, title=c.title, artist=c.artist, duration=c.duration, source=c.source, url=c.url)
+            for i, c in enumerate(found, 1)
+        ],
+    )
 
 
 def _job(service: Service, owner: str, job_id: str):
     job = service.store.get(job_id, owner=owner) if len(job_id) <= 64 else None
     if job is None:  # someone else's job looks exactly like a missing one
-        raise HTTPException(404, {"error": "not_found", "message": f"No job {job_id[:64]} for this API key.",
-                                  "hint": "Use the job_id your submission returned."})
+        raise HTTPException(
+            404,
+            {
+                "error": "not_found",
+                "message": f"No job {job_id[:64]} for this API key.",
+                "hint": "Use the job_id your submission returned.",
+            },
+        )
     return job
 
 
@@ -193,10 +256,16 @@ async def get_job(job_id: str, service: ServiceDep, owner: Caller) -> JobOut:
     return job_out(_job(service, owner, job_id))
 
 
-@router.get("/v1/jobs/{job_id}/events", responses=ERRORS, tags=["jobs"],
-            response_class=StreamingResponse, response_description="text/event-stream")
-async def job_events(job_id: str, service: ServiceDep, owner: Caller,
-                     last_event_id: Annotated[str | None, Header()] = None):
+@router.get(
+    "/v1/jobs/{job_id}/events",
+    responses=ERRORS,
+    tags=["jobs"],
+    response_class=StreamingResponse,
+    response_description="text/event-stream",
+)
+async def job_events(
+    job_id: str, service: ServiceDep, owner: Caller, last_event_id: Annotated[str | None, Header()] = None
+):
     """Server-Sent Events: queued, running, step_start / step_progress / step_end, then done or failed.
     Reconnect with ``Last-Event-ID`` to resume. A key may hold ``SINGER_MAX_STREAMS_PER_KEY`` streams open at once;
     a stream ends after ``SINGER_STREAM_MAX_SECONDS`` (reconnect with the last id to go on)."""
@@ -204,9 +273,15 @@ async def job_events(job_id: str, service: ServiceDep, owner: Caller,
     after = _event_id(last_event_id)
     settings = service.settings
     if service.streams[owner] >= settings.max_streams_per_key:
-        raise HTTPException(429, {"error": "too_many_streams", "message": f"This API key already has "
-                                  f"{settings.max_streams_per_key} event streams open.",
-                                  "hint": "Close one, or poll GET /v1/jobs/{id}."}, headers={"Retry-After": "5"})
+        raise HTTPException(
+            429,
+            {
+                "error": "too_many_streams",
+                "message": f"This API key already has {settings.max_streams_per_key} event streams open.",
+                "hint": "Close one, or poll GET /v1/jobs/{id}.",
+            },
+            headers={"Retry-After": "5"},
+        )
     service.streams[owner] += 1
     deadline = time.monotonic() + settings.stream_max_seconds
 
@@ -239,31 +314,54 @@ def _event_id(header: str | None) -> int:
     if not text:
         return 0
     if not text.isascii() or not text.isdigit() or len(text) > 18:
-        raise HTTPException(400, {"error": "invalid_request", "message": "The Last-Event-ID header must be the id "
-                                  "of an event this service sent (a number).",
-                                  "hint": "Reconnect without it to start from the beginning."})
+        raise HTTPException(
+            400,
+            {
+                "error": "invalid_request",
+                "message": "The Last-Event-ID header must be the id of an event this service sent (a number).",
+                "hint": "Reconnect without it to start from the beginning.",
+            },
+        )
     return int(text)
 
 
-@router.get("/v1/jobs/{job_id}/result", responses={**ERRORS, 409: {"model": ErrorOut}}, tags=["jobs"],
-            response_class=FileResponse)
+@router.get(
+    "/v1/jobs/{job_id}/result",
+    responses={**ERRORS, 409: {"model": ErrorOut}},
+    tags=["jobs"],
+    response_class=FileResponse,
+)
 def job_result(job_id: str, service: ServiceDep, owner: Caller):
     """The finished file with its content type; Range requests are answered (206)."""
     job = _job(service, owner, job_id)
     if job.state != "done":
-        raise HTTPException(409, {"error": "not_ready", "message": f"Job {job.id} is {job.state}.",
-                                  "hint": "Wait for state 'done' (GET /v1/jobs/{id} or its events)."})
+        raise HTTPException(
+            409,
+            {
+                "error": "not_ready",
+                "message": f"Job {job.id} is {job.state}.",
+                "hint": "Wait for state 'done' (GET /v1/jobs/{id} or its events).",
+            },
+        )
     path = Path(job.result["output"])
     if not path.is_file():
-        raise HTTPException(404, {"error": "not_found", "message": "The result file was removed.",
-                                  "hint": "Submit the job again (finished steps are cached)."})
+        raise HTTPException(
+            404,
+            {
+                "error": "not_found",
+                "message": "The result file was removed.",
+                "hint": "Submit the job again (finished steps are cached).",
+            },
+        )
     return FileResponse(path, media_type=job.result["content_type"], filename=path.name)
 
 
 @router.get("/v1/voices", response_model=list[VoiceOut], responses=ERRORS, tags=["voices"])
 def voices(service: ServiceDep, owner: Caller) -> list[VoiceOut]:
-    return [VoiceOut(name=v.name, kind=v.kind, description=str(v.meta.get("description", "")))
-            for v in service.singer.list_voices()]
+    return [
+        VoiceOut(name=v.name, kind=v.kind, description=str(v.meta.get("description", "")))
+        for v in service.singer.list_voices()
+    ]
 
 
 @router.get("/healthz", tags=["service"])
@@ -275,8 +373,13 @@ def healthz(service: ServiceDep, x_api_key: Annotated[str | None, Header()] = No
     counts = service.store.counts()
     free = shutil.disk_usage(service.settings.home).free
     broker_error = getattr(service.worker, "last_error", "")
-    return {"ok": not broker_error, "queued": counts["queued"], "running": counts["running"], "disk_free_bytes": free,
-            **({"broker_error": broker_error} if broker_error else {})}
+    return {
+        "ok": not broker_error,
+        "queued": counts["queued"],
+        "running": counts["running"],
+        "disk_free_bytes": free,
+        **({"broker_error": broker_error} if broker_error else {}),
+    }
 
 
 @router.get("/metrics", response_class=PlainTextResponse, tags=["service"])
@@ -285,6 +388,7 @@ def metrics(service: ServiceDep, owner: Caller) -> str:
     lines = ["# TYPE singer_jobs gauge"]
     lines += [f'singer_jobs{{state="{s}"}} {n}' for s, n in service.store.counts().items()]
     lines.append("# TYPE singer_http_requests_total counter")
-    lines += [f'singer_http_requests_total{{route="{r}",status="{s}"}} {n}'
-              for (r, s), n in sorted(service.requests.items())]
+    lines += [
+        f'singer_http_requests_total{{route="{r}",status="{s}"}} {n}' for (r, s), n in sorted(service.requests.items())
+    ]
     return "\n".join(lines) + "\n"

@@ -13,15 +13,22 @@ JobState = Literal["queued", "running", "done", "failed"]
 
 
 class CoverIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "examples": [{"query": "twinkle twinkle little star", "voice": "ayana", "format": "ogg", "key": "auto"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"query": "twinkle twinkle little star", "voice": "ayana", "format": "ogg", "key": "auto"}]
+        },
+    )
 
     query: str = Field(..., min_length=1, max_length=500, description="Search text or an http(s) URL.")
     voice: str | None = Field(None, max_length=100, description="Voice name (GET /v1/voices); default: the service's.")
     format: Format = Field("ogg", description="ogg/opus voice note (chat apps), mp3, wav, flac, m4a.")
     key: Annotated[float, Field(ge=-KEY_LIMIT, le=KEY_LIMIT)] | Literal["auto"] | None = Field(
-        None, description="Semitones (-24..24) or 'auto' for the voice's range.")
-    pick: int | None = Field(None, ge=1, le=20, description="Take search candidate N (GET /v1/search) instead of the best.")
+        None, description="Semitones (-24..24) or 'auto' for the voice's range."
+    )
+    pick: int | None = Field(
+        None, ge=1, le=20, description="Take search candidate N (GET /v1/search) instead of the best."
+    )
     callback_url: str | None = Field(None, max_length=2000, description="Gets a signed POST when the job ends.")
 
     @field_validator("key", mode="before")
@@ -32,8 +39,9 @@ class CoverIn(BaseModel):
 
 
 class JobAccepted(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"job_id": "3f2a...", "state": "queued",
-                                                               "status_url": "/v1/jobs/3f2a..."}]})
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"job_id": "3f2a...", "state": "queued", "status_url": "/v1/jobs/3f2a..."}]}
+    )
     job_id: str
     state: str
     status_url: str
@@ -46,9 +54,12 @@ class JobResult(BaseModel):
     duration: float = Field(..., description="Seconds.")
     title: str = ""
     voice: str = ""
-    pitch: dict[str, Any] | None = Field(None, description="What the conversion did to the pitch: key (vocal shift, "
-                                         "semitones), instrumental_key, and octave (the shift the converter chose "
-                                         "and why) when it chose one.")
+    pitch: dict[str, Any] | None = Field(
+        None,
+        description="What the conversion did to the pitch: key (vocal shift, "
+        "semitones), instrumental_key, and octave (the shift the converter chose "
+        "and why) when it chose one.",
+    )
 
 
 class JobError(BaseModel):
@@ -59,9 +70,23 @@ class JobError(BaseModel):
 
 
 class JobOut(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "job_id": "3f2a...", "kind": "cover", "state": "running", "step": "convert", "progress": 0.55,
-        "error": None, "result": None, "created": 1763700000.0, "updated": 1763700042.5}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "job_id": "3f2a...",
+                    "kind": "cover",
+                    "state": "running",
+                    "step": "convert",
+                    "progress": 0.55,
+                    "error": None,
+                    "result": None,
+                    "created": 1763700000.0,
+                    "updated": 1763700042.5,
+                }
+            ]
+        }
+    )
     job_id: str
     kind: str
     state: JobState
@@ -75,9 +100,19 @@ class JobOut(BaseModel):
 
 
 class BatchAccepted(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "batch_id": "9c1e...", "state": "queued", "total": 3, "status_url": "/v1/batches/9c1e...",
-        "result_url": "/v1/batches/9c1e.../result"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "batch_id": "9c1e...",
+                    "state": "queued",
+                    "total": 3,
+                    "status_url": "/v1/batches/9c1e...",
+                    "result_url": "/v1/batches/9c1e.../result",
+                }
+            ]
+        }
+    )
     batch_id: str
     state: Literal["queued", "running", "done"]
     total: int = Field(..., description="Files in the batch, one job each.")
@@ -102,15 +137,43 @@ class BatchItemOut(BaseModel):
 
 
 class BatchOut(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "batch_id": "9c1e...", "state": "running", "workflow": "voice_note", "voice": "ayana",
-        "created": 1763700000.0, "updated": 1763700042.5,
-        "counts": {"total": 3, "queued": 1, "running": 1, "done": 0, "failed": 1}, "progress": 0.45,
-        "result_url": None, "items": [
-            {"input": "monday/hello.ogg", "job_id": "3f2a...", "state": "running", "error": None, "result_url": None},
-            {"input": "notes.txt.ogg", "job_id": "77b0...", "state": "failed", "result_url": None,
-             "error": {"error": "bad_input", "message": "Not a readable audio or video file: notes.txt.ogg",
-                       "hint": "Convert it to mp3, wav or flac first."}}]}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "batch_id": "9c1e...",
+                    "state": "running",
+                    "workflow": "voice_note",
+                    "voice": "ayana",
+                    "created": 1763700000.0,
+                    "updated": 1763700042.5,
+                    "counts": {"total": 3, "queued": 1, "running": 1, "done": 0, "failed": 1},
+                    "progress": 0.45,
+                    "result_url": None,
+                    "items": [
+                        {
+                            "input": "monday/hello.ogg",
+                            "job_id": "3f2a...",
+                            "state": "running",
+                            "error": None,
+                            "result_url": None,
+                        },
+                        {
+                            "input": "notes.txt.ogg",
+                            "job_id": "77b0...",
+                            "state": "failed",
+                            "result_url": None,
+                            "error": {
+                                "error": "bad_input",
+                                "message": "Not a readable audio or video file: notes.txt.ogg",
+                                "hint": "Convert it to mp3, wav or flac first.",
+                            },
+                        },
+                    ],
+                }
+            ]
+        }
+    )
     batch_id: str
     state: Literal["queued", "running", "done"] = Field(..., description="done when every file's job has ended.")
     workflow: str
@@ -120,8 +183,9 @@ class BatchOut(BaseModel):
     counts: BatchCounts
     progress: float = Field(..., ge=0, le=1)
     result_url: str | None = Field(None, description="The zip of the outputs and summaries, once done.")
-    report_url: str | None = Field(None, description="The HTML report (counts, failures, a player per file), "
-                                   "once done.")
+    report_url: str | None = Field(
+        None, description="The HTML report (counts, failures, a player per file), once done."
+    )
     items: list[BatchItemOut]
 
 
@@ -146,8 +210,13 @@ class VoiceOut(BaseModel):
 
 
 class ErrorOut(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"error": "bad_input", "message": "The song query is empty.",
-                                                               "hint": "Give a search text or a URL."}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"error": "bad_input", "message": "The song query is empty.", "hint": "Give a search text or a URL."}
+            ]
+        }
+    )
     error: str
     message: str
     hint: str = ""

@@ -63,6 +63,13 @@ def protocol(header_timeout: float) -> type:
 def serve(app: Any, host: str, port: int, settings: Any) -> None:
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level="warning", http=protocol(settings.header_timeout),
-                limit_concurrency=settings.max_connections, timeout_keep_alive=5,
-                h11_max_incomplete_event_size=MAX_HEADER_BYTES)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        http=protocol(settings.header_timeout),
+        limit_concurrency=settings.max_connections,
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+    )

@@ -78,8 +78,16 @@ class BatchStore:
     def __init__(self, store: JobStore):
         self.store = store
 
-    def create(self, batch_id: str, owner: str, request: dict, out: Path | str, items: list[BatchItem],
-               callback_url: str | None = None, max_active: int | None = None) -> Batch | None:
+    def create(
+        self,
+        batch_id: str,
+        owner: str,
+        request: dict,
+        out: Path | str,
+        items: list[BatchItem],
+        callback_url: str | None = None,
+        max_active: int | None = None,
+    ) -> Batch | None:
         """Insert the batch and one job per item (priority :data:`PRIORITY`) in one transaction; with
         ``max_active``, only if ``owner`` has fewer unfinished batches (else None, nothing written)."""
         now = time.time()
@@ -90,20 +98,35 @@ class BatchStore:
             if max_active is not None and self.active(owner) >= max_active:
                 db.execute("ROLLBACK")
                 return None
-            db.execute("INSERT INTO batches (id, owner, created, request, out, total, callback_url) "
-                       "VALUES (?,?,?,?,?,?,?)",
-                       (batch_id, owner, now, json.dumps(batch.request), batch.out, batch.total, callback_url))
+            db.execute(
+                "INSERT INTO batches (id, owner, created, request, out, total, callback_url) VALUES (?,?,?,?,?,?,?)",
+                (batch_id, owner, now, json.dumps(batch.request), batch.out, batch.total, callback_url),
+            )
             for i, item in enumerate(items):
                 job_id, created = uuid.uuid4().hex, now + i * 1e-6  # claimed in the order given
                 state = "failed" if item.error else "queued"
                 request = {**item.request, "rel": item.rel}
-                db.execute("INSERT INTO jobs (id, owner, kind, request, state, error, created, updated, batch, "
-                           "priority) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                           (job_id, owner, item.kind, json.dumps(request), state,
-                            json.dumps(item.error) if item.error else None, created, created, batch_id, PRIORITY))
+                db.execute(
+                    "INSERT INTO jobs (id, owner, kind, request, state, error, created, updated, batch, "
+                    "priority) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        job_id,
+                        owner,
+                        item.kind,
+                        json.dumps(request),
+                        state,
+                        json.dumps(item.error) if item.error else None,
+                        created,
+                        created,
+                        batch_id,
+                        PRIORITY,
+                    ),
+                )
                 data = {"state": state, **({"error": item.error} if item.error else {})}
-                db.execute("INSERT INTO events (job_id, seq, type, data, at) VALUES (?,1,?,?,?)",
-                           (job_id, state, json.dumps(data), now))
+                db.execute(
+                    "INSERT INTO events (job_id, seq, type, data, at) VALUES (?,1,?,?,?)",
+                    (job_id, state, json.dumps(data), now),
+                )
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -120,27 +143,41 @@ class BatchStore:
 
     def jobs(self, batch_id: str) -> list[Job]:
         """The batch's jobs in submission order."""
-        rows = self.store._db().execute("SELECT * FROM jobs WHERE batch = ? ORDER BY created, rowid",
-                                        (batch_id,)).fetchall()
+        rows = (
+            self.store._db()
+            .execute("SELECT * FROM jobs WHERE batch = ? ORDER BY created, rowid", (batch_id,))
+            .fetchall()
+        )
         return [_job(r) for r in rows]
 
     def active(self, owner: str) -> int:
         """``owner``'s batches with a job still queued or running (for ``max_batches_per_key``)."""
-        return self.store._db().execute(f"SELECT COUNT(*) FROM batches WHERE owner = ? AND EXISTS ({_ACTIVE_JOB})",
-                                        (owner,)).fetchone()[0]
+        return (
+            self.store._db()
+            .execute(f"SELECT COUNT(*) FROM batches WHERE owner = ? AND EXISTS ({_ACTIVE_JOB})", (owner,))
+            .fetchone()[0]
+        )
 
     def end(self, batch_id: str) -> Batch | None:
         """Mark the batch ended if none of its jobs is queued or running; the batch only to the one caller that
         marked it (atomic), None otherwise."""
-        row = self.store._db().execute(
-            f"UPDATE batches SET ended = ? WHERE id = ? AND ended IS NULL AND NOT EXISTS ({_ACTIVE_JOB}) RETURNING *",
-            (time.time(), batch_id)).fetchone()
+        row = (
+            self.store._db()
+            .execute(
+                f"UPDATE batches SET ended = ? WHERE id = ? AND ended IS NULL AND NOT EXISTS ({_ACTIVE_JOB}) RETURNING *",
+                (time.time(), batch_id),
+            )
+            .fetchone()
+        )
         return _batch(row) if row else None
 
     def unended(self) -> list[str]:
         """Batches whose jobs all ended but that were never marked (the process died in between)."""
-        rows = self.store._db().execute(
-            f"SELECT id FROM batches WHERE ended IS NULL AND NOT EXISTS ({_ACTIVE_JOB})").fetchall()
+        rows = (
+            self.store._db()
+            .execute(f"SELECT id FROM batches WHERE ended IS NULL AND NOT EXISTS ({_ACTIVE_JOB})")
+            .fetchall()
+        )
         return [r[0] for r in rows]
 
     def set_webhook(self, batch_id: str, outcome: dict) -> None:
@@ -159,14 +196,29 @@ def status(batch: Batch, jobs: list[Job]) -> dict:
     total = len(jobs)
     state = "done" if ended == total else "running" if any(j.attempts for j in jobs) else "queued"
     progress = (ended + sum(j.progress for j in jobs if j.state == "running")) / max(total, 1)
-    items = [{"input": j.request.get("rel", ""), "job_id": j.id, "state": j.state, "error": j.error,
-              "result_url": f"/v1/jobs/{j.id}/result" if j.state == "done" else None} for j in jobs]
-    return {"batch_id": batch.id, "state": state, "workflow": batch.request.get("workflow", "voice_note"),
-            "voice": batch.request.get("voice"), "created": batch.created,
-            "updated": max([batch.created, *(j.updated for j in jobs)]), "counts": {"total": total, **counts},
-            "progress": round(min(max(progress, 0.0), 1.0), 4),
-            "result_url": f"/v1/batches/{batch.id}/result" if state == "done" else None,
-            "report_url": f"/v1/batches/{batch.id}/report" if state == "done" else None, "items": items}
+    items = [
+        {
+            "input": j.request.get("rel", ""),
+            "job_id": j.id,
+            "state": j.state,
+            "error": j.error,
+            "result_url": f"/v1/jobs/{j.id}/result" if j.state == "done" else None,
+        }
+        for j in jobs
+    ]
+    return {
+        "batch_id": batch.id,
+        "state": state,
+        "workflow": batch.request.get("workflow", "voice_note"),
+        "voice": batch.request.get("voice"),
+        "created": batch.created,
+        "updated": max([batch.created, *(j.updated for j in jobs)]),
+        "counts": {"total": total, **counts},
+        "progress": round(min(max(progress, 0.0), 1.0), 4),
+        "result_url": f"/v1/batches/{batch.id}/result" if state == "done" else None,
+        "report_url": f"/v1/batches/{batch.id}/report" if state == "done" else None,
+        "items": items,
+    }
 
 
 def summary_items(batch: Batch, jobs: list[Job]) -> list:
@@ -176,8 +228,13 @@ def summary_items(batch: Batch, jobs: list[Job]) -> list:
     items = []
     for j in jobs:
         result, error = j.result or {}, j.error or {}
-        item = Item(j.request.get("rel", ""), status=j.state, message=error.get("message", ""),
-                    seconds=float(result.get("seconds", 0.0)), duration=float(result.get("duration", 0.0)))
+        item = Item(
+            j.request.get("rel", ""),
+            status=j.state,
+            message=error.get("message", ""),
+            seconds=float(result.get("seconds", 0.0)),
+            duration=float(result.get("duration", 0.0)),
+        )
         item.run_id = result.get("run_id", "")  # the run that made the output (singer report RUN_ID)
         if j.state == "done":
             if Path(result.get("output", "")).is_file():

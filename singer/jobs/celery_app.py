@@ -40,11 +40,18 @@ def make_celery(broker: str, job_timeout: float, concurrency: int = 1) -> Any:
     # default steps [0, 3, 6, 9] would file batch jobs' 1 with the interactive 0)
     visibility = {"visibility_timeout": int(job_timeout * 2)}
     app.conf.update(
-        task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
         broker_transport_options={**visibility, "priority_steps": list(range(10))},
         result_backend_transport_options=visibility,
-        task_serializer="json", result_serializer="json", accept_content=["json"], result_expires=7 * 24 * 3600,
-        task_time_limit=int(job_timeout), worker_concurrency=concurrency, worker_hijack_root_logger=False,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_expires=7 * 24 * 3600,
+        task_time_limit=int(job_timeout),
+        worker_concurrency=concurrency,
+        worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
     )
     app.task(name=TASK, bind=True, max_retries=3, default_retry_delay=10)(_run_job)
@@ -75,8 +82,10 @@ def _run_job(task: Any, job_id: str, kind: str, request: dict, owner: str = "") 
         r.expire(key, EVENTS_TTL)
 
     try:
-        return {"state": "done", "result": run_request(singer, settings, job_id, kind, request, ProgressHooks(emit),
-                                                          owner=owner)}
+        return {
+            "state": "done",
+            "result": run_request(singer, settings, job_id, kind, request, ProgressHooks(emit), owner=owner),
+        }
     except (ConnectionError, redis.ConnectionError) as e:
         raise task.retry(exc=e) from e
     except Exception as e:
@@ -124,7 +133,9 @@ class CeleryDispatcher:
     def _send(self, job: Job) -> None:
         self._seen.setdefault(job.id, self.redis.llen(EVENTS.format(job.id)))  # a re-sent job: skip old events
         request = {k: v for k, v in job.request.items() if k != "out"}  # the worker's disk is not the service's
-        self.app.send_task(TASK, args=[job.id, job.kind, request, job.owner], task_id=job.id, priority=min(job.priority, 9))
+        self.app.send_task(
+            TASK, args=[job.id, job.kind, request, job.owner], task_id=job.id, priority=min(job.priority, 9)
+        )
 
     def _follow(self, job: Job) -> None:
         key = EVENTS.format(job.id)
@@ -137,16 +148,29 @@ class CeleryDispatcher:
         res = self.app.AsyncResult(job.id)
         if not res.ready():
             return
-        outcome = res.result if res.successful() and isinstance(res.result, dict) else {
-            "state": "failed", "error": error_dict(res.result if isinstance(res.result, BaseException) else
-                                                   RuntimeError("the worker gave no result"))}
+        outcome = (
+            res.result
+            if res.successful() and isinstance(res.result, dict)
+            else {
+                "state": "failed",
+                "error": error_dict(
+                    res.result if isinstance(res.result, BaseException) else RuntimeError("the worker gave no result")
+                ),
+            }
+        )
         if outcome.get("state") == "done":
             try:
                 self.store.finish(job.id, place_output(self.settings, job, outcome["result"]))
             except OSError:  # the worker's file is not where the service looks: the cache is not shared
-                self.store.fail(job.id, error_dict(SingerError(
-                    "The worker's output file is not reachable from the service.",
-                    hint="SINGER_CACHE_DIR must be one shared path on every machine.")))
+                self.store.fail(
+                    job.id,
+                    error_dict(
+                        SingerError(
+                            "The worker's output file is not reachable from the service.",
+                            hint="SINGER_CACHE_DIR must be one shared path on every machine.",
+                        )
+                    ),
+                )
         else:
             self.store.fail(job.id, outcome.get("error") or error_dict(RuntimeError("unknown")))
         self._seen.pop(job.id, None)
@@ -156,5 +180,14 @@ class CeleryDispatcher:
 def run_worker(settings: Any) -> None:
     """``singer worker``: a Celery worker for ``settings.broker`` (blocks)."""
     app = make_celery(settings.broker, settings.job_timeout, settings.workers)
-    app.worker_main(["worker", "--loglevel=WARNING", f"--concurrency={settings.workers}", "--without-gossip",
-                     "--without-mingle", "-Q", "celery"])
+    app.worker_main(
+        [
+            "worker",
+            "--loglevel=WARNING",
+            f"--concurrency={settings.workers}",
+            "--without-gossip",
+            "--without-mingle",
+            "-Q",
+            "celery",
+        ]
+    )

@@ -105,16 +105,31 @@ class Job:
     def public(self) -> dict:
         """What clients see (API answers, webhooks): no owner, no request, no server paths."""
         result = public_result(self.id, self.result) if self.result else None
-        return {"job_id": self.id, "kind": self.kind, "state": self.state, "step": self.step,
-                "progress": min(max(self.progress, 0.0), 1.0), "error": self.error, "result": result,
-                "batch": self.batch, "created": self.created, "updated": self.updated}
+        return {
+            "job_id": self.id,
+            "kind": self.kind,
+            "state": self.state,
+            "step": self.step,
+            "progress": min(max(self.progress, 0.0), 1.0),
+            "error": self.error,
+            "result": result,
+            "batch": self.batch,
+            "created": self.created,
+            "updated": self.updated,
+        }
 
 
 def public_result(job_id: str, r: dict) -> dict:
     """A job's result as clients see it: a link to the file, never the server's path or run id."""
-    return {"url": f"/v1/jobs/{job_id}/result", "content_type": r.get("content_type", "application/octet-stream"),
-            "format": r.get("format", ""), "duration": r.get("duration", 0.0), "title": r.get("title", ""),
-            "voice": r.get("voice", ""), "pitch": r.get("pitch")}
+    return {
+        "url": f"/v1/jobs/{job_id}/result",
+        "content_type": r.get("content_type", "application/octet-stream"),
+        "format": r.get("format", ""),
+        "duration": r.get("duration", 0.0),
+        "title": r.get("title", ""),
+        "voice": r.get("voice", ""),
+        "pitch": r.get("pitch"),
+    }
 
 
 def _job(row: sqlite3.Row) -> Job:
@@ -154,8 +169,9 @@ class JobStore:
             self._changed.wait(timeout)
 
     # ---- jobs -----------------------------------------------------------------------------------------------------
-    def submit(self, owner: str, kind: str, request: dict, callback_url: str | None = None,
-               max_active: int | None = None) -> Job | None:
+    def submit(
+        self, owner: str, kind: str, request: dict, callback_url: str | None = None, max_active: int | None = None
+    ) -> Job | None:
         """Queue a job; with ``max_active``, only if ``owner`` has fewer queued + running jobs (else None). The
         count and the insert are one transaction, so concurrent submissions cannot overshoot the limit."""
         job = Job(uuid.uuid4().hex, owner, kind, request, callback_url=callback_url)
@@ -168,7 +184,8 @@ class JobStore:
             db.execute(
                 "INSERT INTO jobs (id, owner, kind, request, state, callback_url, created, updated) "
                 "VALUES (?,?,?,?,?,?,?,?)",
-                (job.id, owner, kind, json.dumps(request), "queued", callback_url, job.created, job.updated))
+                (job.id, owner, kind, json.dumps(request), "queued", callback_url, job.created, job.updated),
+            )
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -198,8 +215,14 @@ class JobStore:
     def active(self, owner: str) -> int:
         """Queued + running jobs of ``owner`` outside batches (for the per-key concurrency limit; batches have
         their own, ``store.batches.active``)."""
-        return self._db().execute("SELECT COUNT(*) FROM jobs WHERE owner = ? AND state IN ('queued', 'running') "
-                                  "AND batch IS NULL", (owner,)).fetchone()[0]
+        return (
+            self._db()
+            .execute(
+                "SELECT COUNT(*) FROM jobs WHERE owner = ? AND state IN ('queued', 'running') AND batch IS NULL",
+                (owner,),
+            )
+            .fetchone()[0]
+        )
 
     @cached_property
     def batches(self):
@@ -211,10 +234,16 @@ class JobStore:
     def claim(self) -> Job | None:
         """Take the queued job with the lowest priority, oldest first (atomically: one worker gets it) and mark it
         running."""
-        row = self._db().execute(
-            "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated = ? WHERE id = "
-            "(SELECT id FROM jobs WHERE state = 'queued' ORDER BY priority, created LIMIT 1) AND state = 'queued' "
-            "RETURNING *", (time.time(),)).fetchone()
+        row = (
+            self._db()
+            .execute(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated = ? WHERE id = "
+                "(SELECT id FROM jobs WHERE state = 'queued' ORDER BY priority, created LIMIT 1) AND state = 'queued' "
+                "RETURNING *",
+                (time.time(),),
+            )
+            .fetchone()
+        )
         if row is None:
             return None
         job = _job(row)
@@ -222,8 +251,10 @@ class JobStore:
         return job
 
     def progress(self, job_id: str, step: str, fraction: float) -> None:
-        self._db().execute("UPDATE jobs SET step = ?, progress = ?, updated = ? WHERE id = ?",
-                           (step, float(fraction), time.time(), job_id))
+        self._db().execute(
+            "UPDATE jobs SET step = ?, progress = ?, updated = ? WHERE id = ?",
+            (step, float(fraction), time.time(), job_id),
+        )
 
     def finish(self, job_id: str, result: dict) -> None:
         self._end(job_id, "done", result=result)
@@ -236,15 +267,30 @@ class JobStore:
         self._db().execute(
             "UPDATE jobs SET state = ?, result = ?, error = ?, updated = ?, "
             "progress = CASE WHEN ? = 'done' THEN 1.0 ELSE progress END WHERE id = ?",
-            (state, json.dumps(result) if result is not None else None,
-             json.dumps(error) if error is not None else None, time.time(), state, job_id))
-        self.add_event(job_id, state, {"state": state, **({"result": public_result(job_id, result)} if result else {}),
-                                       **({"error": error} if error else {})})
+            (
+                state,
+                json.dumps(result) if result is not None else None,
+                json.dumps(error) if error is not None else None,
+                time.time(),
+                state,
+                job_id,
+            ),
+        )
+        self.add_event(
+            job_id,
+            state,
+            {
+                "state": state,
+                **({"result": public_result(job_id, result)} if result else {}),
+                **({"error": error} if error else {}),
+            },
+        )
 
     def recover(self) -> int:
         """After a crash: jobs left running go back to the queue (they resume from the step cache)."""
-        cur = self._db().execute("UPDATE jobs SET state = 'queued', updated = ? WHERE state = 'running' RETURNING id",
-                                 (time.time(),))
+        cur = self._db().execute(
+            "UPDATE jobs SET state = 'queued', updated = ? WHERE state = 'running' RETURNING id", (time.time(),)
+        )
         ids = [r[0] for r in cur.fetchall()]
         for job_id in ids:
             self.add_event(job_id, "requeued", {"state": "queued", "reason": "the service restarted"})
@@ -258,8 +304,10 @@ class JobStore:
         for _ in range(5):  # two writers may pick the same next seq: the primary key refuses one, it retries
             seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE job_id = ?", (job_id,)).fetchone()[0]
             try:
-                db.execute("INSERT INTO events (job_id, seq, type, data, at) VALUES (?,?,?,?,?)",
-                           (job_id, seq, type_, json.dumps(data), time.time()))
+                db.execute(
+                    "INSERT INTO events (job_id, seq, type, data, at) VALUES (?,?,?,?,?)",
+                    (job_id, seq, type_, json.dumps(data), time.time()),
+                )
                 break
             except sqlite3.IntegrityError:
                 continue
@@ -267,6 +315,9 @@ class JobStore:
         return seq
 
     def events(self, job_id: str, after: int = 0) -> list[tuple[int, str, dict]]:
-        rows = self._db().execute("SELECT seq, type, data FROM events WHERE job_id = ? AND seq > ? ORDER BY seq",
-                                  (job_id, after)).fetchall()
+        rows = (
+            self._db()
+            .execute("SELECT seq, type, data FROM events WHERE job_id = ? AND seq > ? ORDER BY seq", (job_id, after))
+            .fetchall()
+        )
         return [(r[0], r[1], json.loads(r[2])) for r in rows]

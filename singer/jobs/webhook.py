@@ -34,9 +34,19 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None  # a 3xx is an answer, not an instruction to post elsewhere
 
 
-def deliver(url: str, event: str, payload: dict, secret: str, *, allow_private: Any = False,
-            allow: str | None = None, attempts: int = 4, backoff: float = 2.0, timeout: float = 10.0,
-            key: str = "job") -> dict:
+def deliver(
+    url: str,
+    event: str,
+    payload: dict,
+    secret: str,
+    *,
+    allow_private: Any = False,
+    allow: str | None = None,
+    attempts: int = 4,
+    backoff: float = 2.0,
+    timeout: float = 10.0,
+    key: str = "job",
+) -> dict:
     """POST until a 2xx answer or ``attempts`` run out. Returns {"delivered", "attempts", "status", "reason"}.
 
     ``allow_private`` is the settings, a :class:`~singer.netguard.Policy` or a bool (the allow-list then comes from
@@ -53,9 +63,18 @@ def deliver(url: str, event: str, payload: dict, secret: str, *, allow_private: 
         ts = str(int(time.time()))
         try:
             check_url(url, policy)
-            req = urllib.request.Request(url, data=body, method="POST", headers={
-                "Content-Type": "application/json", "User-Agent": "singer-webhook/1", "X-Singer-Event": event,
-                "X-Singer-Timestamp": ts, "X-Singer-Signature": signature(secret, ts, body)})
+            req = urllib.request.Request(
+                url,
+                data=body,
+                method="POST",
+                headers={
+                    "Content-Type": "application/json",
+                    "User-Agent": "singer-webhook/1",
+                    "X-Singer-Event": event,
+                    "X-Singer-Timestamp": ts,
+                    "X-Singer-Signature": signature(secret, ts, body),
+                },
+            )
             with guarded(policy, url), opener.open(req, timeout=timeout) as r:
                 status, reason = r.status, ""
         except urllib.error.HTTPError as e:

@@ -46,13 +46,16 @@ class ProgressHooks:
         if now - self._last < self.min_interval and fraction < 1.0:
             return
         self._last = now
-        self.emit("step_progress", {"step": step, "fraction": round(fraction, 4), "progress": self._overall(fraction),
-                                    "message": message})
+        self.emit(
+            "step_progress",
+            {"step": step, "fraction": round(fraction, 4), "progress": self._overall(fraction), "message": message},
+        )
 
     def on_step_end(self, step: str, cached: bool, seconds: float) -> None:
         self.done += 1
-        self.emit("step_end", {"step": step, "cached": cached, "seconds": round(seconds, 3),
-                               "progress": self._overall(0.0)})
+        self.emit(
+            "step_end", {"step": step, "cached": cached, "seconds": round(seconds, 3), "progress": self._overall(0.0)}
+        )
 
     def on_run_end(self, run_id: str, ok: bool) -> None:
         return None
@@ -65,8 +68,16 @@ def store_event(store: JobStore, job_id: str, type_: str, data: dict) -> None:
     store.add_event(job_id, type_, data)
 
 
-def run_request(singer: Any, settings: Any, job_id: str, kind: str, request: dict, hooks: Any,
-                batch: str | None = None, owner: str = "") -> dict:
+def run_request(
+    singer: Any,
+    settings: Any,
+    job_id: str,
+    kind: str,
+    request: dict,
+    hooks: Any,
+    batch: str | None = None,
+    owner: str = "",
+) -> dict:
     """Run one job's request with ``singer``; the result as the store keeps it. Raises on failure.
 
     The output goes to the job's own folder, except for a job of ``batch`` whose request names an ``out`` inside
@@ -80,12 +91,20 @@ def run_request(singer: Any, settings: Any, job_id: str, kind: str, request: dic
         target.parent.mkdir(parents=True, exist_ok=True)
     out = str(target) if target is not None else str(job_dir(settings, job_id)) + "/"
     t0 = time.perf_counter()
-    res = (singer.convert if kind == "convert" else singer.cover)(CoverRequest(**fields, out=out), hooks,
-                                                                   remote_policy(settings, owner))
-    return {"output": str(res.output), "title": res.title, "voice": res.voice, "format": res.format,
-            "duration": res.duration, "content_type": content_type(res.format), "run_id": res.run.run_id,
-            "pitch": res.pitch,
-            "seconds": round(time.perf_counter() - t0, 3)}
+    res = (singer.convert if kind == "convert" else singer.cover)(
+        CoverRequest(**fields, out=out), hooks, remote_policy(settings, owner)
+    )
+    return {
+        "output": str(res.output),
+        "title": res.title,
+        "voice": res.voice,
+        "format": res.format,
+        "duration": res.duration,
+        "content_type": content_type(res.format),
+        "run_id": res.run.run_id,
+        "pitch": res.pitch,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
 
 
 def remote_policy(settings: Any, owner: str = ""):
@@ -150,11 +169,18 @@ def job_ended(settings: Any, store: JobStore, job_id: str) -> None:
         return
     src = Path(str(job.request.get("input", "")))
     if (job.kind == "convert" and src.parent == uploads_dir(settings)) or (
-            job.batch and src.parent == batch_uploads_dir(settings, job.batch)):
+        job.batch and src.parent == batch_uploads_dir(settings, job.batch)
+    ):
         src.unlink(missing_ok=True)
     if job.callback_url:
-        _notify(settings, job.callback_url, f"job.{job.state}", job.public, "job",
-                lambda outcome: store.add_event(job_id, "webhook", outcome))
+        _notify(
+            settings,
+            job.callback_url,
+            f"job.{job.state}",
+            job.public,
+            "job",
+            lambda outcome: store.add_event(job_id, "webhook", outcome),
+        )
     if job.batch:
         batch_ended(settings, store, job.batch)
 
@@ -171,19 +197,26 @@ def batch_ended(settings: Any, store: JobStore, batch_id: str) -> bool:
         return False
     shutil.rmtree(batch_uploads_dir(settings, batch_id), ignore_errors=True)
     if batch.callback_url:
-        _notify(settings, batch.callback_url, "batch.done", lambda: status(batch, store.batches.jobs(batch_id)),
-                "batch", lambda outcome: store.batches.set_webhook(batch_id, outcome))
+        _notify(
+            settings,
+            batch.callback_url,
+            "batch.done",
+            lambda: status(batch, store.batches.jobs(batch_id)),
+            "batch",
+            lambda outcome: store.batches.set_webhook(batch_id, outcome),
+        )
     return True
 
 
-def _notify(settings: Any, url: str, event: str, payload: Callable[[], dict], key: str,
-            record: Callable[[dict], None]) -> None:
+def _notify(
+    settings: Any, url: str, event: str, payload: Callable[[], dict], key: str, record: Callable[[dict], None]
+) -> None:
     """Call a webhook in a thread of its own (a slow receiver holds up nothing) and ``record`` its outcome."""
+
     def call() -> None:
         from .webhook import deliver
 
-        record(deliver(url, event, payload(), settings.webhook_secret, allow_private=settings,
-                       key=key))
+        record(deliver(url, event, payload(), settings.webhook_secret, allow_private=settings, key=key))
 
     threading.Thread(target=call, name=f"webhook-{event}", daemon=True).start()
 
@@ -197,8 +230,9 @@ def end_batches(settings: Any, store: JobStore) -> None:
 class EmbeddedWorker:
     """``concurrency`` threads taking jobs from ``store`` and running them with one warm ``Singer``."""
 
-    def __init__(self, settings: Any, store: JobStore, concurrency: int = 1, singer: Any = None,
-                 idle_poll: float = 1.0):
+    def __init__(
+        self, settings: Any, store: JobStore, concurrency: int = 1, singer: Any = None, idle_poll: float = 1.0
+    ):
         from ..api import Singer
 
         self.settings, self.store, self.idle_poll = settings, store, idle_poll
@@ -233,8 +267,12 @@ class EmbeddedWorker:
         """Run one claimed job to done/failed (never raises)."""
         try:
             hooks = ProgressHooks(lambda t, d: store_event(self.store, job.id, t, d))
-            self.store.finish(job.id, run_request(self.singer, self.settings, job.id, job.kind, job.request, hooks,
-                                                  batch=job.batch, owner=job.owner))
+            self.store.finish(
+                job.id,
+                run_request(
+                    self.singer, self.settings, job.id, job.kind, job.request, hooks, batch=job.batch, owner=job.owner
+                ),
+            )
         except Exception as e:  # every failure becomes the job's error; the worker carries on
             self.store.fail(job.id, error_dict(e))
         job_ended(self.settings, self.store, job.id)
@@ -263,8 +301,9 @@ def process_main(settings_json: str, parent_pid: int) -> None:
     _die_with_parent()
     os.nice(10)
     settings = Settings.model_validate_json(settings_json)
-    worker = EmbeddedWorker(settings, JobStore(settings.home / "jobs.db"), concurrency=settings.workers,
-                            idle_poll=0.2)  # submissions come from another process: poll the queue
+    worker = EmbeddedWorker(
+        settings, JobStore(settings.home / "jobs.db"), concurrency=settings.workers, idle_poll=0.2
+    )  # submissions come from another process: poll the queue
     worker.start()
     while os.getppid() == parent_pid:  # the fallback where prctl is missing
         time.sleep(1.0)
@@ -283,8 +322,9 @@ class WorkerProcess:
         import os
 
         ctx = multiprocessing.get_context("spawn")
-        self.proc = ctx.Process(target=process_main, args=(self.settings.model_dump_json(), os.getpid()),
-                                name="singer-worker", daemon=True)
+        self.proc = ctx.Process(
+            target=process_main, args=(self.settings.model_dump_json(), os.getpid()), name="singer-worker", daemon=True
+        )
         self.proc.start()
 
     def stop(self, timeout: float = 5.0) -> None:

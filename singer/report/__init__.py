@@ -42,8 +42,10 @@ def find_run(settings: Any, ref: str | os.PathLike) -> Path:
                     return run_dir
             except (OSError, ValueError):
                 continue
-        raise InputError(f"No run recorded in {runs} made {p.name}.",
-                         hint="Give the run id `singer cover --json` printed, or a file singer wrote on this machine.")
+        raise InputError(
+            f"No run recorded in {runs} made {p.name}.",
+            hint="Give the run id `singer cover --json` printed, or a file singer wrote on this machine.",
+        )
     name = str(ref)
     if runs.is_dir() and name and "/" not in name:
         hits = [d for d in runs.iterdir() if d.name.startswith(name) and (d / RUN_FILE).is_file()]
@@ -51,8 +53,10 @@ def find_run(settings: Any, ref: str | os.PathLike) -> Path:
             return hits[0]
         if len(hits) > 1:
             raise InputError(f"Run id '{name}' matches {len(hits)} runs.", hint="Give more of the id.")
-    raise InputError(f"No run, run folder or output file named '{name}'.",
-                     hint=f"Run ids are the folder names under {runs}; or pass the output file itself.")
+    raise InputError(
+        f"No run, run folder or output file named '{name}'.",
+        hint=f"Run ids are the folder names under {runs}; or pass the output file itself.",
+    )
 
 
 def _runs_newest_first(runs: Path) -> list[Path]:
@@ -60,20 +64,24 @@ def _runs_newest_first(runs: Path) -> list[Path]:
         return []
     # run ids start with the second they began (YYYYMMDD-HHMMSS) and end in a random suffix: two runs begun in the
     # same second are told apart by when their record was written, not by the suffix
-    return sorted((d for d in runs.iterdir() if (d / RUN_FILE).is_file()),
-                  key=lambda d: (d.name[:15], (d / RUN_FILE).stat().st_mtime_ns, d.name), reverse=True)
+    return sorted(
+        (d for d in runs.iterdir() if (d / RUN_FILE).is_file()),
+        key=lambda d: (d.name[:15], (d / RUN_FILE).stat().st_mtime_ns, d.name),
+        reverse=True,
+    )
 
 
 def load_run(run_dir: Path) -> dict:
     try:
         return json.loads((Path(run_dir) / RUN_FILE).read_text())
     except (OSError, ValueError) as e:
-        raise InputError(f"{run_dir} has no readable {RUN_FILE}.", hint="It was written by an older singer or "
-                         "removed; run the job again.") from e
+        raise InputError(
+            f"{run_dir} has no readable {RUN_FILE}.",
+            hint="It was written by an older singer or removed; run the job again.",
+        ) from e
 
 
-def run_report(settings: Any, ref: str | os.PathLike, out: str | os.PathLike | None = None,
-               embed: bool = True) -> Path:
+def run_report(settings: Any, ref: str | os.PathLike, out: str | os.PathLike | None = None, embed: bool = True) -> Path:
     """Write the HTML report of a run (``ref`` as :func:`find_run` takes it); returns the page's path (default
     ``<run folder>/report.html``)."""
     from .run_page import render
@@ -83,16 +91,22 @@ def run_report(settings: Any, ref: str | os.PathLike, out: str | os.PathLike | N
     return _write(target, lambda assets: render(load_run(run_dir), assets), embed)
 
 
-def batch_report(settings: Any, folder: str | os.PathLike, out: str | os.PathLike | None = None,
-                 runs: bool = False, embed: bool = True) -> Path:
+def batch_report(
+    settings: Any,
+    folder: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    runs: bool = False,
+    embed: bool = True,
+) -> Path:
     """Write ``<batch out folder>/batch-report.html`` from its ``batch-summary.json``; with ``runs``, also every
     finished file's run report under ``reports/`` (linked from its row)."""
     folder = Path(folder)
     try:
         summary = json.loads((folder / "batch-summary.json").read_text())
     except (OSError, ValueError) as e:
-        raise InputError(f"{folder} has no batch-summary.json.", hint="Give the --out folder of a finished "
-                         "`singer batch`.") from e
+        raise InputError(
+            f"{folder} has no batch-summary.json.", hint="Give the --out folder of a finished `singer batch`."
+        ) from e
     target = Path(out) if out else folder / "batch-report.html"
     links = {}
     if runs:
@@ -106,8 +120,14 @@ def batch_report(settings: Any, folder: str | os.PathLike, out: str | os.PathLik
     return _write(target, lambda assets: batch_html(settings, summary, target.parent, links), embed)
 
 
-def batch_html(settings: Any, summary: dict, base: Path, links: dict[str, str] | None = None,
-               files: dict[str, Path] | None = None, assets: page.Assets | None = None) -> str:
+def batch_html(
+    settings: Any,
+    summary: dict,
+    base: Path,
+    links: dict[str, str] | None = None,
+    files: dict[str, Path] | None = None,
+    assets: page.Assets | None = None,
+) -> str:
     """The batch page as a string. Players link each output relative to ``base`` (where the page will lie); with
     ``assets`` and ``files`` (rel -> output file) the outputs are put inside the page instead (the HTTP service's
     report, which a browser opens without the files beside it)."""

@@ -39,9 +39,15 @@ def figures(clip: Clip) -> dict:
     x = clip.x
     rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
     lufs = integrated_loudness(x, clip.sr) if clip.seconds >= 0.4 else float("-inf")
-    return {"duration_s": round(clip.seconds, 2), "sample_rate": clip.sr, "channels": int(x.shape[0]),
-            "codec": clip.codec, "integrated_lufs": _round(lufs), "true_peak_dbtp": _round(true_peak_db(x)),
-            "rms_dbfs": _round(20 * np.log10(rms) if rms > 0 else float("-inf"))}
+    return {
+        "duration_s": round(clip.seconds, 2),
+        "sample_rate": clip.sr,
+        "channels": int(x.shape[0]),
+        "codec": clip.codec,
+        "integrated_lufs": _round(lufs),
+        "true_peak_dbtp": _round(true_peak_db(x)),
+        "rms_dbfs": _round(20 * np.log10(rms) if rms > 0 else float("-inf")),
+    }
 
 
 def _round(v: float) -> float | None:
@@ -66,8 +72,25 @@ def preview(path: Path, fmt: str | None = None) -> tuple[bytes, str]:
     ext = (fmt or path.suffix.lstrip(".")).lower()
     if ext in audio.FORMATS and ext != "wav" and path.stat().st_size < 12 << 20:
         return path.read_bytes(), audio.content_type(ext)
-    cmd = [audio._ffmpeg_bin(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path), "-vn",
-           "-ac", "2", "-c:a", "libmp3lame", "-b:a", "128k", "-f", "mp3", "pipe:"]
+    cmd = [
+        audio._ffmpeg_bin(),
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-i",
+        str(path),
+        "-vn",
+        "-ac",
+        "2",
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "128k",
+        "-f",
+        "mp3",
+        "pipe:",
+    ]
     proc = subprocess.run(cmd, capture_output=True)
     if proc.returncode != 0 or not proc.stdout:
         return b"", ""

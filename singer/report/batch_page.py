@@ -33,23 +33,46 @@ def _player(item: dict, base: Path, files: dict[str, Path] | None, assets: page.
     return f'<audio controls preload="none" src="{quote(rel.replace(os.sep, "/"))}"></audio>'
 
 
-def render(summary: dict, records: dict[str, dict], links: dict[str, str], base: Path,
-           files: dict[str, Path] | None = None, assets: page.Assets | None = None) -> str:
+def render(
+    summary: dict,
+    records: dict[str, dict],
+    links: dict[str, str],
+    base: Path,
+    files: dict[str, Path] | None = None,
+    assets: page.Assets | None = None,
+) -> str:
     items = summary.get("items", [])
     done = [i for i in items if i.get("status") == "done"]
     audio_s = sum(i.get("duration", 0.0) for i in done)
     work_s = summary.get("seconds", 0.0)
-    body = [f"<h1>Batch report {page.badge('all succeeded', 'done') if not summary.get('failed') else page.badge(str(summary['failed']) + ' failed', 'failed')}</h1>",
-            f'<p class="muted">{escape(str(summary.get("folder", "")))} &rarr; {escape(str(summary.get("out", "")))}</p>',
-            page.cards([("files", str(summary.get("files", len(items)))), ("converted", str(summary.get("done", 0))),
-                        ("already current", str(summary.get("skipped", 0))), ("failed", str(summary.get("failed", 0))),
-                        ("wall time", f"{work_s:.1f} s"), ("audio converted", f"{audio_s:.0f} s"),
-                        ("speed", f"{audio_s / work_s:.1f}x real time" if work_s > 0 and audio_s else "-")])]
+    body = [
+        f"<h1>Batch report {page.badge('all succeeded', 'done') if not summary.get('failed') else page.badge(str(summary['failed']) + ' failed', 'failed')}</h1>",
+        f'<p class="muted">{escape(str(summary.get("folder", "")))} &rarr; {escape(str(summary.get("out", "")))}</p>',
+        page.cards(
+            [
+                ("files", str(summary.get("files", len(items)))),
+                ("converted", str(summary.get("done", 0))),
+                ("already current", str(summary.get("skipped", 0))),
+                ("failed", str(summary.get("failed", 0))),
+                ("wall time", f"{work_s:.1f} s"),
+                ("audio converted", f"{audio_s:.0f} s"),
+                ("speed", f"{audio_s / work_s:.1f}x real time" if work_s > 0 and audio_s else "-"),
+            ]
+        ),
+    ]
     failed = [i for i in items if i.get("status") == "failed"]
     if failed:
-        body.append("<h2>Failures</h2>" + page.table(
-            ["file", "message"], [[f"<b>{escape(i['rel'])}</b>", f'<span class="err">{escape(i.get("message", ""))}</span>']
-                                  for i in failed], cls="failures"))
+        body.append(
+            "<h2>Failures</h2>"
+            + page.table(
+                ["file", "message"],
+                [
+                    [f"<b>{escape(i['rel'])}</b>", f'<span class="err">{escape(i.get("message", ""))}</span>']
+                    for i in failed
+                ],
+                cls="failures",
+            )
+        )
     rows = []
     for n, item in enumerate(items, 1):
         rec = records.get(item["rel"])
@@ -60,14 +83,38 @@ def render(summary: dict, records: dict[str, dict], links: dict[str, str], base:
         player = _player(item, base, files, assets)
         link = f'<a href="{quote(links[item["rel"]])}">report</a>' if item["rel"] in links else ""
         trimmed = (trim.get("lead_trimmed_s", 0.0) + trim.get("tail_trimmed_s", 0.0)) if trim else None
-        rows.append([str(n), f"<b>{escape(item['rel'])}</b>", page.badge(item.get("status", ""), item.get("status", "")),
-                     page.fmt(item.get("duration") or None, " s"), page.fmt(item.get("seconds") or None, " s"),
-                     page.fmt(mix.get("output_lufs"), " LUFS"), page.fmt(trimmed, " s"),
-                     f"{ran} / {hits}" if steps else "-",
-                     player + link + (f'<span class="err">{escape(item.get("message", ""))}</span>'
-                                      if item.get("message") else "")])
-    body.append("<h2>Files</h2>" + page.table(
-        ["#", "file", "status", "length", "time", "loudness", "silence trimmed", "steps computed / cached",
-         "output"], rows,
-        num={0, 3, 4, 5, 6}, cls="items"))
+        rows.append(
+            [
+                str(n),
+                f"<b>{escape(item['rel'])}</b>",
+                page.badge(item.get("status", ""), item.get("status", "")),
+                page.fmt(item.get("duration") or None, " s"),
+                page.fmt(item.get("seconds") or None, " s"),
+                page.fmt(mix.get("output_lufs"), " LUFS"),
+                page.fmt(trimmed, " s"),
+                f"{ran} / {hits}" if steps else "-",
+                player
+                + link
+                + (f'<span class="err">{escape(item.get("message", ""))}</span>' if item.get("message") else ""),
+            ]
+        )
+    body.append(
+        "<h2>Files</h2>"
+        + page.table(
+            [
+                "#",
+                "file",
+                "status",
+                "length",
+                "time",
+                "loudness",
+                "silence trimmed",
+                "steps computed / cached",
+                "output",
+            ],
+            rows,
+            num={0, 3, 4, 5, 6},
+            cls="items",
+        )
+    )
     return page.document("singer batch report", "".join(body))

@@ -53,22 +53,31 @@ class Assets:
 
 def document(title: str, body: str) -> str:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
-            f'<body><main>{body}<p class="muted" style="margin-top:32px">Written by singer {__version__} on {stamp}. '
-            f'Everything this page shows is inside it or beside it; it needs no network.</p></main></body></html>')
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
+        f'<body><main>{body}<p class="muted" style="margin-top:32px">Written by singer {__version__} on {stamp}. '
+        f"Everything this page shows is inside it or beside it; it needs no network.</p></main></body></html>"
+    )
 
 
 def table(headers: list[str], rows: list[list[str]], num: set[int] = frozenset(), cls: str = "") -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f'<td class="num">{c}</td>' if i in num else f"<td>{c}</td>"
-                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="num">{c}</td>' if i in num else f"<td>{c}</td>" for i, c in enumerate(r))
+        + "</tr>"
+        for r in rows
+    )
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def cards(items: list[tuple[str, str]]) -> str:
-    return '<div class="cards">' + "".join(f'<div class="card"><b>{escape(v)}</b><span class="muted">{escape(k)}'
-                                           f'</span></div>' for k, v in items) + "</div>"
+    return (
+        '<div class="cards">'
+        + "".join(f'<div class="card"><b>{escape(v)}</b><span class="muted">{escape(k)}</span></div>' for k, v in items)
+        + "</div>"
+    )
 
 
 def badge(text: str, cls: str) -> str:
@@ -96,6 +105,10 @@ def fmt(v, unit: str = "", digits: int = 1) -> str:
 def spectrogram(url: str, sr: int, fmin: float = 40.0) -> str:
     """The spectrogram image with frequency labels laid over its left edge (log axis fmin .. sr/2)."""
     top, span = math.log(sr / 2), math.log(sr / 2) - math.log(fmin)
-    labels = "".join(f'<span style="top:calc({(top - math.log(f)) / span * 100:.1f}% - 7px)">'
-                     f'{f if f < 1000 else f"{f // 1000}k"}</span>' for f in (100, 300, 1000, 3000, 10000) if f < sr / 2)
+    labels = "".join(
+        f'<span style="top:calc({(top - math.log(f)) / span * 100:.1f}% - 7px)">'
+        f"{f if f < 1000 else f'{f // 1000}k'}</span>"
+        for f in (100, 300, 1000, 3000, 10000)
+        if f < sr / 2
+    )
     return f'<div class="spec"><img alt="spectrogram" src="{url}">{labels}</div>'

@@ -16,8 +16,9 @@ WIDTH, WAVE_H, SPEC_H, PITCH_H = 960, 110, 200, 220
 
 # A magma-like map: anchors (position, r, g, b) interpolated into a 256-entry table.
 _ANCHORS = [(0.0, 0, 0, 4), (0.25, 80, 18, 123), (0.5, 182, 54, 121), (0.75, 251, 136, 97), (1.0, 252, 253, 191)]
-_LUT = np.stack([np.interp(np.linspace(0, 1, 256), [a[0] for a in _ANCHORS], [a[i] for a in _ANCHORS])
-                 for i in (1, 2, 3)], axis=1).astype(np.uint8)
+_LUT = np.stack(
+    [np.interp(np.linspace(0, 1, 256), [a[0] for a in _ANCHORS], [a[i] for a in _ANCHORS]) for i in (1, 2, 3)], axis=1
+).astype(np.uint8)
 
 
 def png(rgb: np.ndarray) -> bytes:
@@ -28,8 +29,12 @@ def png(rgb: np.ndarray) -> bytes:
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw, 6))
+        + chunk(b"IEND", b"")
+    )
 
 
 def mono(x: np.ndarray) -> np.ndarray:
@@ -52,10 +57,12 @@ def waveform_svg(x: np.ndarray, sr: int, width: int = WIDTH, height: int = WAVE_
     bottom = " ".join(f"{a:.1f},{mid - amp * v / peak:.1f}" for a, v in zip(xs[::-1], lo[::-1]))
     ticks = _time_ticks(n / sr if sr else 0.0, width, height)
     label = f"waveform, {n / sr:.1f} s, peak {20 * math.log10(peak):.1f} dBFS" if sr else "waveform"
-    return (f'<svg class="wave" viewBox="0 0 {width} {height + 14}" width="100%" role="img" aria-label="{label}">'
-            f'<rect width="{width}" height="{height}" fill="#f6f7fb"/>'
-            f'<line x1="0" x2="{width}" y1="{mid}" y2="{mid}" stroke="#ccd"/>'
-            f'<polygon points="{top} {bottom}" fill="{color}"/>{ticks}</svg>')
+    return (
+        f'<svg class="wave" viewBox="0 0 {width} {height + 14}" width="100%" role="img" aria-label="{label}">'
+        f'<rect width="{width}" height="{height}" fill="#f6f7fb"/>'
+        f'<line x1="0" x2="{width}" y1="{mid}" y2="{mid}" stroke="#ccd"/>'
+        f'<polygon points="{top} {bottom}" fill="{color}"/>{ticks}</svg>'
+    )
 
 
 def _time_ticks(seconds: float, width: int, height: int) -> str:
@@ -66,9 +73,11 @@ def _time_ticks(seconds: float, width: int, height: int) -> str:
     t = 0.0
     while t <= seconds + 1e-9:
         x = t / seconds * width
-        out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{height}" y2="{height + 4}" stroke="#889"/>'
-                   f'<text x="{min(x + 2, width - 24):.1f}" y="{height + 13}" font-size="10" fill="#556">'
-                   f'{_clock(t)}</text>')
+        out.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{height}" y2="{height + 4}" stroke="#889"/>'
+            f'<text x="{min(x + 2, width - 24):.1f}" y="{height + 13}" font-size="10" fill="#556">'
+            f"{_clock(t)}</text>"
+        )
         t += step
     return "".join(out)
 
@@ -77,8 +86,9 @@ def _clock(t: float) -> str:
     return f"{int(t // 60)}:{t % 60:04.1f}" if t % 1 else f"{int(t // 60)}:{int(t % 60):02d}"
 
 
-def spectrogram_png(x: np.ndarray, sr: int, width: int = WIDTH, height: int = SPEC_H, fmin: float = 40.0,
-                    range_db: float = 80.0) -> bytes:
+def spectrogram_png(
+    x: np.ndarray, sr: int, width: int = WIDTH, height: int = SPEC_H, fmin: float = 40.0, range_db: float = 80.0
+) -> bytes:
     """Log-frequency magnitude spectrogram (fmin .. sr/2, ``range_db`` below the loudest bin) as PNG bytes."""
     y = mono(x)
     nfft = 1 << max(8, int(round(math.log2(sr * 0.046))))  # ~46 ms windows (2048 at 44.1 kHz)
@@ -93,7 +103,7 @@ def spectrogram_png(x: np.ndarray, sr: int, width: int = WIDTH, height: int = SP
     idx = np.clip(np.searchsorted(freqs, rows), 1, len(freqs) - 1)
     power = np.empty((n_frames, height), np.float32)
     for i in range(0, n_frames, 512):  # blocks: only the rows drawn are kept, never a whole complex STFT
-        power[i:i + 512] = (np.abs(np.fft.rfft(frames[i:i + 512] * window, axis=1)) ** 2)[:, idx]
+        power[i : i + 512] = (np.abs(np.fft.rfft(frames[i : i + 512] * window, axis=1)) ** 2)[:, idx]
     db = 10 * np.log10(power.T + 1e-12)  # (height, frames)
     if n_frames >= width:  # the loudest frame of each column
         db = np.maximum.reduceat(db, np.linspace(0, n_frames, width + 1).astype(int)[:-1], axis=1)
@@ -104,8 +114,9 @@ def spectrogram_png(x: np.ndarray, sr: int, width: int = WIDTH, height: int = SP
     return png(_LUT[(level * 255).astype(np.uint8)])
 
 
-def pitch_svg(curves: list[tuple[str, np.ndarray, str]], frame_period: float, width: int = WIDTH,
-              height: int = PITCH_H) -> str:
+def pitch_svg(
+    curves: list[tuple[str, np.ndarray, str]], frame_period: float, width: int = WIDTH, height: int = PITCH_H
+) -> str:
     """Pitch curves (label, f0 in Hz per frame with 0 = unvoiced, colour) on a log-frequency axis with note
     gridlines; gaps where unvoiced."""
     voiced = np.concatenate([c[1][c[1] > 0] for c in curves]) if curves else np.zeros(0)
@@ -119,21 +130,25 @@ def pitch_svg(curves: list[tuple[str, np.ndarray, str]], frame_period: float, wi
     def ypos(f):
         return (1 - (np.log(f) - math.log(lo)) / (math.log(hi) - math.log(lo))) * (height - 4) + 2
 
-    parts = [f'<svg class="pitch" viewBox="0 0 {width} {height + 30}" width="100%" role="img" '
-             f'aria-label="pitch curves">', f'<rect width="{width}" height="{height}" fill="#f6f7fb"/>']
+    parts = [
+        f'<svg class="pitch" viewBox="0 0 {width} {height + 30}" width="100%" role="img" aria-label="pitch curves">',
+        f'<rect width="{width}" height="{height}" fill="#f6f7fb"/>',
+    ]
     for midi in range(int(12 * math.log2(lo / 440) + 69) + 1, int(12 * math.log2(hi / 440) + 69) + 1):
         if midi % 12 in (0, 9):  # every C and A
             f = 440 * 2 ** ((midi - 69) / 12)
             y = ypos(f)
             name = ("C", "", "", "", "", "", "", "", "", "A")[midi % 12] + str(midi // 12 - 1)
-            parts.append(f'<line x1="0" x2="{width}" y1="{y:.1f}" y2="{y:.1f}" stroke="#dde"/>'
-                         f'<text x="2" y="{y - 2:.1f}" font-size="10" fill="#778">{name} {f:.0f} Hz</text>')
+            parts.append(
+                f'<line x1="0" x2="{width}" y1="{y:.1f}" y2="{y:.1f}" stroke="#dde"/>'
+                f'<text x="2" y="{y - 2:.1f}" font-size="10" fill="#778">{name} {f:.0f} Hz</text>'
+            )
     for label, f0, color in curves:
         bins = np.linspace(0, len(f0), min(len(f0), width * 2) + 1).astype(int)
         paths = []
         run: list[str] = []
         for a, b in zip(bins[:-1], bins[1:]):
-            seg = f0[a:max(b, a + 1)]
+            seg = f0[a : max(b, a + 1)]
             seg = seg[seg > 0]
             if len(seg) == 0:
                 if len(run) > 1:
@@ -144,8 +159,10 @@ def pitch_svg(curves: list[tuple[str, np.ndarray, str]], frame_period: float, wi
         if len(run) > 1:
             paths.append(run)
         d = " ".join("M" + " L".join(r) for r in paths)
-        parts.append(f'<path class="curve" data-label="{escape(label)}" d="{d}" fill="none" stroke="{color}" '
-                     f'stroke-width="1.6"/>')
+        parts.append(
+            f'<path class="curve" data-label="{escape(label)}" d="{d}" fill="none" stroke="{color}" '
+            f'stroke-width="1.6"/>'
+        )
     parts.append(_time_ticks(seconds, width, height))
     legend = "".join(f'<tspan fill="{c}" dx="12">&#9644; {escape(label)}</tspan>' for label, _, c in curves)
     parts.append(f'<text x="0" y="{height + 28}" font-size="12">{legend}</text></svg>')

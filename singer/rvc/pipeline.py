@@ -94,7 +94,7 @@ def cut_points(audio: np.ndarray, ch: Chunking) -> list[int]:
         a, b = t - t_query, min(t + t_query, audio.shape[0])
         s = np.zeros(b - a, dtype=audio.dtype)
         for i in range(WINDOW):  # same summation order as the reference
-            s += np.abs(pad[a + i:b + i])
+            s += np.abs(pad[a + i : b + i])
         out.append(a + int(np.where(s == s.min())[0][0]))
     return out
 
@@ -123,8 +123,14 @@ def _interp(env: np.ndarray, size: int, a: int, b: int) -> np.ndarray:
     return (1 - lam) * env[i0] + lam * env[i1]
 
 
-def mix_rms(src: np.ndarray | None, out: np.ndarray, out_sr: int, rate: float, block: int = 1 << 20,
-            src_env: np.ndarray | None = None) -> np.ndarray:
+def mix_rms(
+    src: np.ndarray | None,
+    out: np.ndarray,
+    out_sr: int,
+    rate: float,
+    block: int = 1 << 20,
+    src_env: np.ndarray | None = None,
+) -> np.ndarray:
     """Move the output's loudness envelope toward the input's: env_in**(1-rate) * env_out**(rate-1), in place,
     a block at a time (RVC's change_rms without full-length temporaries). ``src_env``: the input's envelope."""
     r1 = src_env if src_env is not None else rms_envelope(src, SR)
@@ -145,9 +151,14 @@ class Converter:
         self.version, self.f0 = net.version, net.f0
         self.tgt_sr = net.cfg.sr
 
-    def __call__(self, audio: np.ndarray, s: Settings, models_path=None,
-                 choose_key: Callable[[np.ndarray], float] | None = None,
-                 progress: Callable[[float], None] | None = None) -> np.ndarray:
+    def __call__(
+        self,
+        audio: np.ndarray,
+        s: Settings,
+        models_path=None,
+        choose_key: Callable[[np.ndarray], float] | None = None,
+        progress: Callable[[float], None] | None = None,
+    ) -> np.ndarray:
         """``audio``: mono float 16 kHz -> float32 at ``self.tgt_sr`` (length = len(audio) * tgt_sr / 16000).
 
         ``choose_key(f0)`` (optional) sees the pitch track before the shift and returns the key to apply."""
@@ -180,14 +191,20 @@ class Converter:
             end = None if t is None else t + 2 * t_pad + WINDOW
             fs, fe = start // WINDOW, None if t is None else (t + 2 * t_pad) // WINDOW
             keep = (t_pad_tgt - (h if i else 0), t_pad_tgt - (h if t is not None else 0))
-            y = self._chunk(audio_pad[start:end], None if pitch is None else pitch[:, fs:fe],
-                            None if pitchf is None else pitchf[:, fs:fe], s, gen, keep)
+            y = self._chunk(
+                audio_pad[start:end],
+                None if pitch is None else pitch[:, fs:fe],
+                None if pitchf is None else pitchf[:, fs:fe],
+                s,
+                gen,
+                keep,
+            )
             if i and h:  # the previous chunk ran h past the cut, this one starts h before it: fade across 2h
                 n = min(2 * h, pos, len(y))
                 fade = np.sin(0.5 * np.pi * (np.arange(n) + 0.5) / n).astype(np.float32) ** 2
-                out[pos - n:pos] = out[pos - n:pos] * (1 - fade) + y[:n] * fade
+                out[pos - n : pos] = out[pos - n : pos] * (1 - fade) + y[:n] * fade
                 y = y[n:]
-            out[pos:pos + len(y)] = y
+            out[pos : pos + len(y)] = y
             pos += len(y)
             release_memory()
             if t is not None:

@@ -17,16 +17,18 @@ from torch import nn
 SR, HOP, N_FFT, N_MELS, FMIN, FMAX = 16000, 160, 1024, 128, 30.0, 8000.0
 N_BINS = 360
 CENTS = np.pad(20 * np.arange(N_BINS) + 1997.3794084376191, (4, 4))  # bin -> cents re 10 Hz, 4 zero bins each side
-MAX_FRAMES = 6016   # frames (about 60 s) run in one pass, exactly as RVC does; longer input goes in overlapping chunks
-CONTEXT = 256       # frames of context either side of a chunk's core (cropped away after the model)
+MAX_FRAMES = 6016  # frames (about 60 s) run in one pass, exactly as RVC does; longer input goes in overlapping chunks
+CONTEXT = 256  # frames of context either side of a chunk's core (cropped away after the model)
 
 
-def mel_filterbank(sr: int = SR, n_fft: int = N_FFT, n_mels: int = N_MELS, fmin: float = FMIN,
-                   fmax: float = FMAX) -> np.ndarray:
+def mel_filterbank(
+    sr: int = SR, n_fft: int = N_FFT, n_mels: int = N_MELS, fmin: float = FMIN, fmax: float = FMAX
+) -> np.ndarray:
     """Triangular HTK-mel filters with Slaney area normalisation, float32 [n_mels, n_fft//2+1].
 
     Equals ``librosa.filters.mel(sr=, n_fft=, n_mels=, fmin=, fmax=, htk=True)`` (norm="slaney").
     """
+
     def to_mel(f):
         return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
 
@@ -39,7 +41,7 @@ def mel_filterbank(sr: int = SR, n_fft: int = N_FFT, n_mels: int = N_MELS, fmin:
         rising = -ramps[i] / widths[i]
         falling = ramps[i + 2] / widths[i + 1]
         weights[i] = np.maximum(0, np.minimum(rising, falling))
-    weights *= (2.0 / (edges[2:n_mels + 2] - edges[:n_mels]))[:, None]
+    weights *= (2.0 / (edges[2 : n_mels + 2] - edges[:n_mels]))[:, None]
     return weights
 
 
@@ -52,8 +54,10 @@ class ConvBlockRes(nn.Module):
 
     def __init__(self, cin: int, cout: int):
         super().__init__()
-        self.conv = nn.Sequential(*_conv_bn_relu(nn.Conv2d(cin, cout, 3, padding=1, bias=False), cout),
-                                  *_conv_bn_relu(nn.Conv2d(cout, cout, 3, padding=1, bias=False), cout))
+        self.conv = nn.Sequential(
+            *_conv_bn_relu(nn.Conv2d(cin, cout, 3, padding=1, bias=False), cout),
+            *_conv_bn_relu(nn.Conv2d(cout, cout, 3, padding=1, bias=False), cout),
+        )
         if cin != cout:
             self.shortcut = nn.Conv2d(cin, cout, 1)
 
@@ -98,8 +102,9 @@ class Encoder(nn.Module):
 class Intermediate(nn.Module):
     def __init__(self, cin: int, cout: int, n_layers: int, n_blocks: int):
         super().__init__()
-        self.layers = nn.ModuleList([ResEncoderBlock(cin if i == 0 else cout, cout, None, n_blocks)
-                                     for i in range(n_layers)])
+        self.layers = nn.ModuleList(
+            [ResEncoderBlock(cin if i == 0 else cout, cout, None, n_blocks) for i in range(n_layers)]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
@@ -112,8 +117,15 @@ class ResDecoderBlock(nn.Module):
 
     def __init__(self, cin: int, cout: int, stride: tuple[int, int], n_blocks: int):
         super().__init__()
-        up = nn.ConvTranspose2d(cin, cout, 3, stride=stride, padding=1,
-                                output_padding=(0, 1) if tuple(stride) == (1, 2) else (1, 1), bias=False)
+        up = nn.ConvTranspose2d(
+            cin,
+            cout,
+            3,
+            stride=stride,
+            padding=1,
+            output_padding=(0, 1) if tuple(stride) == (1, 2) else (1, 1),
+            bias=False,
+        )
         self.conv1 = nn.Sequential(*_conv_bn_relu(up, cout))
         self.conv2 = nn.ModuleList([ConvBlockRes(cout * 2 if i == 0 else cout, cout) for i in range(n_blocks)])
 
@@ -127,8 +139,9 @@ class ResDecoderBlock(nn.Module):
 class Decoder(nn.Module):
     def __init__(self, cin: int, n_levels: int, stride: tuple[int, int], n_blocks: int):
         super().__init__()
-        self.layers = nn.ModuleList([ResDecoderBlock(cin >> i, cin >> (i + 1), stride, n_blocks)
-                                     for i in range(n_levels)])
+        self.layers = nn.ModuleList(
+            [ResDecoderBlock(cin >> i, cin >> (i + 1), stride, n_blocks) for i in range(n_levels)]
+        )
 
     def forward(self, x: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
         for layer, skip in zip(self.layers, reversed(skips)):
@@ -184,7 +197,7 @@ class RMVPE:
 
     def log_mel(self, audio: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         """Log-mel frames [start, stop) of ``audio`` reflect-padded by N_FFT/2 (i.e. a centred STFT) -> [1, 128, n]."""
-        seg = audio[start * HOP:(stop - 1) * HOP + N_FFT]
+        seg = audio[start * HOP : (stop - 1) * HOP + N_FFT]
         spec = torch.stft(seg, N_FFT, HOP, N_FFT, window=self.window, center=False, return_complex=True)
         magnitude = torch.sqrt(spec.real.pow(2) + spec.imag.pow(2))
         return torch.log(torch.clamp(self.mel_basis @ magnitude, min=1e-5)).unsqueeze(0)
@@ -206,7 +219,7 @@ class RMVPE:
                 mel = self.log_mel(padded, lo, hi)
                 pad = -(hi - lo) % 32  # the U-Net needs a multiple of 32 frames
                 hidden = self.model(torch.nn.functional.pad(mel, (0, pad)))[0]
-                out[a:b] = hidden[a - lo:b - lo].numpy()
+                out[a:b] = hidden[a - lo : b - lo].numpy()
         return out
 
     def f0(self, audio: np.ndarray, thred: float = 0.03, **chunking) -> np.ndarray:

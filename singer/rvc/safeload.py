@@ -21,12 +21,26 @@ from ..errors import ModelError
 STUB_MODULES = ("argparse", "omegaconf", "fairseq", "enum", "typing", "collections", "pathlib", "dataclasses")
 # Exact globals torch's own pickles need to rebuild tensors.
 TORCH_GLOBALS = {
-    ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"),
-    ("torch._utils", "_rebuild_tensor"), ("torch", "Size"), ("collections", "OrderedDict"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("torch._utils", "_rebuild_tensor"),
+    ("torch", "Size"),
+    ("collections", "OrderedDict"),
     ("torch._utils", "_rebuild_parameter_with_state"),
 }
-TORCH_STORAGES = {"FloatStorage", "HalfStorage", "DoubleStorage", "LongStorage", "IntStorage", "ShortStorage",
-                  "CharStorage", "ByteStorage", "BoolStorage", "BFloat16Storage", "UntypedStorage"}
+TORCH_STORAGES = {
+    "FloatStorage",
+    "HalfStorage",
+    "DoubleStorage",
+    "LongStorage",
+    "IntStorage",
+    "ShortStorage",
+    "CharStorage",
+    "ByteStorage",
+    "BoolStorage",
+    "BFloat16Storage",
+    "UntypedStorage",
+}
 SAFE_BUILTINS = {"set", "frozenset", "list", "dict", "tuple", "int", "float", "str", "bool", "slice", "complex"}
 
 
@@ -87,8 +101,12 @@ class _StubUnpickler(pickle.Unpickler):
             return super().find_class(module, name)
         if module == "torch" and name in TORCH_STORAGES:
             return super().find_class(module, name)
-        if module in ("torch", "torch.serialization") and name in ("device", "dtype") or module == "torch" and name in (
-                "float32", "float16", "bfloat16", "int64"):
+        if (
+            module in ("torch", "torch.serialization")
+            and name in ("device", "dtype")
+            or module == "torch"
+            and name in ("float32", "float16", "bfloat16", "int64")
+        ):
             return super().find_class(module, name)
         if module == "builtins" and name in SAFE_BUILTINS:
             return super().find_class(module, name)
@@ -107,9 +125,11 @@ stub_pickle.__name__ = "pickle"
 def _refused(path: Path, e: Exception) -> ModelError:
     lines = [ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln or "refusing" in ln]
     why = lines[0] if lines else str(e).splitlines()[0]
-    return ModelError(f"Refused to load {path.name}: it is not a plain weights file ({why}).",
-                      hint="Model files must hold tensors only; a file that asks to run code is never loaded. "
-                           "Get the model from a source you trust.")
+    return ModelError(
+        f"Refused to load {path.name}: it is not a plain weights file ({why}).",
+        hint="Model files must hold tensors only; a file that asks to run code is never loaded. "
+        "Get the model from a source you trust.",
+    )
 
 
 def load_weights(path: str | Path) -> Any:
@@ -122,7 +142,9 @@ def load_weights(path: str | Path) -> Any:
     except pickle.UnpicklingError as e:
         raise _refused(path, e) from e
     except (RuntimeError, EOFError, OSError, ValueError, KeyError) as e:
-        raise ModelError(f"Cannot read {path.name}: {e}", hint="The file is damaged or not a torch checkpoint; download it again.") from e
+        raise ModelError(
+            f"Cannot read {path.name}: {e}", hint="The file is damaged or not a torch checkpoint; download it again."
+        ) from e
 
 
 def load_with_stubs(path: str | Path) -> Any:
@@ -135,4 +157,6 @@ def load_with_stubs(path: str | Path) -> Any:
     except pickle.UnpicklingError as e:
         raise _refused(path, e) from e
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, TypeError) as e:
-        raise ModelError(f"Cannot read {path.name}: {e}", hint="The file is damaged or not a torch checkpoint; download it again.") from e
+        raise ModelError(
+            f"Cannot read {path.name}: {e}", hint="The file is damaged or not a torch checkpoint; download it again."
+        ) from e

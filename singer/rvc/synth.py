@@ -60,16 +60,49 @@ class SynthConfig:
         if isinstance(sr, str):
             sr = int(sr.rstrip("k")) * 1000
         tup = lambda x: tuple(tuple(i) if isinstance(i, list | tuple) else i for i in x)  # noqa: E731
-        return cls(int(v[0]), int(v[1]), int(v[2]), int(v[3]), int(v[4]), int(v[5]), int(v[6]), int(v[7]), float(v[8]),
-                   str(v[9]), tup(v[10]), tup(v[11]), tup(v[12]), int(v[13]), tup(v[14]), int(v[15]), int(v[16]), int(sr))
+        return cls(
+            int(v[0]),
+            int(v[1]),
+            int(v[2]),
+            int(v[3]),
+            int(v[4]),
+            int(v[5]),
+            int(v[6]),
+            int(v[7]),
+            float(v[8]),
+            str(v[9]),
+            tup(v[10]),
+            tup(v[11]),
+            tup(v[12]),
+            int(v[13]),
+            tup(v[14]),
+            int(v[15]),
+            int(v[16]),
+            int(sr),
+        )
 
     def to_list(self) -> list:
         lst = lambda x: [list(i) if isinstance(i, tuple) else i for i in x]  # noqa: E731
-        return [self.spec_channels, self.segment_size, self.inter_channels, self.hidden_channels, self.filter_channels,
-                self.n_heads, self.n_layers, self.kernel_size, self.p_dropout, self.resblock,
-                lst(self.resblock_kernel_sizes), lst(self.resblock_dilation_sizes), lst(self.upsample_rates),
-                self.upsample_initial_channel, lst(self.upsample_kernel_sizes), self.spk_embed_dim, self.gin_channels,
-                self.sr]
+        return [
+            self.spec_channels,
+            self.segment_size,
+            self.inter_channels,
+            self.hidden_channels,
+            self.filter_channels,
+            self.n_heads,
+            self.n_layers,
+            self.kernel_size,
+            self.p_dropout,
+            self.resblock,
+            lst(self.resblock_kernel_sizes),
+            lst(self.resblock_dilation_sizes),
+            lst(self.upsample_rates),
+            self.upsample_initial_channel,
+            lst(self.upsample_kernel_sizes),
+            self.spk_embed_dim,
+            self.gin_channels,
+            self.sr,
+        ]
 
     @property
     def hop(self) -> int:
@@ -111,7 +144,7 @@ class MultiHeadAttention(nn.Module):
         k = self.conv_k(x).view(b, h, d, t).transpose(2, 3)
         v = self.conv_v(x).view(b, h, d, t).transpose(2, 3)
         # Rows (queries) in blocks: softmax is per row, so the result is the same and memory is block x t, not t x t.
-        out = torch.cat([self._rows(q[:, :, r:r + ATTN_ROWS], k, v, r) for r in range(0, t, ATTN_ROWS)], dim=2)
+        out = torch.cat([self._rows(q[:, :, r : r + ATTN_ROWS], k, v, r) for r in range(0, t, ATTN_ROWS)], dim=2)
         return self.conv_o(out.transpose(2, 3).contiguous().view(b, c, t))
 
     def _rows(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, r0: int) -> torch.Tensor:
@@ -181,7 +214,7 @@ class TextEncoder(nn.Module):
             x = x + self.emb_pitch(pitch)
         x = F.leaky_relu(x * math.sqrt(self.hidden), LRELU_SLOPE).transpose(1, -1)
         stats = self.proj(self.encoder(x))
-        return stats[:, : self.out_channels], stats[:, self.out_channels:]
+        return stats[:, : self.out_channels], stats[:, self.out_channels :]
 
 
 # --- flow ---------------------------------------------------------------------------------------------------------
@@ -197,7 +230,9 @@ class WN(nn.Module):
         self.res_skip_layers = nn.ModuleList()
         for i in range(n_layers):
             d = dilation_rate**i
-            self.in_layers.append(nn.Conv1d(hidden, 2 * hidden, kernel_size, dilation=d, padding=(kernel_size * d - d) // 2))
+            self.in_layers.append(
+                nn.Conv1d(hidden, 2 * hidden, kernel_size, dilation=d, padding=(kernel_size * d - d) // 2)
+            )
             self.res_skip_layers.append(nn.Conv1d(hidden, 2 * hidden if i < n_layers - 1 else hidden, 1))
 
     def forward(self, x: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
@@ -208,7 +243,7 @@ class WN(nn.Module):
         for i, (inl, rsl) in enumerate(zip(self.in_layers, self.res_skip_layers)):
             a = inl(x)
             if g is not None:
-                a = a + g[:, i * 2 * h:(i + 1) * 2 * h]
+                a = a + g[:, i * 2 * h : (i + 1) * 2 * h]
             rs = rsl(torch.tanh(a[:, :h]) * torch.sigmoid(a[:, h:]))
             skip = rs if i == last else rs[:, h:]
             if i < last:
@@ -228,7 +263,7 @@ class CouplingLayer(nn.Module):
         self.post = nn.Conv1d(hidden, self.half, 1)
 
     def reverse(self, x: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
-        x0, x1 = x[:, : self.half], x[:, self.half:]
+        x0, x1 = x[:, : self.half], x[:, self.half :]
         m = self.post(self.enc(self.pre(x0), g))
         return torch.cat([x0, x1 - m], 1)
 
@@ -317,13 +352,17 @@ class SineSource(nn.Module):
         rand_ini[:, 0] = 0
         rad[:, 0, :] = rad[:, 0, :] + rand_ini
         wrap = torch.cumsum(rad, 1) * upp
-        wrap = F.interpolate(wrap.transpose(2, 1), scale_factor=float(upp), mode="linear", align_corners=True).transpose(2, 1)
+        wrap = F.interpolate(
+            wrap.transpose(2, 1), scale_factor=float(upp), mode="linear", align_corners=True
+        ).transpose(2, 1)
         rad = F.interpolate(rad.transpose(2, 1), scale_factor=float(upp), mode="nearest").transpose(2, 1)
         wrap = wrap % 1
         shift = torch.zeros_like(rad)
         shift[:, 1:, :] = ((wrap[:, 1:, :] - wrap[:, :-1, :]) < 0) * -1.0
         sine = torch.sin(torch.cumsum(rad + shift, dim=1) * 2 * math.pi) * self.sine_amp
-        uv = F.interpolate((f0 > 0).to(f0.dtype).transpose(2, 1), scale_factor=float(upp), mode="nearest").transpose(2, 1)
+        uv = F.interpolate((f0 > 0).to(f0.dtype).transpose(2, 1), scale_factor=float(upp), mode="nearest").transpose(
+            2, 1
+        )
         noise = (uv * self.noise_std + (1 - uv) * self.sine_amp / 3) * torch.randn(sine.shape, generator=generator)
         sine = sine * uv + noise
         return torch.tanh(self.l_linear(sine)).transpose(1, 2)
@@ -349,16 +388,24 @@ class Decoder(nn.Module):
             ch = c0 // 2 ** (i + 1)
             self.ups.append(nn.ConvTranspose1d(c0 // 2**i, ch, k, u, padding=(k - u) // 2))
             if nsf:
-                s = math.prod(rates[i + 1:])
-                self.noise_convs.append(nn.Conv1d(1, ch, s * 2, s, padding=s // 2) if i + 1 < len(rates) else nn.Conv1d(1, ch, 1))
+                s = math.prod(rates[i + 1 :])
+                self.noise_convs.append(
+                    nn.Conv1d(1, ch, s * 2, s, padding=s // 2) if i + 1 < len(rates) else nn.Conv1d(1, ch, 1)
+                )
             for kk, d in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes):
                 self.resblocks.append(block(ch, kk, d))
         self.conv_post = nn.Conv1d(ch, 1, 7, 1, padding=3, bias=False)
         if cfg.gin_channels:
             self.cond = nn.Conv1d(cfg.gin_channels, c0, 1)
 
-    def forward(self, x: torch.Tensor, f0: torch.Tensor | None, g: torch.Tensor | None,
-                generator: torch.Generator | None = None, keep: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        f0: torch.Tensor | None,
+        g: torch.Tensor | None,
+        generator: torch.Generator | None = None,
+        keep: tuple[int, int] = (0, 0),
+    ) -> torch.Tensor:
         """Render ``x`` [B, C, T]; ``keep=(l, r)`` drops l/r output samples, rendering only the frames (plus the
         receptive field) that the rest depends on. The source is drawn for the whole input either way."""
         src = self.m_source(f0, self.upp, generator) if f0 is not None else None
@@ -368,11 +415,11 @@ class Decoder(nn.Module):
         for s in range(first, last, TILE_FRAMES):  # tiles with their receptive field: bounded memory, same samples
             e = min(last, s + TILE_FRAMES)
             a, b = max(0, s - r), min(t, e + r)
-            y = self._render(x[..., a:b], src[..., a * upp:b * upp] if src is not None else None, g)
-            pieces.append(y[..., (s - a) * upp:(e - a) * upp])
+            y = self._render(x[..., a:b], src[..., a * upp : b * upp] if src is not None else None, g)
+            pieces.append(y[..., (s - a) * upp : (e - a) * upp])
         y = torch.cat(pieces, dim=-1) if len(pieces) > 1 else pieces[0]
         lo = keep[0] - first * upp
-        return y[..., lo:lo + t * upp - keep[0] - keep[1]]
+        return y[..., lo : lo + t * upp - keep[0] - keep[1]]
 
     def _render(self, x: torch.Tensor, src: torch.Tensor | None, g: torch.Tensor | None) -> torch.Tensor:
         x = conv(self.conv_pre, to_cl(x))
@@ -383,7 +430,7 @@ class Decoder(nn.Module):
             x = conv_t(up, F.leaky_relu(x, LRELU_SLOPE))
             if src is not None:
                 x = x.add_(conv(self.noise_convs[i], src))
-            blocks = self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels]
+            blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
             xs = blocks[0](x)
             for blk in blocks[1:]:
                 xs = xs.add_(blk(x))
@@ -402,8 +449,15 @@ class Synthesizer(nn.Module):
         self.flow = Flow(cfg.inter_channels, cfg.hidden_channels, cfg.gin_channels)
         self.emb_g = nn.Embedding(cfg.spk_embed_dim, cfg.gin_channels)
 
-    def infer(self, phone: torch.Tensor, pitch: torch.Tensor | None, pitchf: torch.Tensor | None,
-              sid: int = 0, generator: torch.Generator | None = None, keep: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    def infer(
+        self,
+        phone: torch.Tensor,
+        pitch: torch.Tensor | None,
+        pitchf: torch.Tensor | None,
+        sid: int = 0,
+        generator: torch.Generator | None = None,
+        keep: tuple[int, int] = (0, 0),
+    ) -> torch.Tensor:
         """phone [1, T, 256|768]; pitch (coarse, long) and pitchf (Hz) [1, T] for f0 models -> audio [1, 1, T*hop]
         (less ``keep`` = (left, right) samples). Random draws come from ``generator`` (default: torch's global RNG)."""
         g = self.emb_g(torch.tensor([sid], device=phone.device)).unsqueeze(-1)

@@ -31,8 +31,16 @@ def config_list(version: str, sr: int, size: str = "full", speakers: int = 109) 
     return [spec, 32, inter, hidden, filt, heads, layers, 3, 0, *RB, rates, c0, kernels, speakers, gin, sr]
 
 
-def random_checkpoint(version: str = "v2", sr: int = 40000, *, f0: bool = True, size: str = "tiny", seed: int = 0,
-                      speakers: int = 4, scale: float = 1.0) -> dict:
+def random_checkpoint(
+    version: str = "v2",
+    sr: int = 40000,
+    *,
+    f0: bool = True,
+    size: str = "tiny",
+    seed: int = 0,
+    speakers: int = 4,
+    scale: float = 1.0,
+) -> dict:
     """A checkpoint dict exactly as RVC WebUI saves one (``torch.save`` it to get a .pth)."""
     import torch
 
@@ -51,8 +59,14 @@ def random_checkpoint(version: str = "v2", sr: int = 40000, *, f0: bool = True, 
             v = v * scale
         weight[k] = v
     weight = {k: v.half() for k, v in unfold_weight_norm(weight).items()}
-    return {"weight": weight, "config": cfg, "info": f"random {size} test model, seed {seed}",
-            "sr": f"{sr // 1000}k", "f0": int(f0), "version": version}
+    return {
+        "weight": weight,
+        "config": cfg,
+        "info": f"random {size} test model, seed {seed}",
+        "sr": f"{sr // 1000}k",
+        "f0": int(f0),
+        "version": version,
+    }
 
 
 def write_checkpoint(path: str | Path, **kw) -> Path:

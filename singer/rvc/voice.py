@@ -59,8 +59,15 @@ class RVCVoice:
         recorded = str((self.meta.get("samples") or {}).get("kind", ""))
         speaking = self.meta.get("speaking")
         if speaking:
-            return Register(float(rng["p10"]), float(rng["median"]), float(rng["p90"]), frm, float(speaking["median"]),
-                            str(speaking.get("from", "")), recorded)
+            return Register(
+                float(rng["p10"]),
+                float(rng["median"]),
+                float(rng["p90"]),
+                frm,
+                float(speaking["median"]),
+                str(speaking.get("from", "")),
+                recorded,
+            )
         return Register.from_singing(float(rng["p10"]), float(rng["median"]), float(rng["p90"]), frm, recorded)
 
 
@@ -81,7 +88,9 @@ def _midi(note: str) -> float:
         pass
     m = NOTE_RE.match(note)
     if not m:
-        raise InputError(f"Cannot read the note '{note}'.", hint="Write notes like C3, F#4, Bb3 or MIDI numbers like 48.")
+        raise InputError(
+            f"Cannot read the note '{note}'.", hint="Write notes like C3, F#4, Bb3 or MIDI numbers like 48."
+        )
     return 12 * (int(m.group(3)) + 1) + NOTES[m.group(1).lower()] + {"#": 1, "b": -1, "": 0}[m.group(2)]
 
 
@@ -92,7 +101,10 @@ def parse_range(text: str) -> dict:
         raise InputError(f"Cannot read the range '{text}'.", hint="Write the lowest and highest note, e.g. C3-C5.")
     lo, hi = sorted((_midi(parts[0]), _midi(parts[1])))
     if hi - lo < 3:
-        raise InputError(f"The range '{text}' is narrower than three semitones.", hint="Give the voice's comfortable range, e.g. A3-E5.")
+        raise InputError(
+            f"The range '{text}' is narrower than three semitones.",
+            hint="Give the voice's comfortable range, e.g. A3-E5.",
+        )
     return {"p10": lo, "median": (lo + hi) / 2, "p90": hi, "from": "given (--range)"}
 
 
@@ -121,15 +133,24 @@ def register_from_samples(paths: Sequence[Path], kind: str = "auto") -> tuple[Re
         f0s.append(extract_f0(x, len(x) // 160, "fcpe"))
     stats = pitch_stats(f0s, FRAME_S) if f0s else None
     if stats is None:
-        raise InputError("Too little voice in the samples to measure the voice's range.",
-                         hint="Give recordings with a few seconds of singing or speech, or --range C3-C5.")
+        raise InputError(
+            "Too little voice in the samples to measure the voice's range.",
+            hint="Give recordings with a few seconds of singing or speech, or --range C3-C5.",
+        )
     heard = classify(f0s, FRAME_S)
-    said = ({"kind": kind, "said": "by you (--sample-kind)"} if kind != "auto"
-            else {"kind": heard.kind if heard else "sung", "said": "detected"})
+    said = (
+        {"kind": kind, "said": "by you (--sample-kind)"}
+        if kind != "auto"
+        else {"kind": heard.kind if heard else "sung", "said": "detected"}
+    )
     samples = {**said, **({"evidence": heard.to_dict()} if heard else {}), "files": [Path(p).name for p in paths]}
     if samples["kind"] == "sung":
-        reg = Register.from_singing(stats["p10"], stats["median"], stats["p90"],
-                                    "measured from sung --sample recordings (10th-90th percentile of their pitch)")
+        reg = Register.from_singing(
+            stats["p10"],
+            stats["median"],
+            stats["p90"],
+            "measured from sung --sample recordings (10th-90th percentile of their pitch)",
+        )
     else:
         reg = Register.from_speaking(stats["median"], "measured from spoken --sample recordings (median pitch)")
     return reg, samples
@@ -153,13 +174,27 @@ def check_index(index_path: Path, model: ck.RVCCheckpoint, label: str):
 
     idx = RetrievalIndex.load(index_path)
     if idx.dim != model.content_dim:
-        raise InputError(f"The index {index_path.name} holds {idx.dim}-dim features but {label} is an RVC {model.version} "
-                         f"model ({model.content_dim}-dim).", hint="Use the index trained with this model.")
+        raise InputError(
+            f"The index {index_path.name} holds {idx.dim}-dim features but {label} is an RVC {model.version} "
+            f"model ({model.content_dim}-dim).",
+            hint="Use the index trained with this model.",
+        )
     return idx
 
 
-def add(store: Any, name: str, pth: Path, index: Path | None, *, register: Register | None = None,
-        samples: dict | None = None, gender: str = "", description: str = "", licence: str = "", overwrite: bool = False):
+def add(
+    store: Any,
+    name: str,
+    pth: Path,
+    index: Path | None,
+    *,
+    register: Register | None = None,
+    samples: dict | None = None,
+    gender: str = "",
+    description: str = "",
+    licence: str = "",
+    overwrite: bool = False,
+):
     """Validate and copy an RVC model (+ index) into the store as voice ``name``. Without a ``register`` a known
     ``gender`` gives the typical one (:meth:`singer.register.Register.typical`)."""
     path = store._check_new(name, overwrite)
@@ -168,15 +203,22 @@ def add(store: Any, name: str, pth: Path, index: Path | None, *, register: Regis
     if index is not None:
         index = Path(index)
         if not index.is_file():
-            raise InputError(f"No such index file: {index}", hint="Give the .index file trained with the model, or leave it out.")
+            raise InputError(
+                f"No such index file: {index}", hint="Give the .index file trained with the model, or leave it out."
+            )
         check_index(index, model, pth.name)
     if register is None and gender in GENDERS:
         register = Register.typical(gender)
     store.user_dir.mkdir(parents=True, exist_ok=True)
     files = {f"{name}.pth": pth, **({f"{name}.index": index} if index is not None else {})}
     sha = {dst: _copy(src, store.user_dir / dst) for dst, src in files.items()}
-    meta = {"description": description or f"RVC {model.version} {model.sr // 1000}k model from {pth.name}",
-            "gender": gender, "licence": licence, **_model_meta(model), "sha256": sha}
+    meta = {
+        "description": description or f"RVC {model.version} {model.sr // 1000}k model from {pth.name}",
+        "gender": gender,
+        "licence": licence,
+        **_model_meta(model),
+        "sha256": sha,
+    }
     if register is not None:
         meta.update(register_meta(register))
     if samples:
@@ -187,8 +229,13 @@ def add(store: Any, name: str, pth: Path, index: Path | None, *, register: Regis
 
 def _model_meta(model: ck.RVCCheckpoint) -> dict:
     d = model.describe()
-    return {"version": d["version"], "sample_rate": d["sample_rate"], "f0": d["f0"], "speakers": d["speakers"],
-            "info": d["info"]}
+    return {
+        "version": d["version"],
+        "sample_rate": d["sample_rate"],
+        "f0": d["f0"],
+        "speakers": d["speakers"],
+        "info": d["info"],
+    }
 
 
 def _write(store: Any, path: Path, name: str, files: list[str], meta: dict, provenance: dict):
@@ -207,18 +254,34 @@ def verify(voice: Any) -> dict:
     report = {}
     for f in [rv.pth, *([rv.index] if rv.index else [])]:
         if not f.is_file():
-            raise ModelError(f"Voice '{voice.name}' is missing {f.name}.", hint=f"Add the voice again (singer voices add {voice.name} ...).")
+            raise ModelError(
+                f"Voice '{voice.name}' is missing {f.name}.",
+                hint=f"Add the voice again (singer voices add {voice.name} ...).",
+            )
         actual = ck.sha256_file(f)
-        report[f.name] = {"expected": expected.get(f.name, ""), "actual": actual, "ok": expected.get(f.name) in ("", None, actual)}
+        report[f.name] = {
+            "expected": expected.get(f.name, ""),
+            "actual": actual,
+            "ok": expected.get(f.name) in ("", None, actual),
+        }
     bad = [k for k, v in report.items() if not v["ok"]]
     if bad:
-        raise ModelError(f"Voice '{voice.name}': {', '.join(bad)} changed since it was added (sha256 differs).",
-                         hint=f"Re-add the voice from the original files: singer voices add {voice.name} --pth ... --overwrite")
+        raise ModelError(
+            f"Voice '{voice.name}': {', '.join(bad)} changed since it was added (sha256 differs).",
+            hint=f"Re-add the voice from the original files: singer voices add {voice.name} --pth ... --overwrite",
+        )
     return report
 
 
-def merge(store: Any, voices: Sequence[Any], weights: Sequence[float], new_name: str, *, description: str = "",
-          overwrite: bool = False):
+def merge(
+    store: Any,
+    voices: Sequence[Any],
+    weights: Sequence[float],
+    new_name: str,
+    *,
+    description: str = "",
+    overwrite: bool = False,
+):
     """Weighted merge of RVC voices: parameters averaged, retrieval indexes combined and rebuilt."""
     path = store._check_new(new_name, overwrite)
     names = [v.name for v in voices]
@@ -243,18 +306,28 @@ def merge(store: Any, voices: Sequence[Any], weights: Sequence[float], new_name:
         note = "no index: not every merged voice has one"
     total = float(sum(weights))
     ranges = [r.range for r in rvs]
-    meta = {"description": description or "merge of " + " + ".join(f"{w / total:.3g}*{n}" for n, w in zip(names, weights)),
-            "gender": _merged_gender(voices), "licence": "; ".join(sorted({v.meta.get("licence", "") for v in voices} - {""})),
-            **_model_meta(merged), "sha256": sha}
+    meta = {
+        "description": description or "merge of " + " + ".join(f"{w / total:.3g}*{n}" for n, w in zip(names, weights)),
+        "gender": _merged_gender(voices),
+        "licence": "; ".join(sorted({v.meta.get("licence", "") for v in voices} - {""})),
+        **_model_meta(merged),
+        "sha256": sha,
+    }
     if note:
         meta["note"] = note
     if all(ranges):
         meta["range"] = {k: sum(r[k] * w for r, w in zip(ranges, weights)) / total for k in ("p10", "median", "p90")}
         meta["range"]["from"] = "weighted merge of the voices' singing ranges"
         speaking = [r.register.speaking for r in rvs]  # measured, given or by the rule: each voice's best figure
-        meta["speaking"] = {"median": sum(s * w for s, w in zip(speaking, weights)) / total,
-                            "from": "weighted merge of the voices' speaking pitches"}
-    provenance = {"merged_from": [{"name": n, "weight": w, "sha256": r.meta.get("sha256", {})} for n, w, r in zip(names, weights, rvs)]}
+        meta["speaking"] = {
+            "median": sum(s * w for s, w in zip(speaking, weights)) / total,
+            "from": "weighted merge of the voices' speaking pitches",
+        }
+    provenance = {
+        "merged_from": [
+            {"name": n, "weight": w, "sha256": r.meta.get("sha256", {})} for n, w, r in zip(names, weights, rvs)
+        ]
+    }
     return _write(store, path, new_name, files, meta, provenance)
 
 

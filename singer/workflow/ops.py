@@ -70,8 +70,10 @@ def _engine_params(kind: str, engine: str, params: dict) -> dict:
     try:
         return model(**params).model_dump(mode="json")
     except ValueError as e:  # pydantic.ValidationError
-        raise UsageError(f"Bad parameter for the {kind} engine '{engine}': {param_problem(e, params)}",
-                         hint=f"See `singer engines` for {engine}'s parameters.") from None
+        raise UsageError(
+            f"Bad parameter for the {kind} engine '{engine}': {param_problem(e, params)}",
+            hint=f"See `singer engines` for {engine}'s parameters.",
+        ) from None
 
 
 def _validated(model: Any, params: dict, what: str) -> Bound:
@@ -94,7 +96,9 @@ class SourceOp(Op):
         query = str(params.get("query", "")).strip()
         rate, channels = int(params.get("sample_rate", 44100)), int(params.get("channels", 2))
         if not query:
-            raise InputError("Nothing to sing: the song query is empty.", hint="Give a search text, a URL or a file path.")
+            raise InputError(
+                "Nothing to sing: the song query is empty.", hint="Give a search text, a URL or a file path."
+            )
         policy = ctx.inputs or InputPolicy()
         path = policy.own_file(query)  # a remote job's upload (or batch-root file), named by the server
         found = None if path else classify(query, local=policy.local)
@@ -102,10 +106,14 @@ class SourceOp(Op):
             path = path or policy.check_file(found.path, found.text)
             if not path.is_file():
                 shown = found.text if found else Path(query).name
-                raise InputError(f"File not found: {shown}", hint="Check the path; to search by name, give "
-                                 "words without a file extension.")
+                raise InputError(
+                    f"File not found: {shown}",
+                    hint="Check the path; to search by name, give words without a file extension.",
+                )
             return Bound({"sample_rate": rate, "channels": channels}, files={"media": path}, state={"name": path.stem})
-        return Bound({"query": query, "pick": int(params.get("pick") or 0) or None, "sample_rate": rate, "channels": channels})
+        return Bound(
+            {"query": query, "pick": int(params.get("pick") or 0) or None, "sample_rate": rate, "channels": channels}
+        )
 
     def run(self, ctx, work, inputs, bound, progress):
         from ..engines.sources.inputs import InputPolicy
@@ -118,10 +126,16 @@ class SourceOp(Op):
 
             cand, _ = resolve.resolve(bound.params["query"], ctx.settings, pick=bound.params.get("pick"), policy=policy)
             progress(0.05, f"fetching {cand.title}")
-            media = resolve.fetch(cand, ctx.settings, lambda f, m=None: progress(0.05 + 0.8 * f, m),
-                                  namespace=policy.namespace)
-            meta.update(title=cand.title, artist=cand.artist, origin=cand.url or cand.ref, source=cand.source,
-                        warning=cand.extra.get("warning", ""))
+            media = resolve.fetch(
+                cand, ctx.settings, lambda f, m=None: progress(0.05 + 0.8 * f, m), namespace=policy.namespace
+            )
+            meta.update(
+                title=cand.title,
+                artist=cand.artist,
+                origin=cand.url or cand.ref,
+                source=cand.source,
+                warning=cand.extra.get("warning", ""),
+            )
         info = audio.probe(media)
         meta.setdefault("title", info.tags.get("title") or bound.state.get("name") or Path(media).stem)
         meta.setdefault("artist", info.tags.get("artist", ""))
@@ -133,11 +147,17 @@ class SourceOp(Op):
         out = work / "audio.wav"
         audio.write_wav(out, data, bound.params["sample_rate"])
         duration = data.shape[1] / bound.params["sample_rate"]
-        meta.update(duration=round(duration, 3), input_codec=info.codec, input_sample_rate=info.sample_rate,
-                    input_channels=info.channels)
+        meta.update(
+            duration=round(duration, 3),
+            input_codec=info.codec,
+            input_sample_rate=info.sample_rate,
+            input_channels=info.channels,
+        )
         if info.duration - duration > 0.5:
-            meta["warning"] = (f"only {duration:.1f} s of the announced {info.duration:.1f} s could be decoded; "
-                               "the file looks truncated")
+            meta["warning"] = (
+                f"only {duration:.1f} s of the announced {info.duration:.1f} s could be decoded; "
+                "the file looks truncated"
+            )
         return {"audio": out}, meta
 
 
@@ -160,7 +180,11 @@ class TrimOp(Op):
         start, end, info = speech_span(x, sr, **bound.params)
         out = work / "audio.wav"
         audio.write_wav(out, x[:, start:end], sr)
-        return {"audio": out}, {**info, "duration_in": round(x.shape[1] / sr, 3), "duration_out": round((end - start) / sr, 3)}
+        return {"audio": out}, {
+            **info,
+            "duration_in": round(x.shape[1] / sr, 3),
+            "duration_out": round((end - start) / sr, 3),
+        }
 
 
 class DenoiseOp(Op):
@@ -228,13 +252,20 @@ class ConvertOp(Op):
             engine = registry.VOICE_ENGINES.get(voice.kind, registry.DEFAULTS["converter"])
         cls = registry.get_class("converter", engine)
         if not getattr(cls, "accepts", lambda v: v.kind == "profile")(voice):
-            raise UsageError(f"The {engine} converter cannot sing voice '{name}' (a {voice.kind} voice).",
-                             hint=f"Use --engine {registry.VOICE_ENGINES.get(voice.kind, 'world')} or pick another voice.")
+            raise UsageError(
+                f"The {engine} converter cannot sing voice '{name}' (a {voice.kind} voice).",
+                hint=f"Use --engine {registry.VOICE_ENGINES.get(voice.kind, 'world')} or pick another voice.",
+            )
         if "key" in params:  # the user's key (checked at -24..24 by CoverRequest), or for convert_backing the shift
             # the lead's conversion applied, whole octaves included: hence the wider limit here
             params["key"] = parse_key(params["key"], "key", limit=APPLIED_KEY_LIMIT)
         files = {f"voice_{i}": Path(f) for i, f in enumerate(voice.files)}
-        bound = {"engine": engine, "engine_version": cls.version, "voice": name, **_engine_params("converter", engine, params)}
+        bound = {
+            "engine": engine,
+            "engine_version": cls.version,
+            "voice": name,
+            **_engine_params("converter", engine, params),
+        }
         return Bound(bound, files=files, state={"voice": voice})
 
     def run(self, ctx, work, inputs, bound, progress):
@@ -306,10 +337,18 @@ class MixOp(Op):
         sep_meta, output = bound.state.get("input_meta", {}).get("reference_vocals", ({}, ""))
         if f"{output}_estimated" in sep_meta.get("lufs_stereo", {}):
             known["reference_vocals_estimated"] = sep_meta["lufs_stereo"][f"{output}_estimated"]
-        figures = mix(inputs["vocals"], out, MixParams(**bound.params), instrumental=inputs.get("instrumental"),
-                      reference_vocals=inputs.get("reference_vocals"), known_lufs=known,
-                      backing=inputs.get("backing"), reference_backing=inputs.get("reference_backing"),
-                      reverb=inputs.get("reverb"), reference_reverb=inputs.get("reference_reverb"))
+        figures = mix(
+            inputs["vocals"],
+            out,
+            MixParams(**bound.params),
+            instrumental=inputs.get("instrumental"),
+            reference_vocals=inputs.get("reference_vocals"),
+            known_lufs=known,
+            backing=inputs.get("backing"),
+            reference_backing=inputs.get("reference_backing"),
+            reverb=inputs.get("reverb"),
+            reference_reverb=inputs.get("reference_reverb"),
+        )
         return {"audio": out}, figures
 
 
@@ -320,7 +359,9 @@ class EncodeOp(Op):
     def bind(self, ctx, params, engine):
         fmt = str(params.get("format", "mp3")).lower().lstrip(".")
         if fmt not in audio.FORMATS:
-            raise UsageError(f"Unknown output format '{fmt}'", hint=f"Choose one of: {', '.join(sorted(audio.FORMATS))}.")
+            raise UsageError(
+                f"Unknown output format '{fmt}'", hint=f"Choose one of: {', '.join(sorted(audio.FORMATS))}."
+            )
         return Bound({"format": fmt, "title": str(params.get("title", ""))})
 
     def run(self, ctx, work, inputs, bound, progress):
@@ -337,8 +378,20 @@ class EncodeOp(Op):
         return {"audio": out}, {"format": fmt, "duration": round(duration, 3), "content_type": audio.content_type(fmt)}
 
 
-OPS: dict[str, Op] = {op.name: op for op in (SourceOp(), TrimOp(), DenoiseOp(), SeparateOp(), ConvertOp(), PitchShiftOp(),
-                                              ReverbOp(), MixOp(), EncodeOp())}
+OPS: dict[str, Op] = {
+    op.name: op
+    for op in (
+        SourceOp(),
+        TrimOp(),
+        DenoiseOp(),
+        SeparateOp(),
+        ConvertOp(),
+        PitchShiftOp(),
+        ReverbOp(),
+        MixOp(),
+        EncodeOp(),
+    )
+}
 
 
 def get(name: str) -> Op:

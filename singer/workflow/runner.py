@@ -94,8 +94,14 @@ class RunResult:
         return next(s for s in self.steps if s.id == step_id)
 
     def to_dict(self) -> dict:
-        return {"run_id": self.run_id, "workflow": self.workflow, "run_dir": str(self.run_dir), "output": str(self.output),
-                "seconds": round(self.seconds, 3), "steps": [s.to_dict() for s in self.steps]}
+        return {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "run_dir": str(self.run_dir),
+            "output": str(self.output),
+            "seconds": round(self.seconds, 3),
+            "steps": [s.to_dict() for s in self.steps],
+        }
 
 
 def _resolve_value(v: Any, variables: dict, metas: dict[str, dict]) -> Any:
@@ -154,17 +160,26 @@ class Runner:
         self.ctx = context
         self.hooks = hooks or NullHooks()
 
-    def run(self, spec: WorkflowSpec, variables: dict, overrides: dict[str, dict] | None = None,
-            engines: dict[str, str] | None = None, recompute: set[str] | frozenset = frozenset(),
-            no_cache: bool = False, label: str = "") -> RunResult:
+    def run(
+        self,
+        spec: WorkflowSpec,
+        variables: dict,
+        overrides: dict[str, dict] | None = None,
+        engines: dict[str, str] | None = None,
+        recompute: set[str] | frozenset = frozenset(),
+        no_cache: bool = False,
+        label: str = "",
+    ) -> RunResult:
         """Execute ``spec``. ``overrides`` maps step id -> params merged over the spec's; ``engines`` maps step id
         -> engine name; ``recompute`` names steps to compute even when cached; ``no_cache`` recomputes all."""
         overrides = overrides or {}
         engines = engines or {}
         unknown = (set(overrides) | set(engines) | set(recompute)) - set(spec.step_ids)
         if unknown:
-            raise UsageError(f"No step named {', '.join(sorted(unknown))} in workflow '{spec.name}'",
-                             hint=f"Steps: {', '.join(spec.step_ids)}.")
+            raise UsageError(
+                f"No step named {', '.join(sorted(unknown))} in workflow '{spec.name}'",
+                hint=f"Steps: {', '.join(spec.step_ids)}.",
+            )
         variables = {**spec.vars, **{k: v for k, v in variables.items() if v is not None}}
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6] + (f"-{_slug(label)}" if label else "")
         run_dir = self.settings.runs_path / run_id
@@ -186,8 +201,22 @@ class Runner:
             for n, step in enumerate(spec.steps, start=1):
                 current = step.id
                 try:
-                    records.append(self._run_step(n, step, variables, overrides, engines, recompute, no_cache, files,
-                                                  metas, origins, run_dir, checked.get(step.id)))
+                    records.append(
+                        self._run_step(
+                            n,
+                            step,
+                            variables,
+                            overrides,
+                            engines,
+                            recompute,
+                            no_cache,
+                            files,
+                            metas,
+                            origins,
+                            run_dir,
+                            checked.get(step.id),
+                        )
+                    )
                 except SingerError:
                     raise
                 except MemoryError:
@@ -206,12 +235,23 @@ class Runner:
                 e.run_id = run_id  # so a batch can point at this run's report
             raise
         finally:
-            self._record(run_dir, {
-                "run_id": run_id, "workflow": spec.name, "ok": ok, "error": error, "variables": variables,
-                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - (time.perf_counter() - t_run))),
-                "seconds": round(time.perf_counter() - t_run, 3), "output": spec.output,
-                "output_digest": files[spec.output][1] if spec.output in files else None,
-                "steps": [r.to_dict() for r in records]})
+            self._record(
+                run_dir,
+                {
+                    "run_id": run_id,
+                    "workflow": spec.name,
+                    "ok": ok,
+                    "error": error,
+                    "variables": variables,
+                    "started": time.strftime(
+                        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - (time.perf_counter() - t_run))
+                    ),
+                    "seconds": round(time.perf_counter() - t_run, 3),
+                    "output": spec.output,
+                    "output_digest": files[spec.output][1] if spec.output in files else None,
+                    "steps": [r.to_dict() for r in records],
+                },
+            )
             self.hooks.on_run_end(run_id, ok)
 
     def _check_step(self, step: StepSpec, variables: dict, overrides: dict, engines: dict) -> ops.Bound | None:
@@ -225,8 +265,13 @@ class Runner:
             return None
         merged = {**step.params, **overrides.get(step.id, {})}
         known = {k: v for k, v in merged.items() if not _has_ref(v)}
-        bound = self._bind(op, step, _resolve_value(known, variables, {}), _resolve_value(engine, variables, {}),
-                           overrides.get(step.id, {}))
+        bound = self._bind(
+            op,
+            step,
+            _resolve_value(known, variables, {}),
+            _resolve_value(engine, variables, {}),
+            overrides.get(step.id, {}),
+        )
         return bound if len(known) == len(merged) else None
 
     def _bind(self, op: ops.Op, step: StepSpec, params: dict, engine: Any, override: dict) -> ops.Bound:
@@ -248,8 +293,9 @@ class Runner:
         except Exception as e:
             raise StepFailed(f"Step '{step.id}' failed: {type(e).__name__}: {e}") from e
 
-    def _param_error(self, op: ops.Op, step: StepSpec, params: dict, engine: Any, override: dict,
-                     e: Exception) -> UsageError:
+    def _param_error(
+        self, op: ops.Op, step: StepSpec, params: dict, engine: Any, override: dict, e: Exception
+    ) -> UsageError:
         """The parameter ``op.bind`` could not read: the one whose removal (its default standing in) binds."""
         culprit = None
         for name in sorted(params, key=lambda k: (k not in override, k)):  # the user's --set values first
@@ -262,15 +308,31 @@ class Runner:
         why = f"{type(e).__name__}: {str(e)[:120]}"
         if culprit is None:
             shown = ", ".join(f"{k}={v!r}"[:60] for k, v in params.items())
-            return UsageError(f"Step '{step.id}' cannot use its parameters ({shown}): {why}",
-                              hint=f"Check the --set {step.id}.NAME=VALUE options and the workflow's params.")
+            return UsageError(
+                f"Step '{step.id}' cannot use its parameters ({shown}): {why}",
+                hint=f"Check the --set {step.id}.NAME=VALUE options and the workflow's params.",
+            )
         value = f"{params[culprit]!r}"[:60]
-        return UsageError(f"Step '{step.id}': bad value {value} for parameter '{culprit}' ({why})",
-                          hint=f"Give --set {step.id}.{culprit}=VALUE a value of the right kind, or leave it out "
-                               "for the default.")
+        return UsageError(
+            f"Step '{step.id}': bad value {value} for parameter '{culprit}' ({why})",
+            hint=f"Give --set {step.id}.{culprit}=VALUE a value of the right kind, or leave it out for the default.",
+        )
 
-    def _run_step(self, n, step: StepSpec, variables, overrides, engines, recompute, no_cache, files, metas, origins,
-                  run_dir, checked: ops.Bound | None = None) -> StepRecord:
+    def _run_step(
+        self,
+        n,
+        step: StepSpec,
+        variables,
+        overrides,
+        engines,
+        recompute,
+        no_cache,
+        files,
+        metas,
+        origins,
+        run_dir,
+        checked: ops.Bound | None = None,
+    ) -> StepRecord:
         op = ops.get(step.op)
         if not _enabled(step.enabled, variables, metas):
             return self._passthrough(step, step.passthrough, files, origins, reason="disabled")
@@ -300,10 +362,15 @@ class Runner:
             inputs[name], digests[name] = Path(path), file_digest(path)
         if op.is_noop(bound):
             first = next(iter(step.inputs))
-            return self._passthrough(step, {"audio": step.inputs[first]}, files, origins, reason="no-op",
-                                     params=bound.params)
-        key = step_key(op.name, op.version, bound.params,
-                       {**digests, "@namespace": self.ctx.namespace} if self.ctx.namespace else digests)
+            return self._passthrough(
+                step, {"audio": step.inputs[first]}, files, origins, reason="no-op", params=bound.params
+            )
+        key = step_key(
+            op.name,
+            op.version,
+            bound.params,
+            {**digests, "@namespace": self.ctx.namespace} if self.ctx.namespace else digests,
+        )
         force = no_cache or step.id in recompute
         cached_hint = (not force) and self.store.lookup(key) is not None
         self.hooks.on_step_start(step.id, cached_hint)
@@ -331,8 +398,19 @@ class Runner:
             files[f"{step.id}.{name}"] = (path, entry.output_digests[name])
             origins[f"{step.id}.{name}"] = (entry.meta, name)
         metas[step.id] = entry.meta
-        return StepRecord(step.id, op.name, key, cached, False, round(seconds, 3), bound.params,
-                          {k: str(v) for k, v in entry.outputs.items()}, entry.meta, refs, str(engine or ""))
+        return StepRecord(
+            step.id,
+            op.name,
+            key,
+            cached,
+            False,
+            round(seconds, 3),
+            bound.params,
+            {k: str(v) for k, v in entry.outputs.items()},
+            entry.meta,
+            refs,
+            str(engine or ""),
+        )
 
     def _passthrough(self, step, mapping, files, origins, reason, params=None) -> StepRecord:
         for name, ref in mapping.items():

@@ -88,18 +88,28 @@ def parse(data: dict, path: Path | None = None) -> WorkflowSpec:
     for i, raw in enumerate(data.get("steps", [])):
         unknown = set(raw) - {"id", "op", "engine", "inputs", "params", "enabled", "passthrough"}
         if unknown or "id" not in raw or "op" not in raw:
-            raise InputError(f"{where}: step {i + 1} is malformed ({', '.join(unknown) or 'needs id and op'})",
-                             hint="Each [[steps]] needs id and op; allowed keys: engine, inputs, params, enabled, passthrough.")
+            raise InputError(
+                f"{where}: step {i + 1} is malformed ({', '.join(unknown) or 'needs id and op'})",
+                hint="Each [[steps]] needs id and op; allowed keys: engine, inputs, params, enabled, passthrough.",
+            )
         step = StepSpec(**raw)
         for name, refs in {**step.inputs, **step.passthrough}.items():
             for ref in refs if isinstance(refs, list) else [refs]:
                 if isinstance(ref, str) and not ref.startswith("$") and ref.split(".")[0] not in seen:
-                    raise InputError(f"{where}: step '{step.id}' input '{name}' refers to '{ref}' before it is made",
-                                     hint="Order steps so each input comes from an earlier step.")
+                    raise InputError(
+                        f"{where}: step '{step.id}' input '{name}' refers to '{ref}' before it is made",
+                        hint="Order steps so each input comes from an earlier step.",
+                    )
         seen.add(step.id)
         steps.append(step)
     if not steps:
         raise InputError(f"{where}: no steps", hint="Add [[steps]] tables.")
     output = data.get("output", f"{steps[-1].id}.audio")
-    return WorkflowSpec(data.get("name", path.stem if path else "workflow"), data.get("description", ""),
-                        dict(data.get("vars", {})), steps, output, path)
+    return WorkflowSpec(
+        data.get("name", path.stem if path else "workflow"),
+        data.get("description", ""),
+        dict(data.get("vars", {})),
+        steps,
+        output,
+        path,
+    )

@@ -111,8 +111,14 @@ class Store:
                         shutil.copyfile(p, dst)  # inputs passed through unchanged, external downloads
                         p = dst
                     files[name] = {"file": p.name, "digest": file_digest(p), "bytes": p.stat().st_size}
-                manifest = {**describe, "key": key, "outputs": files, "meta": meta, "seconds": round(seconds, 3),
-                            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                manifest = {
+                    **describe,
+                    "key": key,
+                    "outputs": files,
+                    "meta": meta,
+                    "seconds": round(seconds, 3),
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                }
                 tmp_m = work / (MANIFEST + ".part")
                 tmp_m.write_text(json.dumps(manifest, indent=2, sort_keys=True))
                 os.replace(tmp_m, work / MANIFEST)
@@ -156,7 +162,9 @@ class Store:
             os.rename(d, trash)
             shutil.rmtree(trash, ignore_errors=True)
 
-    def prune(self, max_bytes: int | None = None, older_than_s: float | None = None, dry_run: bool = False) -> list[Entry]:
+    def prune(
+        self, max_bytes: int | None = None, older_than_s: float | None = None, dry_run: bool = False
+    ) -> list[Entry]:
         """Evict least-recently-used entries until under ``max_bytes``, and entries unused for ``older_than_s``."""
         entries = sorted(self.entries(), key=lambda e: e.last_used())
         now = time.time()

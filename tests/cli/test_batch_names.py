@@ -15,13 +15,24 @@ from tests.clirun import as_json, invoke
 
 
 def test_plan_outputs_unique_deterministic_and_order_independent():
-    pairs = [("x.wma", "ogg"), ("x.aac", "ogg"), ("sub/x.wav", "ogg"), ("X.flac", "ogg"), ("x-2.ogg", "ogg"),
-             ("y.wav", "wav")]
+    pairs = [
+        ("x.wma", "ogg"),
+        ("x.aac", "ogg"),
+        ("sub/x.wav", "ogg"),
+        ("X.flac", "ogg"),
+        ("x-2.ogg", "ogg"),
+        ("y.wav", "wav"),
+    ]
     outs = plan_outputs(pairs)
     assert len({o.lower() for o in outs}) == len(outs)  # unique, even where case folds
     assert dict(zip([p for p, _ in pairs], outs)) == {
-        "X.flac": "X.ogg", "sub/x.wav": "sub/x.ogg", "x-2.ogg": "x-2.ogg", "x.aac": "x-3.ogg", "x.wma": "x-4.ogg",
-        "y.wav": "y.wav"}
+        "X.flac": "X.ogg",
+        "sub/x.wav": "sub/x.ogg",
+        "x-2.ogg": "x-2.ogg",
+        "x.aac": "x-3.ogg",
+        "x.wma": "x-4.ogg",
+        "y.wav": "y.wav",
+    }
     assert plan_outputs(list(reversed(pairs))) == list(reversed(outs))  # the inputs' order does not matter
     assert plan_outputs([("x.aac", "ogg"), ("x.wma", "ogg")]) == ["x.ogg", "x-2.ogg"]
     assert plan_outputs([("a.wav", "m4a")]) == ["a.m4a"] and plan_outputs([]) == []
@@ -49,8 +60,15 @@ def test_batch_of_same_named_inputs_keeps_every_output_and_reruns_nothing(settin
     assert {i["rel"]: i["output"] for i in again["items"]} == outputs
 
 
-@pytest.mark.parametrize("args,words", [(["--key", "nan"], "--key"), (["--key", "30"], "--key"),
-                                        (["--voice", "nobody"], "nobody"), (["--format", "exe"], "format")])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--key", "nan"], "--key"),
+        (["--key", "30"], "--key"),
+        (["--voice", "nobody"], "nobody"),
+        (["--format", "exe"], "format"),
+    ],
+)
 def test_a_bad_batch_request_fails_before_any_file(settings, tmp_path, args, words):
     src = tmp_path / "notes"
     src.mkdir()
@@ -61,7 +79,7 @@ def test_a_bad_batch_request_fails_before_any_file(settings, tmp_path, args, wor
     assert not (tmp_path / "out" / "batch-summary.json").exists()
 
 
-@pytest.mark.parametrize("cell", ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"])
+@pytest.mark.parametrize("cell", ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"])
 def test_summary_csv_cells_never_start_a_formula(tmp_path, cell):
     item = Item(rel=f"{cell}.ogg", status="failed", message=cell, seconds=1.5, duration=-0.0)
     write_summary(tmp_path, {"items": [item.__dict__]})

@@ -63,15 +63,18 @@ def test_convert_voice_note(settings, tmp_path):
     assert (tmp_path / "reply.ogg").exists()
 
 
-@pytest.mark.parametrize("args,code,words", [
-    (["cover", "/nonexistent/song.mp3", "--voice", "ayana"], 3, "not found"),
-    (["cover", "{song}", "--voice", "nobody"], 3, "nobody"),
-    (["cover", "{song}", "--format", "xyz"], 2, "format"),
-    (["cover", "{song}", "--key", "up"], 2, "key"),
-    (["cover", "{song}", "--separator", "nosuch"], 2, "nosuch"),
-    (["cover", "{song}", "--set", "mix.target_lufs=3"], 2, "mix"),
-    (["cover", "{song}", "--recompute", "nostep"], 2, "nostep"),
-])
+@pytest.mark.parametrize(
+    "args,code,words",
+    [
+        (["cover", "/nonexistent/song.mp3", "--voice", "ayana"], 3, "not found"),
+        (["cover", "{song}", "--voice", "nobody"], 3, "nobody"),
+        (["cover", "{song}", "--format", "xyz"], 2, "format"),
+        (["cover", "{song}", "--key", "up"], 2, "key"),
+        (["cover", "{song}", "--separator", "nosuch"], 2, "nosuch"),
+        (["cover", "{song}", "--set", "mix.target_lufs=3"], 2, "mix"),
+        (["cover", "{song}", "--recompute", "nostep"], 2, "nostep"),
+    ],
+)
 def test_errors_map_to_exit_codes(settings, song, args, code, words):
     args = [a.replace("{song}", str(song)) for a in args]
     res = invoke(*args)
@@ -127,7 +130,10 @@ def test_cover_from_loopback_url(settings, tmp_path, monkeypatch):
     with media.serve_folder(www) as base:
         url = f"{base}/index.html"
         refused = invoke("cover", url, "--voice", "ayana", "--json")
-        assert refused.exit_code == 3 and "private" in as_json(refused)["hint"].lower() + as_json(refused)["message"].lower()
+        assert (
+            refused.exit_code == 3
+            and "private" in as_json(refused)["hint"].lower() + as_json(refused)["message"].lower()
+        )
         monkeypatch.setenv("SINGER_ALLOW_PRIVATE_URLS", "1")
         res = invoke("cover", url, "--voice", "ayana", "--out", str(tmp_path / "url.mp3"), "--json")
         assert res.exit_code == 0, res.stdout

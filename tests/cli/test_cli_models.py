@@ -12,8 +12,6 @@ from tests.clirun import as_json, invoke
 DATA = bytes(range(256)) * 16
 
 
-
-
 @pytest.fixture
 def www(tmp_path):
     folder = tmp_path / "www"

@@ -26,14 +26,17 @@ def _computed(settings):
     return [p for p in settings.cache_path.rglob("manifest.json")] if settings.cache_path.is_dir() else []
 
 
-@pytest.mark.parametrize("args,words", [
-    (["--key", "30"], "--key"),
-    (["--key", "nan"], "--key"),
-    (["--key", "inf"], "--key"),
-    (["--key", "1e308"], "--key"),
-    (["--set", "convert.key=30"], "convert.key"),
-    (["--set", "convert.key=nan"], "convert.key"),
-])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--key", "30"], "--key"),
+        (["--key", "nan"], "--key"),
+        (["--key", "inf"], "--key"),
+        (["--key", "1e308"], "--key"),
+        (["--set", "convert.key=30"], "convert.key"),
+        (["--set", "convert.key=nan"], "convert.key"),
+    ],
+)
 def test_a_bad_key_fails_before_any_step(settings, song, tmp_path, args, words):
     res = invoke("cover", song, "--voice", "ayana", "--out", f"{tmp_path}/", "--json", *args)
     assert res.exit_code == 2, res.stdout
@@ -42,15 +45,18 @@ def test_a_bad_key_fails_before_any_step(settings, song, tmp_path, args, words):
     assert not _computed(settings)
 
 
-@pytest.mark.parametrize("args,step,param", [
-    (["--set", "source.sample_rate=x"], "source", "sample_rate"),
-    (["--set", "source.channels=[1]"], "source", "channels"),
-    (["--set", "rekey.semitones=30"], "rekey", "semitones"),
-    (["--set", "rekey.semitones=nan"], "rekey", "semitones"),
-    (["--set", "mix.target_lufs=3"], "mix", "target_lufs"),
-    (["--set", "convert.strength=high"], "convert", "strength"),
-    (["--set", "encode.format=xyz"], "encode", "xyz"),
-])
+@pytest.mark.parametrize(
+    "args,step,param",
+    [
+        (["--set", "source.sample_rate=x"], "source", "sample_rate"),
+        (["--set", "source.channels=[1]"], "source", "channels"),
+        (["--set", "rekey.semitones=30"], "rekey", "semitones"),
+        (["--set", "rekey.semitones=nan"], "rekey", "semitones"),
+        (["--set", "mix.target_lufs=3"], "mix", "target_lufs"),
+        (["--set", "convert.strength=high"], "convert", "strength"),
+        (["--set", "encode.format=xyz"], "encode", "xyz"),
+    ],
+)
 def test_a_bad_step_parameter_is_a_usage_error_before_any_step(settings, song, tmp_path, args, step, param):
     res = invoke("cover", song, "--voice", "ayana", "--out", f"{tmp_path}/", "--json", *args)
     assert res.exit_code == 2, res.stdout
@@ -91,8 +97,21 @@ def test_a_bug_while_binding_is_a_failed_step_not_a_bare_internal_error(settings
 
 
 def test_good_overrides_still_run(settings, song, tmp_path):
-    res = invoke("cover", song, "--voice", "ayana", "--out", f"{tmp_path}/", "--json", "--key", "+2",
-                 "--set", "source.sample_rate=22050", "--set", "mix.vocal_gain_db=1")
+    res = invoke(
+        "cover",
+        song,
+        "--voice",
+        "ayana",
+        "--out",
+        f"{tmp_path}/",
+        "--json",
+        "--key",
+        "+2",
+        "--set",
+        "source.sample_rate=22050",
+        "--set",
+        "mix.vocal_gain_db=1",
+    )
     assert res.exit_code == 0, res.stdout
     steps = {s["id"]: s for s in as_json(res)["run"]["steps"]}
     assert steps["source"]["params"]["sample_rate"] == 22050 and steps["rekey"]["params"]["semitones"] == 2.0

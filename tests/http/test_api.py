@@ -16,8 +16,9 @@ OTHER = {"X-API-Key": "k-two"}
 
 @pytest.fixture
 def app_settings(settings):
-    return settings.model_copy(update={"api_keys": "k-one,k-two", "max_jobs_per_key": 3, "rate_limit": 1000,
-                                     "webhook_secret": "hook-secret"})
+    return settings.model_copy(
+        update={"api_keys": "k-one,k-two", "max_jobs_per_key": 3, "rate_limit": 1000, "webhook_secret": "hook-secret"}
+    )
 
 
 def _wait(client, job_id, headers=KEY, timeout=120.0):
@@ -47,14 +48,17 @@ def test_cover_is_accepted_and_only_its_key_sees_it(idle):
     assert idle.get(f"/v1/jobs/{job_id}/result", headers=KEY).json()["error"] == "not_ready"
 
 
-@pytest.mark.parametrize("body,status,needle", [
-    ({"query": "/etc/passwd"}, 422, "file path"),
-    ({"query": "file:///etc/passwd"}, 422, "file: link"),
-    ({"query": "song", "callback_url": "http://127.0.0.1:9/hook"}, 422, "loopback"),
-    ({"query": "song", "format": "exe"}, 422, "format"),
-    ({"query": ""}, 422, "query"),
-    ({"query": "song", "extra": 1}, 422, "extra"),
-])
+@pytest.mark.parametrize(
+    "body,status,needle",
+    [
+        ({"query": "/etc/passwd"}, 422, "file path"),
+        ({"query": "file:///etc/passwd"}, 422, "file: link"),
+        ({"query": "song", "callback_url": "http://127.0.0.1:9/hook"}, 422, "loopback"),
+        ({"query": "song", "format": "exe"}, 422, "format"),
+        ({"query": ""}, 422, "query"),
+        ({"query": "song", "extra": 1}, 422, "extra"),
+    ],
+)
 def test_bad_submissions_are_refused_with_json_errors(idle, body, status, needle):
     r = idle.post("/v1/covers", json=body, headers=KEY)
     assert r.status_code == status and needle in r.json()["message"] and r.json()["error"]
@@ -72,8 +76,12 @@ def test_per_key_job_limit_and_rate_limit(app_settings):
 def test_voice_note_roundtrip_with_events_and_range(live, tmp_path):
     note = media.encoded(media.voice_wav(tmp_path / "n.wav", seconds=2.0), tmp_path / "note.ogg", "ogg")
     with open(note, "rb") as f:
-        r = live.post("/v1/conversions", files={"file": ("whatever.bin", f, "application/octet-stream")},
-                      data={"voice": "ayana"}, headers=KEY)
+        r = live.post(
+            "/v1/conversions",
+            files={"file": ("whatever.bin", f, "application/octet-stream")},
+            data={"voice": "ayana"},
+            headers=KEY,
+        )
     assert r.status_code == 202, r.text
     job = _wait(live, r.json()["job_id"])
     assert job["state"] == "done", job
@@ -111,8 +119,17 @@ def test_failed_job_reports_a_user_message(live):
 
 def test_openapi_is_complete_with_examples(idle):
     spec = idle.get("/openapi.json").json()
-    assert {"/v1/covers", "/v1/conversions", "/v1/search", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/events",
-            "/v1/jobs/{job_id}/result", "/v1/voices", "/healthz", "/metrics"} <= set(spec["paths"])
+    assert {
+        "/v1/covers",
+        "/v1/conversions",
+        "/v1/search",
+        "/v1/jobs/{job_id}",
+        "/v1/jobs/{job_id}/events",
+        "/v1/jobs/{job_id}/result",
+        "/v1/voices",
+        "/healthz",
+        "/metrics",
+    } <= set(spec["paths"])
     schemas = spec["components"]["schemas"]
     assert schemas["CoverIn"].get("examples") and schemas["JobOut"].get("examples")
     assert "429" in spec["paths"]["/v1/covers"]["post"]["responses"]
@@ -122,8 +139,12 @@ def test_identical_submissions_share_one_computation(app_settings, tmp_path):
     """20 identical voice notes: the first computes every step, the other 19 find them all in the step cache."""
     note = media.voice_wav(tmp_path / "n.wav", seconds=1.0).read_bytes()
     with TestClient(create_app(app_settings.model_copy(update={"max_jobs_per_key": 50}))) as c:
-        ids = [c.post("/v1/conversions", files={"file": ("n.wav", note, "audio/wav")}, data={"voice": "ayana"},
-                      headers=KEY).json()["job_id"] for _ in range(20)]
+        ids = [
+            c.post(
+                "/v1/conversions", files={"file": ("n.wav", note, "audio/wav")}, data={"voice": "ayana"}, headers=KEY
+            ).json()["job_id"]
+            for _ in range(20)
+        ]
         jobs = [_wait(c, i) for i in ids]
         store = c.app.state.service.store
     assert all(j["state"] == "done" for j in jobs)
@@ -163,8 +184,12 @@ def test_parallel_uploads_from_one_key_hold_slots_before_any_is_probed(idle, tmp
     codes = []
 
     def post(i):
-        r = idle.post("/v1/conversions", files={"file": ("n.wav", note + bytes(i), "audio/wav")},
-                      data={"voice": "ayana"}, headers=KEY)
+        r = idle.post(
+            "/v1/conversions",
+            files={"file": ("n.wav", note + bytes(i), "audio/wav")},
+            data={"voice": "ayana"},
+            headers=KEY,
+        )
         codes.append(r.status_code)
 
     threads = [threading.Thread(target=post, args=(i,)) for i in range(8)]

@@ -31,8 +31,9 @@ def roots(tmp_path):
 
 @pytest.fixture
 def app_settings(settings, roots):
-    return settings.model_copy(update={"api_keys": "k-one,k-two", "max_jobs_per_key": 3, "rate_limit": 1000,
-                                       "batch_roots": str(roots)})
+    return settings.model_copy(
+        update={"api_keys": "k-one,k-two", "max_jobs_per_key": 3, "rate_limit": 1000, "batch_roots": str(roots)}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +62,11 @@ def _zip(client, batch_id) -> zipfile.ZipFile:
 
 def test_upload_batch_runs_each_file_and_records_bad_ones(live, note, tmp_path):
     ogg = media.encoded(note, tmp_path / "a.ogg", "ogg")
-    files = [("files", ("monday/a.ogg", ogg.read_bytes(), "audio/ogg")),
-             ("files", ("b.wav", note.read_bytes(), "audio/wav")),
-             ("files", ("notes.txt", b"this is not audio at all", "text/plain"))]
+    files = [
+        ("files", ("monday/a.ogg", ogg.read_bytes(), "audio/ogg")),
+        ("files", ("b.wav", note.read_bytes(), "audio/wav")),
+        ("files", ("notes.txt", b"this is not audio at all", "text/plain")),
+    ]
     r = live.post("/v1/batches", files=files, data={"voice": "ayana"}, headers=KEY)
     assert r.status_code == 202, r.text
     accepted = r.json()
@@ -83,14 +86,23 @@ def test_upload_batch_runs_each_file_and_records_bad_ones(live, note, tmp_path):
     assert live.get(items["b.wav"]["result_url"], headers=KEY).content[:4] == b"RIFF"
 
     z = _zip(live, batch["batch_id"])
-    assert set(z.namelist()) == {"a.ogg", "b.wav", "batch-summary.json", "batch-summary.csv",
-                                 "batch-report.html"}  # formats kept
+    assert set(z.namelist()) == {
+        "a.ogg",
+        "b.wav",
+        "batch-summary.json",
+        "batch-summary.csv",
+        "batch-report.html",
+    }  # formats kept
     page = z.read("batch-report.html").decode()
     assert 'src="a.ogg"' in page and 'src="b.wav"' in page and "notes.txt" in page  # plays the files beside it
     assert z.read("a.ogg")[:4] == b"OggS" and z.read("b.wav")[:4] == b"RIFF"
     summary = json.loads(z.read("batch-summary.json"))
-    assert {k: summary[k] for k in ("files", "done", "skipped", "failed")} == {"files": 3, "done": 2, "skipped": 0,
-                                                                              "failed": 1}
+    assert {k: summary[k] for k in ("files", "done", "skipped", "failed")} == {
+        "files": 3,
+        "done": 2,
+        "skipped": 0,
+        "failed": 1,
+    }
     rows = list(csv.DictReader(io.StringIO(z.read("batch-summary.csv").decode())))
     assert list(rows[0]) == [f.name for f in dataclasses.fields(Item)]  # the CLI's columns
     by_rel = {row["rel"]: row for row in rows}
@@ -120,11 +132,19 @@ def test_folder_batch_mirrors_the_tree_and_records_bad_files(live, note, roots, 
     broken = next(i for i in batch["items"] if i["state"] == "failed")
     assert "broken.mp3" in broken["error"]["message"] and "Traceback" not in broken["error"]["message"]
     z = _zip(live, batch["batch_id"])
-    assert set(z.namelist()) == {"a.wav", "monday/b.ogg", "batch-summary.json", "batch-summary.csv",
-                                "batch-report.html"}
+    assert set(z.namelist()) == {
+        "a.wav",
+        "monday/b.ogg",
+        "batch-summary.json",
+        "batch-summary.csv",
+        "batch-report.html",
+    }
     summary = json.loads(z.read("batch-summary.json"))
     assert summary["folder"] == "team/week1" and [i["rel"] for i in summary["items"]] == [
-        "a.wav", "monday/b.ogg", "monday/broken.mp3"]
+        "a.wav",
+        "monday/b.ogg",
+        "monday/broken.mp3",
+    ]
     assert (folder / "a.wav").is_file()  # the inputs are the client's: never removed
 
 
@@ -254,16 +274,22 @@ def test_folder_and_upload_batches_give_each_input_its_own_output(app_settings, 
         r = c.post("/v1/batches", data={"folder": "same", "format": "ogg"}, headers=KEY)
         assert r.status_code == 202, r.text
         batch_id = r.json()["batch_id"]
-        outs = [Path(j.request["out"]).relative_to(batch_out(app_settings, batch_id)).as_posix()
-                for j in c.app.state.service.store.batches.jobs(batch_id)]
+        outs = [
+            Path(j.request["out"]).relative_to(batch_out(app_settings, batch_id)).as_posix()
+            for j in c.app.state.service.store.batches.jobs(batch_id)
+        ]
         assert sorted(outs) == ["x-2.ogg", "x.ogg"]
         assert sorted(outs) == sorted(plan_outputs([("x.wav", "ogg"), ("x.flac", "ogg")]))
 
-        files = [("files", ("x.wav", note.read_bytes(), "audio/wav")),
-                 ("files", ("x.flac", (folder / "x.flac").read_bytes(), "audio/flac"))]
+        files = [
+            ("files", ("x.wav", note.read_bytes(), "audio/wav")),
+            ("files", ("x.flac", (folder / "x.flac").read_bytes(), "audio/flac")),
+        ]
         r = c.post("/v1/batches", files=files, data={"format": "ogg"}, headers=KEY)
         assert r.status_code == 202, r.text
         batch_id = r.json()["batch_id"]
-        outs = {Path(j.request["out"]).relative_to(batch_out(app_settings, batch_id)).as_posix()
-                for j in c.app.state.service.store.batches.jobs(batch_id)}
+        outs = {
+            Path(j.request["out"]).relative_to(batch_out(app_settings, batch_id)).as_posix()
+            for j in c.app.state.service.store.batches.jobs(batch_id)
+        }
         assert outs == {"x.ogg", "x-2.ogg"}

@@ -17,7 +17,7 @@ def app_settings(settings):
 
 @pytest.mark.parametrize("raw", ["NaN", "Infinity", "-Infinity", "1e308", "30", "-24.5", '"up"', "true"])
 def test_cover_refuses_bad_keys(idle, raw):
-    body = '{"query": "some song", "voice": "ayana", "key": ' + raw + '}'
+    body = '{"query": "some song", "voice": "ayana", "key": ' + raw + "}"
     r = idle.post("/v1/covers", content=body, headers={**KEY, "Content-Type": "application/json"})
     assert r.status_code == 400, r.text
     data = r.json()

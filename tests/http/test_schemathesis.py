@@ -19,7 +19,9 @@ def api_schema(settings):
     cfg = settings.model_copy(update={"api_keys": "k", "rate_limit": 1_000_000, "max_jobs_per_key": 1_000_000})
     app = create_app(cfg, run_worker=False)  # jobs are accepted, not run
     # song search goes to yt-dlp (the network): the HTTP layer is under test here, so it answers from a stub
-    app.state.service.singer.search = lambda q, limit=None, **kw: [Candidate(title=f"{q} (live)", source="library", ref="x")]
+    app.state.service.singer.search = lambda q, limit=None, **kw: [
+        Candidate(title=f"{q} (live)", source="library", ref="x")
+    ]
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
@@ -34,10 +36,15 @@ def test_no_server_errors_and_answers_match_the_schema(api_schema):
         def check(case):
             case.headers = {**(case.headers or {}), "X-API-Key": "k"}
             response = case.call()
-            case.validate_response(response, checks=(schemathesis.checks.not_a_server_error,
-                                                                  schemathesis.checks.response_schema_conformance,
-                                                                  schemathesis.checks.status_code_conformance,
-                                                                  schemathesis.checks.content_type_conformance))
+            case.validate_response(
+                response,
+                checks=(
+                    schemathesis.checks.not_a_server_error,
+                    schemathesis.checks.response_schema_conformance,
+                    schemathesis.checks.status_code_conformance,
+                    schemathesis.checks.content_type_conformance,
+                ),
+            )
 
         try:
             check()

@@ -108,25 +108,45 @@ def world(tmp_path_factory):
     fifo = Fifo(tmp / "server-secret.mp3")
     for name, data in media.indirection_files(fifo.path).items():
         (site / name).write_bytes(data)
-    (site / "page.html").write_text(f'<html><body><audio src="http://127.0.0.1:{internal.port}/song.mp3">'
-                                    "</audio></body></html>")
-    (site / "list.m3u8").write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:5\n#EXTINF:5,\n"
-                                    f"http://127.0.0.1:{internal.port}/seg0.ts\n#EXT-X-ENDLIST\n")
+    (site / "page.html").write_text(
+        f'<html><body><audio src="http://127.0.0.1:{internal.port}/song.mp3"></audio></body></html>'
+    )
+    (site / "list.m3u8").write_text(
+        f"#EXTM3U\n#EXT-X-TARGETDURATION:5\n#EXTINF:5,\nhttp://127.0.0.1:{internal.port}/seg0.ts\n#EXT-X-ENDLIST\n"
+    )
     media.encoded(media.voice_wav(tmp / "ok.wav", seconds=2.0), site / "ok.mp3")
     media.lying_mp3(site / "liar.mp3", seconds=1800.0)
     srv, port = attacker_server(site, internal.port)
-    env = {"SINGER_HOME": str(tmp / "home"), "SINGER_API_KEYS": "k,k2", "SINGER_MAX_JOBS_PER_KEY": "50",
-           "SINGER_RATE_LIMIT": "100000", "SINGER_URL_ALLOW": f"127.0.0.1:{port}", "SINGER_WEBHOOK_SECRET": "s",
-           "SINGER_HEADER_TIMEOUT": "1", "SINGER_BODY_TIMEOUT": "2", "SINGER_MAX_STREAMS_PER_KEY": "2",
-           "SINGER_MAX_UPLOAD_DURATION": "120", "SINGER_NETWORK_TIMEOUT": "5"}
+    env = {
+        "SINGER_HOME": str(tmp / "home"),
+        "SINGER_API_KEYS": "k,k2",
+        "SINGER_MAX_JOBS_PER_KEY": "50",
+        "SINGER_RATE_LIMIT": "100000",
+        "SINGER_URL_ALLOW": f"127.0.0.1:{port}",
+        "SINGER_WEBHOOK_SECRET": "s",
+        "SINGER_HEADER_TIMEOUT": "1",
+        "SINGER_BODY_TIMEOUT": "2",
+        "SINGER_MAX_STREAMS_PER_KEY": "2",
+        "SINGER_MAX_UPLOAD_DURATION": "120",
+        "SINGER_NETWORK_TIMEOUT": "5",
+    }
     serve_port = free_port()
     log = open(tmp / "serve.log", "wb")
     server = spawn_singer(["serve", "--port", str(serve_port)], env, log)
     client = httpx.Client(base_url=f"http://127.0.0.1:{serve_port}", headers=KEY, timeout=30)
     try:
         wait_for(lambda: client.get("/healthz").status_code == 200, 60, "singer serve")
-        yield {"client": client, "site": f"http://127.0.0.1:{port}", "internal": internal, "fifo": fifo,
-               "tmp": tmp, "server": server, "port": serve_port, "home": tmp / "home", "log": tmp / "serve.log"}
+        yield {
+            "client": client,
+            "site": f"http://127.0.0.1:{port}",
+            "internal": internal,
+            "fifo": fifo,
+            "tmp": tmp,
+            "server": server,
+            "port": serve_port,
+            "home": tmp / "home",
+            "log": tmp / "serve.log",
+        }
     finally:
         server.kill()
         server.wait()
@@ -151,16 +171,30 @@ def _finished(client, job_id, timeout=240):
 
 
 # ---- 1. local files through the cover query --------------------------------------------------------------------------
-@pytest.mark.parametrize("query", [
-    '"{secret}"', "'{secret}'", "{secret}", "file://{secret}", "FILE:{secret}", "~/{name}", "~root/{name}",
-    "../{name}", "./{name}", "sub/{name}", "..\\{name}", "C:\\music\\{name}", "  {secret}  ", "/proc/self/environ",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        '"{secret}"',
+        "'{secret}'",
+        "{secret}",
+        "file://{secret}",
+        "FILE:{secret}",
+        "~/{name}",
+        "~root/{name}",
+        "../{name}",
+        "./{name}",
+        "sub/{name}",
+        "..\\{name}",
+        "C:\\music\\{name}",
+        "  {secret}  ",
+        "/proc/self/environ",
+    ],
+)
 def test_cover_queries_never_name_server_files(world, query):
     c, fifo = world["client"], world["fifo"]
     before = _jobs_in_store(world["home"])
     text = query.format(secret=fifo.path, name=fifo.path.name)
-    for r in (c.post("/v1/covers", json={"query": text, "voice": "ayana"}),
-              c.get("/v1/search", params={"q": text})):
+    for r in (c.post("/v1/covers", json={"query": text, "voice": "ayana"}), c.get("/v1/search", params={"q": text})):
         assert r.status_code == 422, r.text
         body = r.json()
         assert body["error"] == "bad_input" and "file path" in body["message"] or "file: link" in body["message"]
@@ -177,8 +211,9 @@ def test_the_worker_refuses_server_paths_even_past_the_door(world, settings):
 
     for text in (str(world["fifo"].path), f'"{world["fifo"].path}"', f"file://{world['fifo'].path}"):
         with pytest.raises(InputError, match="file"):
-            Singer(settings).cover(CoverRequest(input=text, voice="ayana", out=str(world["tmp"]) + "/"),
-                                   policy=remote_policy(settings))
+            Singer(settings).cover(
+                CoverRequest(input=text, voice="ayana", out=str(world["tmp"]) + "/"), policy=remote_policy(settings)
+            )
     assert not world["fifo"].opened.is_set()
 
 
@@ -217,10 +252,21 @@ def test_every_hop_obeys_the_address_policy(world, path):
 def test_the_first_hop_and_callbacks_to_internal_hosts_are_refused_at_the_door(world):
     c, internal = world["client"], world["internal"]
     before = internal.connections
-    for url in (f"http://127.0.0.1:{internal.port}/x.mp3", f"http://[::ffff:127.0.0.1]:{internal.port}/x.mp3",
-                f"http://[::ffff:7f00:1]:{internal.port}/", "http://0.0.0.0/", "http://169.254.169.254/latest/",
-                "http://[64:ff9b::7f00:1]/", "http://[2002:7f00:1::]/", "http://[::1]/", "http://[fec0::1]/",
-                "http://100.64.0.1/", "http://2130706433/", "http://0x7f.1/", "http://127.1/"):
+    for url in (
+        f"http://127.0.0.1:{internal.port}/x.mp3",
+        f"http://[::ffff:127.0.0.1]:{internal.port}/x.mp3",
+        f"http://[::ffff:7f00:1]:{internal.port}/",
+        "http://0.0.0.0/",
+        "http://169.254.169.254/latest/",
+        "http://[64:ff9b::7f00:1]/",
+        "http://[2002:7f00:1::]/",
+        "http://[::1]/",
+        "http://[fec0::1]/",
+        "http://100.64.0.1/",
+        "http://2130706433/",
+        "http://0x7f.1/",
+        "http://127.1/",
+    ):
         r = c.post("/v1/covers", json={"query": url, "voice": "ayana"})
         assert r.status_code == 422, (url, r.text)
         r = c.post("/v1/covers", json={"query": "a song", "callback_url": url})
@@ -263,8 +309,10 @@ def _raw(port: int, head: bytes, wait: float = 3.0) -> bytes:
 
 @pytest.mark.parametrize("key", [None, "wrong"])
 def test_unauthenticated_bodies_are_refused_before_they_are_read(world, key):
-    head = (b"POST /v1/conversions HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-            b"Content-Length: 200000000\r\n" + (f"X-API-Key: {key}\r\n".encode() if key else b"") + b"\r\n")
+    head = (
+        b"POST /v1/conversions HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        b"Content-Length: 200000000\r\n" + (f"X-API-Key: {key}\r\n".encode() if key else b"") + b"\r\n"
+    )
     t0 = time.monotonic()
     answer = _raw(world["port"], head)  # no body sent at all: the 401 comes anyway
     assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
@@ -272,8 +320,11 @@ def test_unauthenticated_bodies_are_refused_before_they_are_read(world, key):
 
 
 def test_oversized_bodies_are_refused_by_their_length_and_while_streaming(world):
-    answer = _raw(world["port"], b"POST /v1/covers HTTP/1.1\r\nHost: x\r\nX-API-Key: k\r\nContent-Type: "
-                                 b"application/json\r\nContent-Length: 300000000\r\n\r\n")
+    answer = _raw(
+        world["port"],
+        b"POST /v1/covers HTTP/1.1\r\nHost: x\r\nX-API-Key: k\r\nContent-Type: "
+        b"application/json\r\nContent-Length: 300000000\r\n\r\n",
+    )
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
 
     def chunks():
@@ -292,13 +343,19 @@ def test_slow_headers_and_stalled_bodies_are_cut_off(world):
         t0 = time.monotonic()
         assert s.recv(100) == b""  # the server closed it
         assert time.monotonic() - t0 < 4
-    answer = _raw(world["port"], b"POST /v1/covers HTTP/1.1\r\nHost: x\r\nX-API-Key: k\r\nContent-Type: "
-                                 b"application/json\r\nContent-Length: 100\r\n\r\n{", wait=6)
+    answer = _raw(
+        world["port"],
+        b"POST /v1/covers HTTP/1.1\r\nHost: x\r\nX-API-Key: k\r\nContent-Type: "
+        b"application/json\r\nContent-Length: 100\r\n\r\n{",
+        wait=6,
+    )
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     # a trickle that never pauses long enough to stall still meets the body's deadline (2 x 2 s + size / rate)
     with socket.create_connection(("127.0.0.1", world["port"])) as s:
-        s.sendall(b"POST /v1/covers HTTP/1.1\r\nHost: x\r\nX-API-Key: k\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: 100\r\n\r\n")
+        s.sendall(
+            b"POST /v1/covers HTTP/1.1\r\nHost: x\r\nX-API-Key: k\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n"
+        )
         t0, answer = time.monotonic(), b""
         s.settimeout(1.0)
         while time.monotonic() - t0 < 12 and not answer:
@@ -331,9 +388,11 @@ def test_event_streams_are_capped_per_key_and_bad_last_event_ids_are_400(world):
     job_id = uuid.uuid4().hex  # a job that stays running (no worker claims it): its streams never end by themselves
     db = sqlite3.connect(world["home"] / "jobs.db")
     with db:
-        db.execute("INSERT INTO jobs (id, owner, kind, request, state, callback_url, created, updated) "
-                   "VALUES (?,?,?,?,?,?,?,?)", (job_id, owner_id("k"), "cover", "{}", "running", None, time.time(),
-                                                time.time()))
+        db.execute(
+            "INSERT INTO jobs (id, owner, kind, request, state, callback_url, created, updated) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            (job_id, owner_id("k"), "cover", "{}", "running", None, time.time(), time.time()),
+        )
     db.close()
     url = f"{c.base_url}/v1/jobs/{job_id}/events"
     for junk in ("abc", "-1", "99999999999999999999999", "1e9", "١٢".encode(), "²".encode(), "1 2", b"\xff\xfe"):
@@ -358,12 +417,12 @@ def test_healthz_says_little_without_a_key(world):
 
 def test_no_server_path_in_answers_and_events(world):
     c = world["client"]
-    r = c.post("/v1/conversions", files={"file": ("x.mp3", b"not audio at all", "audio/mpeg")},
-               data={"voice": "ayana"})
+    r = c.post("/v1/conversions", files={"file": ("x.mp3", b"not audio at all", "audio/mpeg")}, data={"voice": "ayana"})
     assert r.status_code == 422 and str(world["home"]) not in r.text and "/" not in r.json()["message"]
     ok = (Path(world["tmp"]) / "site" / "ok.mp3").read_bytes()
-    job_id = c.post("/v1/conversions", files={"file": ("ok.mp3", ok, "audio/mpeg")},
-                    data={"voice": "ayana", "format": "wav"}).json()["job_id"]
+    job_id = c.post(
+        "/v1/conversions", files={"file": ("ok.mp3", ok, "audio/mpeg")}, data={"voice": "ayana", "format": "wav"}
+    ).json()["job_id"]
     _finished(c, job_id)
     events = c.get(f"/v1/jobs/{job_id}/events", timeout=30).text
     assert str(world["home"]) not in events and str(world["tmp"]) not in events
@@ -373,16 +432,25 @@ def test_keys_do_not_learn_about_each_others_uploads(world):
     c = world["client"]
     other = httpx.Client(base_url=c.base_url, headers={"X-API-Key": "k2"}, timeout=30)
     note = media.voice_wav(Path(world["tmp"]) / "shared.wav", seconds=2.0, seed=7).read_bytes()
-    first = _finished(c, c.post("/v1/conversions", files={"file": ("a.wav", note, "audio/wav")},
-                                data={"voice": "ayana", "format": "wav"}).json()["job_id"])
-    second_id = other.post("/v1/conversions", files={"file": ("b.wav", note, "audio/wav")},
-                           data={"voice": "ayana", "format": "wav"}).json()["job_id"]
+    first = _finished(
+        c,
+        c.post(
+            "/v1/conversions", files={"file": ("a.wav", note, "audio/wav")}, data={"voice": "ayana", "format": "wav"}
+        ).json()["job_id"],
+    )
+    second_id = other.post(
+        "/v1/conversions", files={"file": ("b.wav", note, "audio/wav")}, data={"voice": "ayana", "format": "wav"}
+    ).json()["job_id"]
     second = _finished(other, second_id)
     assert first["state"] == second["state"] == "done"
+
     def cached_steps(client, job_id):
         text = client.get(f"/v1/jobs/{job_id}/events", timeout=30).text
-        return {json.loads(line[6:])["step"] for line in text.splitlines()
-                if line.startswith("data: ") and '"step_end"' not in line and '"cached": true' in line}
+        return {
+            json.loads(line[6:])["step"]
+            for line in text.splitlines()
+            if line.startswith("data: ") and '"step_end"' not in line and '"cached": true' in line
+        }
 
     # the same steps count as cached (the skipped ones) for both: nothing the other key computed is reused
     assert cached_steps(other, second_id) == cached_steps(c, first["job_id"])

@@ -89,5 +89,7 @@ def test_error_leaves_existing_output_untouched(settings, tmp_path):
     out = tmp_path / "keep.ogg"
     out.write_bytes(b"previous result")
     with pytest.raises(InputError):
-        Singer(settings).convert(CoverRequest(input=str(media.silence_wav(tmp_path / "s.wav")), voice="ayana", out=str(out)))
+        Singer(settings).convert(
+            CoverRequest(input=str(media.silence_wav(tmp_path / "s.wav")), voice="ayana", out=str(out))
+        )
     assert out.read_bytes() == b"previous result"

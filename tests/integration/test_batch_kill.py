@@ -27,10 +27,23 @@ def test_kill_9_mid_batch_then_rerun(tmp_path):
     for i in range(8):
         media.voice_wav(src / f"n{i}.wav", seconds=2.0, seed=i)
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "SINGER_HOME": str(tmp_path / "home")}
-    cmd = [sys.executable, "-m", "singer", "batch", str(src), "--voice", "ayana", "--out", str(out), "--workers", "1",
-           "--format", "wav", "--json"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "singer",
+        "batch",
+        str(src),
+        "--voice",
+        "ayana",
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--format",
+        "wav",
+        "--json",
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_for(lambda: len(_recorded(out)) >= 2, 180, "two finished files")
     finally:

@@ -23,8 +23,11 @@ def redis_url(tmp_path):
     if exe is None:
         pytest.skip("redis-server is not installed (scripts/install-system.sh installs it)")
     port = free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=0.5).close() or True, 20, "redis-server")
         yield f"redis://127.0.0.1:{port}/0"
@@ -40,8 +43,10 @@ def test_jobs_run_on_a_celery_worker_process(redis_url, tmp_path):
     server_env = {**base, "SINGER_HOME": str(tmp_path / "server-home"), "SINGER_API_KEYS": "k"}
     port = free_port()
     logs = [open(tmp_path / "worker.log", "wb"), open(tmp_path / "server.log", "wb")]
-    procs = [spawn_singer(["worker", "--broker", redis_url], worker_env, logs[0]),
-             spawn_singer(["serve", "--port", str(port), "--broker", redis_url], server_env, logs[1])]
+    procs = [
+        spawn_singer(["worker", "--broker", redis_url], worker_env, logs[0]),
+        spawn_singer(["serve", "--port", str(port), "--broker", redis_url], server_env, logs[1]),
+    ]
     try:
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": "k"}, timeout=10)
         wait_for(lambda: client.get("/healthz").status_code == 200, 60, "singer serve")

@@ -19,15 +19,28 @@ def song(tmp_path_factory):
 
 def test_cover_wav_meets_loudness_peak_and_length(settings, song, tmp_path):
     hooks = RecordingHooks()
-    res = Singer(settings, hooks).cover(CoverRequest(input=str(song), voice="ayana", format="wav", out=str(tmp_path) + "/"))
+    res = Singer(settings, hooks).cover(
+        CoverRequest(input=str(song), voice="ayana", format="wav", out=str(tmp_path) + "/")
+    )
     assert res.output.name == "My Song (ayana cover).wav"
     y = decode(res.output, 44100, 2)
     x = decode(song, 44100, 2)
     assert abs(y.shape[1] - x.shape[1]) <= 441  # +-10 ms
     assert integrated_loudness(y, 44100) == pytest.approx(-14.0, abs=0.5)
     assert true_peak_db(y) <= -1.0 + 0.05  # 16-bit rounding
-    assert hooks.steps("step_end") == ["source", "separate", "karaoke", "dereverb", "convert", "convert_backing",
-                                       "rekey", "rekey_backing", "reverb", "mix", "encode"]
+    assert hooks.steps("step_end") == [
+        "source",
+        "separate",
+        "karaoke",
+        "dereverb",
+        "convert",
+        "convert_backing",
+        "rekey",
+        "rekey_backing",
+        "reverb",
+        "mix",
+        "encode",
+    ]
     assert all(res.run.step(s).skipped for s in ("karaoke", "dereverb", "convert_backing", "rekey_backing", "reverb"))
     assert res.run.step("rekey").skipped  # key 0: the instrumental is not touched
 
@@ -35,8 +48,15 @@ def test_cover_wav_meets_loudness_peak_and_length(settings, song, tmp_path):
 def test_other_voice_reuses_separation_and_repeat_is_all_cached(settings, song, tmp_path):
     s = Singer(settings)
     s.cover(CoverRequest(input=str(song), voice="ayana", out=str(tmp_path / "a.mp3")))
-    r2 = s.cover(CoverRequest(input=str(song), voice="mika" if any(v.name == "mika" for v in s.list_voices()) else
-                              [v.name for v in s.list_voices() if v.name != "ayana"][0], out=str(tmp_path / "b.mp3")))
+    r2 = s.cover(
+        CoverRequest(
+            input=str(song),
+            voice="mika"
+            if any(v.name == "mika" for v in s.list_voices())
+            else [v.name for v in s.list_voices() if v.name != "ayana"][0],
+            out=str(tmp_path / "b.mp3"),
+        )
+    )
     assert r2.run.step("source").cached and r2.run.step("separate").cached
     assert not r2.run.step("convert").cached
     r3 = s.cover(CoverRequest(input=str(song), voice="ayana", out=str(tmp_path / "c.mp3")))
@@ -45,7 +65,9 @@ def test_other_voice_reuses_separation_and_repeat_is_all_cached(settings, song, 
 
 
 def test_key_shift_rekeys_instrumental_and_formats(settings, song, tmp_path):
-    res = Singer(settings).cover(CoverRequest(input=str(song), voice="ayana", key=2, format="ogg", out=str(tmp_path / "k.ogg")))
+    res = Singer(settings).cover(
+        CoverRequest(input=str(song), voice="ayana", key=2, format="ogg", out=str(tmp_path / "k.ogg"))
+    )
     assert not res.run.step("rekey").skipped
     info = probe(res.output)
     assert info.codec == "opus" and abs(info.duration - 8.0) < 0.05

@@ -31,7 +31,9 @@ def test_add_verify_merge_and_sing(rvc, tmp_path):
     assert invoke("voices", "add", "ayana_b", "--pth", b_pth, "--index", b_idx, "--gender", "female").exit_code == 0
     assert invoke("voices", "verify", "ayana_a").exit_code == 0
 
-    res = invoke("voices", "merge", "ayana_a", "ayana_b", "--weights", "0.6,0.4", "--name", "ayana2", "--preview", "--json")
+    res = invoke(
+        "voices", "merge", "ayana_a", "ayana_b", "--weights", "0.6,0.4", "--name", "ayana2", "--preview", "--json"
+    )
     assert res.exit_code == 0, res.stdout
     merged = as_json(res)["voice"]
     preview = as_json(res)["preview"]
@@ -49,8 +51,24 @@ def test_add_verify_merge_and_sing(rvc, tmp_path):
     assert merged["register"]["singing"]["from"].startswith("weighted merge")
 
     song = media.song_wav(tmp_path / "Song.wav", seconds=4.0, seed=3)
-    res = invoke("cover", song, "--voice", "ayana2", "--key", "auto", "--f0", "pm", "--index-rate", "0.5",
-                 "--format", "wav", "--out", tmp_path / "cover.wav", "--json", "-q")
+    res = invoke(
+        "cover",
+        song,
+        "--voice",
+        "ayana2",
+        "--key",
+        "auto",
+        "--f0",
+        "pm",
+        "--index-rate",
+        "0.5",
+        "--format",
+        "wav",
+        "--out",
+        tmp_path / "cover.wav",
+        "--json",
+        "-q",
+    )
     assert res.exit_code == 0, res.stdout
     out = as_json(res)
     steps = {s["id"]: s for s in out["run"]["steps"]}
@@ -90,7 +108,9 @@ def test_bad_adds_and_merges_are_clear(rvc, tmp_path):
     assert res.exit_code == 3 and "version differs" in as_json(res)["message"]
     res = invoke("voices", "merge", "new", "ayana", "--name", "bad", "--json")  # rvc + bundled profile
     assert res.exit_code == 3 and "Cannot merge" in as_json(res)["message"]
-    res = invoke("cover", media.song_wav(tmp_path / "s.wav", seconds=2.0), "--voice", "ayana", "--engine", "rvc", "--json", "-q")
+    res = invoke(
+        "cover", media.song_wav(tmp_path / "s.wav", seconds=2.0), "--voice", "ayana", "--engine", "rvc", "--json", "-q"
+    )
     assert res.exit_code == 2 and "cannot sing" in as_json(res)["message"]
 
 

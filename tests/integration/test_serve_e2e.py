@@ -28,19 +28,33 @@ def test_kill_9_with_queued_jobs_then_restart_finishes_them_all(tmp_path):
         note = media.voice_wav(tmp_path / "note.wav", seconds=3.0).read_bytes()
         ids = []
         for i in range(6):  # different content each time: no job finds another's steps in the cache
-            r = client.post("/v1/conversions", files={"file": ("n.wav", note + bytes(i), "audio/wav")},
-                            data={"voice": "ayana", "key": str(i)})
+            r = client.post(
+                "/v1/conversions",
+                files={"file": ("n.wav", note + bytes(i), "audio/wav")},
+                data={"voice": "ayana", "key": str(i)},
+            )
             assert r.status_code == 202, r.text
             ids.append(r.json()["job_id"])
         db = sqlite3.connect(tmp_path / "home" / "jobs.db")
-        wait_for(lambda: db.execute("SELECT COUNT(*) FROM jobs WHERE state='running'").fetchone()[0] == 1, 60,
-                 "a running job")
+        wait_for(
+            lambda: db.execute("SELECT COUNT(*) FROM jobs WHERE state='running'").fetchone()[0] == 1,
+            60,
+            "a running job",
+        )
         worker = children(server.pid)
         assert worker, "the service runs its jobs in a child process"
         server.send_signal(signal.SIGKILL)
         server.wait()
-        wait_for(lambda: not any(os.path.exists(f"/proc/{p}") and "Z" not in open(f"/proc/{p}/stat").read().split()[2]
-                                 for p in worker), 10, "the orphaned worker to die with the service")
+        wait_for(
+            lambda: (
+                not any(
+                    os.path.exists(f"/proc/{p}") and "Z" not in open(f"/proc/{p}/stat").read().split()[2]
+                    for p in worker
+                )
+            ),
+            10,
+            "the orphaned worker to die with the service",
+        )
         states = [r[0] for r in db.execute("SELECT state FROM jobs ORDER BY created")]
         assert "queued" in states and "done" not in states[-1:]
         server = spawn_singer(["serve", "--port", str(port)], env, log)  # the restart

@@ -72,8 +72,9 @@ class Site:
         self.host, self.port = host, self.httpd.server_address[1]
         self.base = f"http://{host}:{self.port}"
 
-    def add(self, path: str, body: bytes, ctype: str = "application/octet-stream", status: int = 200,
-            **headers: str) -> str:
+    def add(
+        self, path: str, body: bytes, ctype: str = "application/octet-stream", status: int = 200, **headers: str
+    ) -> str:
         self.routes[path] = (status, {"Content-Type": ctype, **headers}, body)
         return self.base + path
 
@@ -123,16 +124,42 @@ def hls(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not shutil.which("ffmpeg"):
         pytest.skip("ffmpeg is not installed")
     d = tmp_path_factory.mktemp("hls")
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=f=330:d=2", "-c:a", "aac", "-f", "hls",
-                    "-hls_time", "1", "-hls_list_size", "0", "-hls_segment_filename", str(d / "seg%d.ts"),
-                    str(d / "list.m3u8")], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=330:d=2",
+            "-c:a",
+            "aac",
+            "-f",
+            "hls",
+            "-hls_time",
+            "1",
+            "-hls_list_size",
+            "0",
+            "-hls_segment_filename",
+            str(d / "seg%d.ts"),
+            str(d / "list.m3u8"),
+        ],
+        check=True,
+    )
     return d
 
 
 def only(site: Site, tmp_path: Path, **extra) -> Settings:
     """Settings that allow exactly ``site`` (its address and port) and nothing else private."""
-    return Settings(home=tmp_path / "home", library="", allow_private_urls=False, network_timeout=5,
-                    url_allow=f"{site.host}:{site.port}", **extra)
+    return Settings(
+        home=tmp_path / "home",
+        library="",
+        allow_private_urls=False,
+        network_timeout=5,
+        url_allow=f"{site.host}:{site.port}",
+        **extra,
+    )
 
 
 def refused(call: Callable[[], object]) -> SourceError:
@@ -156,8 +183,11 @@ def test_allowed_server_downloads_through_ytdlp(a: Site, tone: Path, tmp_path: P
 
 def test_allowed_page_with_audio_tag_downloads(a: Site, tone: Path, tmp_path: Path) -> None:
     a.add("/x.mp3", tone.read_bytes(), "audio/mpeg")
-    page = a.add("/page.html", b'<html><head><title>Song</title></head><body><audio src="x.mp3"></audio></body>'
-                 b"</html>", "text/html")
+    page = a.add(
+        "/page.html",
+        b'<html><head><title>Song</title></head><body><audio src="x.mp3"></audio></body></html>',
+        "text/html",
+    )
     path = YtDlpSource(only(a, tmp_path)).fetch(page)
     assert abs(audio.probe(path).duration - 1.0) < 0.2
 
@@ -180,8 +210,11 @@ def test_redirect_to_internal_host_is_refused(a: Site, b: Site, tone: Path, tmp_
 
 def test_audio_tag_pointing_at_internal_host_is_refused(a: Site, b: Site, tone: Path, tmp_path: Path) -> None:
     b.add("/x.mp3", tone.read_bytes(), "audio/mpeg")
-    page = a.add("/page.html", f'<html><head><title>Song</title></head><body><audio src="{b.base}/x.mp3">'
-                 "</audio></body></html>".encode(), "text/html")
+    page = a.add(
+        "/page.html",
+        f'<html><head><title>Song</title></head><body><audio src="{b.base}/x.mp3"></audio></body></html>'.encode(),
+        "text/html",
+    )
     refused(lambda: YtDlpSource(only(a, tmp_path)).fetch(page))
     assert "/page.html" in a.requests() and b.hits == []
 
@@ -253,8 +286,7 @@ def test_the_same_name_that_stays_put_downloads(a: Site, tone: Path, tmp_path: P
     assert YtDlpSource(only(a, tmp_path)).fetch(url).is_file()
 
 
-def test_allowed_host_name_redirecting_to_refused_one(a: Site, b: Site, tone: Path, tmp_path: Path,
-                                                      rebinding) -> None:
+def test_allowed_host_name_redirecting_to_refused_one(a: Site, b: Site, tone: Path, tmp_path: Path, rebinding) -> None:
     """A host-name entry (music.lan:<port>) allows what that name resolves to, on that port; its redirect to the
     internal host is still refused."""
     rebinding("music.lan", ["127.0.0.1"])
@@ -301,8 +333,9 @@ def test_webhook_dns_rebinding_is_refused(a: Site, twin: Site, rebinding) -> Non
     a.add("/hook", b"ok", "text/plain")
     twin.add("/hook", b"ok", "text/plain")
     rebinding("hooks.rebind.test", ["127.0.0.1", "127.0.0.2"])
-    out = deliver(f"http://hooks.rebind.test:{a.port}/hook", "job.done", {}, "k", allow=f"127.0.0.1:{a.port}",
-                  backoff=0.01)
+    out = deliver(
+        f"http://hooks.rebind.test:{a.port}/hook", "job.done", {}, "k", allow=f"127.0.0.1:{a.port}", backoff=0.01
+    )
     assert out["delivered"] is False and out["attempts"] == 1 and "127.0.0.2" in out["reason"]
     assert twin.hits == []
 
@@ -339,19 +372,23 @@ def garbage() -> Iterator[int]:
         srv.close()
 
 
-@pytest.mark.parametrize("make", [
-    lambda p: "http://[::1",  # unclosed bracket: urlsplit raises ValueError
-    lambda p: f"http://127.0.0.1:{p}/hook with space",  # passes the policy; http.client raises InvalidURL
-    lambda p: "http://127.0.0.1:99999/hook",  # port out of range
-    lambda p: "http://127.0.0.1:0/hook",  # port 0: nothing can listen there
-    lambda p: f"http://127.0.0.1:{p}/hook",  # a server that answers with garbage: BadStatusLine
-    lambda p: "http://exa mple.com/hook",  # no such name
-    lambda p: "ftp://example.com/hook",
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: "http://[::1",  # unclosed bracket: urlsplit raises ValueError
+        lambda p: f"http://127.0.0.1:{p}/hook with space",  # passes the policy; http.client raises InvalidURL
+        lambda p: "http://127.0.0.1:99999/hook",  # port out of range
+        lambda p: "http://127.0.0.1:0/hook",  # port 0: nothing can listen there
+        lambda p: f"http://127.0.0.1:{p}/hook",  # a server that answers with garbage: BadStatusLine
+        lambda p: "http://exa mple.com/hook",  # no such name
+        lambda p: "ftp://example.com/hook",
+    ],
+)
 def test_webhook_to_a_broken_url_is_a_failed_delivery(garbage: int, make) -> None:
     url = make(garbage)
-    out = deliver(url, "job.done", {}, "k", allow=f"127.0.0.1:{garbage},127.0.0.1:0", attempts=2, backoff=0.01,
-                  timeout=2)
+    out = deliver(
+        url, "job.done", {}, "k", allow=f"127.0.0.1:{garbage},127.0.0.1:0", attempts=2, backoff=0.01, timeout=2
+    )
     assert out["delivered"] is False and out["reason"], out
     assert set(out) == {"delivered", "attempts", "status", "reason"}
 
@@ -363,8 +400,9 @@ def test_webhook_thread_never_raises(garbage: int) -> None:
 
     def call() -> None:
         try:
-            outcomes.append(deliver(f"http://127.0.0.1:{garbage}/x y", "job.done", {}, "k", allow_private=True,
-                                    attempts=1))
+            outcomes.append(
+                deliver(f"http://127.0.0.1:{garbage}/x y", "job.done", {}, "k", allow_private=True, attempts=1)
+            )
         except BaseException as e:  # noqa: BLE001 - the test is that nothing gets here
             errors.append(e)
 

@@ -30,8 +30,16 @@ def kit(settings, monkeypatch):
 def _request(song, kit, tmp_path, **kw):
     # the tiny vocal model doubles as the karaoke model (its "Vocals" stem becomes the lead); the Roformer de-reverbs
     params = {"karaoke": {"model": kit["vocals"]}, "dereverb": {"model": kit["roformer"]}}
-    return CoverRequest(input=str(song), voice="ayana", separator="uvr", stages=["vocals", "karaoke", "dereverb"],
-                        step_params=params, format="wav", out=str(tmp_path) + "/", **kw)
+    return CoverRequest(
+        input=str(song),
+        voice="ayana",
+        separator="uvr",
+        stages=["vocals", "karaoke", "dereverb"],
+        step_params=params,
+        format="wav",
+        out=str(tmp_path) + "/",
+        **kw,
+    )
 
 
 def test_every_stage_runs_and_every_stem_is_mixed(settings, kit, song, tmp_path):
@@ -43,7 +51,9 @@ def test_every_stage_runs_and_every_stem_is_mixed(settings, kit, song, tmp_path)
     assert set(res.run.step("karaoke").outputs) == {"lead", "backing"}
     assert set(res.run.step("dereverb").outputs) == {"dry", "reverb"}
     mix = res.run.step("mix").meta
-    assert "backing_lufs" in mix and "reference_backing_lufs" in mix and mix["output_lufs"] == pytest.approx(-14, abs=0.5)
+    assert (
+        "backing_lufs" in mix and "reference_backing_lufs" in mix and mix["output_lufs"] == pytest.approx(-14, abs=0.5)
+    )
     # the converted backing is matched to the separated backing, the lead to the dry lead
     assert mix["backing_gain_db"] == pytest.approx(mix["reference_backing_lufs"] - mix["backing_lufs"], abs=0.02)
     # the converted lead's new reverb sits at the loudness of the reverb the de-reverb stage took off
@@ -70,8 +80,23 @@ def test_backing_kept_and_rekeyed_when_not_converted(settings, kit, song, tmp_pa
 
 
 def test_cli_preset_and_steps(settings, kit, song, tmp_path):
-    res = invoke("cover", song, "--voice", "ayana", "--preset", kit["vocals"], "--steps", "vocals,karaoke",
-                 "--set", f'karaoke.model="{kit["vocals"]}"', "--format", "wav", "--out", f"{tmp_path}/", "--json")
+    res = invoke(
+        "cover",
+        song,
+        "--voice",
+        "ayana",
+        "--preset",
+        kit["vocals"],
+        "--steps",
+        "vocals,karaoke",
+        "--set",
+        f'karaoke.model="{kit["vocals"]}"',
+        "--format",
+        "wav",
+        "--out",
+        f"{tmp_path}/",
+        "--json",
+    )
     out = as_json(res)
     assert res.exit_code == 0 and out["ok"], out
     steps = {s["id"]: s for s in out["run"]["steps"]}
@@ -88,11 +113,14 @@ def test_cli_missing_model_exits_4_naming_the_pull(settings, song, tmp_path):
     assert not list((tmp_path / "out").iterdir())  # nothing written
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--convert", "lead,backing"], "karaoke stage"),
-    (["--steps", "vocals,drums"], "unknown stage"),
-    (["--separator", "spleeter", "--preset", "fast-cpu"], "does not apply"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--convert", "lead,backing"], "karaoke stage"),
+        (["--steps", "vocals,drums"], "unknown stage"),
+        (["--separator", "spleeter", "--preset", "fast-cpu"], "does not apply"),
+    ],
+)
 def test_cli_refuses_inconsistent_stage_options(settings, song, tmp_path, args, needle):
     res = invoke("cover", song, "--voice", "ayana", *args, "--json")
     out = as_json(res)

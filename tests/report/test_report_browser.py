@@ -56,7 +56,9 @@ def test_run_report_shows_every_part(settings, converted):
             assert "LUFS" in el.locator("table.figures").inner_text()
         durations = pg.evaluate(AUDIO_DURATIONS)
         assert len(durations) == len(shown) and all(d > 2.5 for d in durations), durations  # every player plays
-        curves = pg.eval_on_selector_all(".pitch-block path.curve", "els => els.map(e => [e.dataset.label, e.getAttribute('d').length])")
+        curves = pg.eval_on_selector_all(
+            ".pitch-block path.curve", "els => els.map(e => [e.dataset.label, e.getAttribute('d').length])"
+        )
         assert [c[0] for c in curves] == ["source vocals", "converted vocals"] and all(n > 50 for _, n in curves)
         cards = pg.inner_text(".cards")
         assert "LUFS" in cards and "dBTP" in cards

@@ -12,11 +12,18 @@ from tests.clirun import as_json, invoke
 
 def test_singer_errors_keep_code_message_hint_and_reasons():
     assert error_dict(UsageError("Bad --key", hint="Use -24..24.")) == {
-        "error": "usage", "message": "Bad --key", "hint": "Use -24..24."}
+        "error": "usage",
+        "message": "Bad --key",
+        "hint": "Use -24..24.",
+    }
     assert error_dict(InputError("No song")) == {"error": "bad_input", "message": "No song", "hint": ""}
     e = EngineUnavailable("No separator works.", hint="Install one.", reasons={"uvr": "no model", "spleeter": "gone"})
-    assert error_dict(e) == {"error": "engine_unavailable", "message": "No separator works.", "hint": "Install one.",
-                             "reasons": {"uvr": "no model", "spleeter": "gone"}}
+    assert error_dict(e) == {
+        "error": "engine_unavailable",
+        "message": "No separator works.",
+        "hint": "Install one.",
+        "reasons": {"uvr": "no model", "spleeter": "gone"},
+    }
     assert e.to_dict() == error_dict(e)
     assert "reasons" not in error_dict(EngineUnavailable("x"))
 

@@ -13,8 +13,26 @@ from singer.errors import InputError
 from tests import media
 
 
-@pytest.mark.parametrize("text", ['"/x/y.mp3"', "'a b.mp3'", "~/x.mp3", "/etc/passwd", "file:///x", "FILE:x",
-                                  "./x", "../x", "a/b.mp3", "a\\b", "C:\\x.mp3", "C:/x.mp3", ".", "..", "x\x00y"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"/x/y.mp3"',
+        "'a b.mp3'",
+        "~/x.mp3",
+        "/etc/passwd",
+        "file:///x",
+        "FILE:x",
+        "./x",
+        "../x",
+        "a/b.mp3",
+        "a\\b",
+        "C:\\x.mp3",
+        "C:/x.mp3",
+        ".",
+        "..",
+        "x\x00y",
+    ],
+)
 def test_path_like_text(text):
     assert path_like(text)
 
@@ -24,8 +42,10 @@ def test_search_text_is_not_path_like(text):
     assert not path_like(text) and classify(text, local=False).kind == "search"
 
 
-@pytest.mark.parametrize("text", ['"/srv/a.mp3"', "~/a.mp3", "/srv/a.mp3", "file:///srv/a.mp3", "sub/a.mp3",
-                                  "..\\a.mp3", "AC/DC", "  /srv/a.mp3  "])
+@pytest.mark.parametrize(
+    "text",
+    ['"/srv/a.mp3"', "~/a.mp3", "/srv/a.mp3", "file:///srv/a.mp3", "sub/a.mp3", "..\\a.mp3", "AC/DC", "  /srv/a.mp3  "],
+)
 def test_remote_callers_cannot_name_paths(text):
     with pytest.raises(InputError, match="file"):
         classify(text, local=False)
@@ -63,8 +83,9 @@ def test_a_quoted_local_path_is_keyed_by_content(settings, tmp_path):
     outs = []
     for seed in (1, 2):
         media.voice_wav(note, seconds=1.5, seed=seed)
-        res = singer.convert(CoverRequest(input=f'"{note}"', voice="ayana", format="wav",
-                                          out=str(tmp_path / f"out{seed}.wav")))
+        res = singer.convert(
+            CoverRequest(input=f'"{note}"', voice="ayana", format="wav", out=str(tmp_path / f"out{seed}.wav"))
+        )
         outs.append(Path(res.output).read_bytes())
         assert not res.run.step("source").cached
     assert outs[0] != outs[1]

@@ -79,7 +79,10 @@ def test_errors_reach_the_client_without_internals():
     from singer.errors import InputError
 
     assert error_dict(InputError("No such song", hint="Check the title")) == {
-        "error": InputError.code, "message": "No such song", "hint": "Check the title"}
+        "error": InputError.code,
+        "message": "No such song",
+        "hint": "Check the title",
+    }
     e = error_dict(KeyError("secret/path"))
     assert e["error"] == "internal_error" and "secret" not in e["message"] + e["hint"]
 
@@ -100,7 +103,11 @@ def test_worker_runs_a_voice_note_and_reports_progress(settings, tmp_path):
     finally:
         worker.stop()
     failed, done = store.get(bad.id), store.get(job.id)
-    assert failed.state == "failed" and failed.error["error"] != "internal_error" and "missing.wav" in failed.error["message"]
+    assert (
+        failed.state == "failed"
+        and failed.error["error"] != "internal_error"
+        and "missing.wav" in failed.error["message"]
+    )
     assert done.state == "done", done.error
     assert done.result["content_type"] == "audio/ogg" and done.result["duration"] == pytest.approx(2.0, abs=0.1)
     assert os.path.isfile(done.result["output"])
@@ -130,10 +137,16 @@ def test_kill_9_loses_no_accepted_job(settings, tmp_path):
     store = JobStore(db)
     uploads_dir(settings).mkdir(parents=True)
     note = media.voice_wav(uploads_dir(settings) / "note.wav", seconds=1.0)
-    notes = [note] + [Path(shutil.copy(note, note.with_name(f"note{i}.wav"))) for i in (1, 2)]  # a job removes its upload
+    notes = [note] + [
+        Path(shutil.copy(note, note.with_name(f"note{i}.wav"))) for i in (1, 2)
+    ]  # a job removes its upload
     ids = [store.submit("k", "convert", {"input": str(n), "voice": "ayana", "format": "wav"}).id for n in notes]
-    proc = subprocess.Popen([sys.executable, "-c", _CRASHY, str(db), str(settings.home)], stdout=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CRASHY, str(db), str(settings.home)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     try:
         assert proc.stdout.readline().startswith("running")
         assert [store.get(i).state for i in ids].count("running") == 1
@@ -204,7 +217,9 @@ def test_worker_calls_the_webhook_when_a_job_ends(settings, tmp_path):
     hooks = _Hooks([])
     settings = settings.model_copy(update={"allow_private_urls": True, "webhook_secret": "k"})
     store = JobStore(tmp_path / "jobs.db")
-    job = store.submit("k", "convert", {"input": str(tmp_path / "missing.wav"), "voice": "ayana"}, callback_url=hooks.url)
+    job = store.submit(
+        "k", "convert", {"input": str(tmp_path / "missing.wav"), "voice": "ayana"}, callback_url=hooks.url
+    )
     worker = EmbeddedWorker(settings, store)
     worker.start()
     try:
@@ -223,8 +238,9 @@ def test_worker_calls_the_webhook_when_a_job_ends(settings, tmp_path):
 def _items(n, **request):
     from singer.jobs.batches import BatchItem
 
-    return [BatchItem(f"{i}.wav", "convert", {"input": f"/in/{i}.wav", "out": f"/out/{i}.ogg", **request})
-            for i in range(n)]
+    return [
+        BatchItem(f"{i}.wav", "convert", {"input": f"/in/{i}.wav", "out": f"/out/{i}.ogg", **request}) for i in range(n)
+    ]
 
 
 def test_interactive_jobs_are_claimed_before_batch_jobs(store):
@@ -299,8 +315,13 @@ def test_only_a_batch_job_may_name_its_output_and_only_inside_its_batch(settings
 
     out = batch_out(settings, "b1")
     assert batch_target(settings, "b1", {"out": str(out / "sub" / "a.ogg")}) == (out / "sub" / "a.ogg").resolve()
-    for batch, target in [(None, out / "a.ogg"), ("b1", out), ("b1", out / ".." / "a.ogg"), ("b1", "/etc/x.ogg"),
-                          ("b2", out / "a.ogg")]:
+    for batch, target in [
+        (None, out / "a.ogg"),
+        ("b1", out),
+        ("b1", out / ".." / "a.ogg"),
+        ("b1", "/etc/x.ogg"),
+        ("b2", out / "a.ogg"),
+    ]:
         assert batch_target(settings, batch, {"out": str(target)}) is None, (batch, target)
 
 
@@ -314,10 +335,18 @@ def test_a_batch_calls_its_webhook_once_when_its_last_job_ends(settings, tmp_pat
     uploads = settings.cache_path / "uploads" / "b1"
     uploads.mkdir(parents=True)
     note = media.voice_wav(uploads / "f00d", seconds=1.0)  # an upload of the batch, under our name
-    items = [BatchItem("a.wav", "convert", {"input": str(note), "voice": "ayana", "format": "wav",
-                                            "out": str(out / "day" / "a.wav")}),
-             BatchItem("gone.wav", "convert", {"input": str(tmp_path / "missing.wav"), "voice": "ayana",
-                                               "out": str(out / "gone.ogg")})]
+    items = [
+        BatchItem(
+            "a.wav",
+            "convert",
+            {"input": str(note), "voice": "ayana", "format": "wav", "out": str(out / "day" / "a.wav")},
+        ),
+        BatchItem(
+            "gone.wav",
+            "convert",
+            {"input": str(tmp_path / "missing.wav"), "voice": "ayana", "out": str(out / "gone.ogg")},
+        ),
+    ]
     store.batches.create("b1", "k", {"workflow": "voice_note"}, out, items, callback_url=hooks.url)
     worker = EmbeddedWorker(settings, store)
     worker.start()

@@ -11,10 +11,24 @@ from singer.errors import UsageError
 from singer.keys import APPLIED_KEY_LIMIT, KEY_LIMIT, parse_key
 
 
-@pytest.mark.parametrize("value,expected", [
-    (None, None), ("", None), ("  ", None), (0, 0.0), (-0.0, 0.0), ("+2", 2.0), (" -3.5 ", -3.5), (24, 24.0),
-    (-24.0, -24.0), ("auto", "auto"), ("AUTO", "auto"), (" Auto ", "auto"), (7, 7.0),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        (None, None),
+        ("", None),
+        ("  ", None),
+        (0, 0.0),
+        (-0.0, 0.0),
+        ("+2", 2.0),
+        (" -3.5 ", -3.5),
+        (24, 24.0),
+        (-24.0, -24.0),
+        ("auto", "auto"),
+        ("AUTO", "auto"),
+        (" Auto ", "auto"),
+        (7, 7.0),
+    ],
+)
 def test_good_keys(value, expected):
     got = parse_key(value)
     assert got == expected and (got is None or isinstance(got, (float, str)))
@@ -22,9 +36,31 @@ def test_good_keys(value, expected):
         assert math.copysign(1.0, got) == 1.0  # no -0.0: one cache key for "no shift"
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), "nan", "NaN", "Infinity", "-inf", 1e308,
-                                   "1e308", 24.01, -25, 30, "30", "up", "2 semitones", True, False, [2], {"k": 1},
-                                   10**400])
+@pytest.mark.parametrize(
+    "value",
+    [
+        float("nan"),
+        float("inf"),
+        float("-inf"),
+        "nan",
+        "NaN",
+        "Infinity",
+        "-inf",
+        1e308,
+        "1e308",
+        24.01,
+        -25,
+        30,
+        "30",
+        "up",
+        "2 semitones",
+        True,
+        False,
+        [2],
+        {"k": 1},
+        10**400,
+    ],
+)
 def test_bad_keys_name_the_input_and_the_fix(value):
     with pytest.raises(UsageError) as e:
         parse_key(value, "--key")

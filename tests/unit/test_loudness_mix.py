@@ -16,7 +16,7 @@ def _signal(sr, seconds=8.0, seed=0, channels=2):
     t = np.arange(int(sr * seconds)) / sr
     x = 0.3 * np.sin(2 * np.pi * 330 * t) * (1 + 0.5 * np.sin(2 * np.pi * 0.7 * t))
     x = np.stack([x + 0.05 * rng.standard_normal(t.size) for _ in range(channels)])
-    x[:, : sr] *= 0.001  # a quiet intro exercises the gates
+    x[:, :sr] *= 0.001  # a quiet intro exercises the gates
     return x.astype(np.float32)
 
 
@@ -26,7 +26,7 @@ def test_loudness_matches_pyloudnorm(sr, channels):
     x = _signal(sr, channels=channels)
     ref = pyln.Meter(sr, filter_class="DeMan").integrated_loudness(x.T.astype(np.float64))
     assert integrated_loudness(x, sr) == pytest.approx(ref, abs=0.01)
-    blocks = [x[:, i: i + 7777] for i in range(0, x.shape[1], 7777)]
+    blocks = [x[:, i : i + 7777] for i in range(0, x.shape[1], 7777)]
     assert integrated_loudness(blocks, sr) == pytest.approx(ref, abs=0.01)
 
 
@@ -44,7 +44,11 @@ def stems(tmp_path):
     n = sr * 12
     rng = np.random.default_rng(3)
     t = np.arange(n) / sr
-    vocal = 0.25 * np.sin(2 * np.pi * 220 * t * (1 + 0.01 * np.sin(2 * np.pi * 5 * t))) * (np.sin(2 * np.pi * 0.4 * t) > -0.3)
+    vocal = (
+        0.25
+        * np.sin(2 * np.pi * 220 * t * (1 + 0.01 * np.sin(2 * np.pi * 5 * t)))
+        * (np.sin(2 * np.pi * 0.4 * t) > -0.3)
+    )
     inst = 0.6 * np.sin(2 * np.pi * 55 * t) + 0.1 * rng.standard_normal(n)
     vocals = np.stack([vocal, vocal * 0.9]).astype(np.float32)
     instrumental = np.stack([inst, inst]).astype(np.float32)
@@ -60,8 +64,13 @@ def stems(tmp_path):
 def test_mix_hits_target_and_peak(stems, tmp_path, target):
     paths, vocals, instrumental, sr = stems
     out = tmp_path / "mix.wav"
-    figs = mix(paths["converted"], out, MixParams(target_lufs=target), instrumental=paths["instrumental"],
-               reference_vocals=paths["vocals"])
+    figs = mix(
+        paths["converted"],
+        out,
+        MixParams(target_lufs=target),
+        instrumental=paths["instrumental"],
+        reference_vocals=paths["vocals"],
+    )
     y, ysr = read_wav(out)
     assert ysr == sr and y.shape == instrumental.shape  # same length, stereo
     assert integrated_loudness(y, sr) == pytest.approx(target, abs=0.5)
@@ -72,8 +81,13 @@ def test_mix_hits_target_and_peak(stems, tmp_path, target):
 def test_mix_keeps_vocal_to_instrumental_balance(stems, tmp_path):
     """Converted vocals are matched to the original vocal stem: the vocal/instrumental ratio is preserved."""
     paths, vocals, instrumental, sr = stems
-    figs = mix(paths["converted"], tmp_path / "m.wav", MixParams(target_lufs=-20), instrumental=paths["instrumental"],
-               reference_vocals=paths["vocals"])
+    figs = mix(
+        paths["converted"],
+        tmp_path / "m.wav",
+        MixParams(target_lufs=-20),
+        instrumental=paths["instrumental"],
+        reference_vocals=paths["vocals"],
+    )
     orig_ratio = integrated_loudness(vocals, sr) - integrated_loudness(instrumental, sr)
     conv = read_wav(paths["converted"])[0] * 10 ** (figs["vocal_gain_db"] / 20)
     new_ratio = integrated_loudness(np.repeat(conv, 2, axis=0), sr) - integrated_loudness(instrumental, sr)
@@ -129,5 +143,5 @@ def test_streamed_reverb_equals_one_convolution(tmp_path):
     ref = np.stack([fftconvolve(x[c], ir[c])[: x.shape[1]] for c in range(2)])
     assert y.shape == x.shape and np.abs(y - ref).max() < 1e-5
     assert np.corrcoef(ir[0], ir[1])[0, 1] < 0.1  # decorrelated channels: a wide reverb
-    tail = ir[0, int(0.7 * 44100):]
+    tail = ir[0, int(0.7 * 44100) :]
     assert 10 * np.log10((tail**2).sum()) < -40  # most energy gone by rt60

@@ -64,14 +64,14 @@ class RangeServer:
                         return
                     self.send_response(206)
                     self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
-                    body = data[start:end + 1]
+                    body = data[start : end + 1]
                 else:
                     self.send_response(200)
                     body = data
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if srv.cut_after is not None:
-                    body, srv.cut_after = body[:srv.cut_after], None
+                    body, srv.cut_after = body[: srv.cut_after], None
                     self.close_connection = True
                 self.wfile.write(body)
 
@@ -149,14 +149,17 @@ def test_bundled_manifest_entries_parse_and_start_missing(settings):
     assert not settings.models_path.exists()  # listing creates nothing
 
 
-@pytest.mark.parametrize("entry, words", [
-    ({"kind": "weird", "url": "https://x/y", "files": ["y"]}, "kind"),
-    ({"kind": "pitch", "url": "https://x/y", "files": ["../escape.pt"]}, "relative"),
-    ({"kind": "pitch", "url": "https://x/y", "files": ["/abs.pt"]}, "relative"),
-    ({"kind": "pitch", "files": ["a.pt"]}, "url"),
-    ({"kind": "pitch", "urls": ["https://x/a"], "files": ["a", "b"]}, "1 items for 2"),
-    ({"kind": "pitch", "url": "https://x/y", "files": ["y"], "sha256": "abc"}, "64 hex"),
-])
+@pytest.mark.parametrize(
+    "entry, words",
+    [
+        ({"kind": "weird", "url": "https://x/y", "files": ["y"]}, "kind"),
+        ({"kind": "pitch", "url": "https://x/y", "files": ["../escape.pt"]}, "relative"),
+        ({"kind": "pitch", "url": "https://x/y", "files": ["/abs.pt"]}, "relative"),
+        ({"kind": "pitch", "files": ["a.pt"]}, "url"),
+        ({"kind": "pitch", "urls": ["https://x/a"], "files": ["a", "b"]}, "1 items for 2"),
+        ({"kind": "pitch", "url": "https://x/y", "files": ["y"], "sha256": "abc"}, "64 hex"),
+    ],
+)
 def test_bad_manifest_entries_are_refused(entry, words):
     with pytest.raises(ModelError, match=words):
         parse_entry("bad", entry)
@@ -435,8 +438,11 @@ files = ["uvr/model.onnx"]
 """)
     store = ModelStore(loose, manifest=manifest)
     entry = store.resolve("sep")
-    assert entry.requires == ("data",) and entry.extra == {"stage": "vocals", "presets": ["fast"],
-                                                           "sdr": {"musdb": {"vocals": 10.0}}}
+    assert entry.requires == ("data",) and entry.extra == {
+        "stage": "vocals",
+        "presets": ["fast"],
+        "sdr": {"musdb": {"vocals": 10.0}},
+    }
     hooks = RecordingHooks()
     store.pull("sep", hooks=hooks)
     assert [p for p, _ in server.requests] == ["/cfg/config.json", "/model.bin"]

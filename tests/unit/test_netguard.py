@@ -24,52 +24,55 @@ pytestmark = pytest.mark.timeout(60)
 # ---- which addresses are public ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("address", "public"), [
-    ("8.8.8.8", True),
-    ("2001:4860:4860::8888", True),
-    ("127.0.0.1", False),
-    ("10.1.2.3", False),
-    ("172.16.0.1", False),
-    ("192.168.1.1", False),
-    ("169.254.169.254", False),  # cloud metadata
-    ("100.64.0.1", False),  # shared address space (carrier-grade NAT)
-    ("0.0.0.0", False),
-    ("224.0.0.1", False),
-    ("240.0.0.1", False),
-    ("::1", False),
-    ("::", False),
-    ("fe80::1", False),
-    ("fd00::1", False),
-    ("ff02::1", False),
-    # IPv4-mapped ::ffff:a.b.c.d
-    ("::ffff:127.0.0.1", False),
-    ("::ffff:10.0.0.1", False),
-    ("::ffff:169.254.169.254", False),
-    ("::ffff:8.8.8.8", True),
-    # IPv4-compatible ::a.b.c.d (deprecated)
-    ("::127.0.0.1", False),
-    ("::10.0.0.1", False),
-    ("::8.8.8.8", True),
-    # 6to4 2002:AABB:CCDD::/48
-    ("2002:7f00:1::1", False),
-    ("2002:a00:1::", False),
-    ("2002:a9fe:a9fe::1", False),
-    ("2002:808:808::1", True),
-    # NAT64, well-known prefix 64:ff9b::/96
-    ("64:ff9b::7f00:1", False),
-    ("64:ff9b::a00:1", False),
-    ("64:ff9b::a9fe:a9fe", False),
-    ("64:ff9b::808:808", True),
-    # NAT64, local-use prefix 64:ff9b:1::/48: the IPv4's place depends on the prefix length, every one must be public
-    ("64:ff9b:1::7f00:1", False),
-    ("64:ff9b:1::808:808", False),
-    ("64:ff9b:1:808:8:800::", False),  # 8.8.8.8 at /48, but 0.0.0.0 at /96
-    # Teredo 2001::/32: server and (obfuscated) client address
-    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # client 192.0.2.45 (documentation range)
-    ("2001:0:808:808::f7ff:fffe", True),  # server 8.8.8.8, client ~0xf7fffffe = 8.0.0.1
-    ("2001:0:808:808::80ff:fffe", False),  # client 127.0.0.1
-    ("2001:0:7f00:1::f7f7:f7f7", False),  # server 127.0.0.1
-])
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("8.8.8.8", True),
+        ("2001:4860:4860::8888", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),  # cloud metadata
+        ("100.64.0.1", False),  # shared address space (carrier-grade NAT)
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("240.0.0.1", False),
+        ("::1", False),
+        ("::", False),
+        ("fe80::1", False),
+        ("fd00::1", False),
+        ("ff02::1", False),
+        # IPv4-mapped ::ffff:a.b.c.d
+        ("::ffff:127.0.0.1", False),
+        ("::ffff:10.0.0.1", False),
+        ("::ffff:169.254.169.254", False),
+        ("::ffff:8.8.8.8", True),
+        # IPv4-compatible ::a.b.c.d (deprecated)
+        ("::127.0.0.1", False),
+        ("::10.0.0.1", False),
+        ("::8.8.8.8", True),
+        # 6to4 2002:AABB:CCDD::/48
+        ("2002:7f00:1::1", False),
+        ("2002:a00:1::", False),
+        ("2002:a9fe:a9fe::1", False),
+        ("2002:808:808::1", True),
+        # NAT64, well-known prefix 64:ff9b::/96
+        ("64:ff9b::7f00:1", False),
+        ("64:ff9b::a00:1", False),
+        ("64:ff9b::a9fe:a9fe", False),
+        ("64:ff9b::808:808", True),
+        # NAT64, local-use prefix 64:ff9b:1::/48: the IPv4's place depends on the prefix length, every one must be public
+        ("64:ff9b:1::7f00:1", False),
+        ("64:ff9b:1::808:808", False),
+        ("64:ff9b:1:808:8:800::", False),  # 8.8.8.8 at /48, but 0.0.0.0 at /96
+        # Teredo 2001::/32: server and (obfuscated) client address
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # client 192.0.2.45 (documentation range)
+        ("2001:0:808:808::f7ff:fffe", True),  # server 8.8.8.8, client ~0xf7fffffe = 8.0.0.1
+        ("2001:0:808:808::80ff:fffe", False),  # client 127.0.0.1
+        ("2001:0:7f00:1::f7f7:f7f7", False),  # server 127.0.0.1
+    ],
+)
 def test_transition_forms_are_judged_by_their_ipv4(address: str, public: bool) -> None:
     problem = address_problem(address)
     assert (problem is None) == public, problem
@@ -77,10 +80,17 @@ def test_transition_forms_are_judged_by_their_ipv4(address: str, public: bool) -
         assert "form of" in problem
 
 
-@pytest.mark.parametrize("url", [
-    "http://[::ffff:127.0.0.1]/x", "http://[::127.0.0.1]/x", "http://[2002:7f00:1::1]/x",
-    "http://[64:ff9b::7f00:1]/x", "http://[64:ff9b:1::a00:1]/x", "http://[2001:0:808:808::80ff:fffe]/x",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::ffff:127.0.0.1]/x",
+        "http://[::127.0.0.1]/x",
+        "http://[2002:7f00:1::1]/x",
+        "http://[64:ff9b::7f00:1]/x",
+        "http://[64:ff9b:1::a00:1]/x",
+        "http://[2001:0:808:808::80ff:fffe]/x",
+    ],
+)
 def test_door_refuses_transition_forms(url: str) -> None:
     with pytest.raises(SourceError) as e:
         urls.check_url(url, allow_private=False, allow="")
@@ -105,8 +115,9 @@ def test_parse_allow() -> None:
     assert parse_allow("") == parse_allow(" , ")
 
 
-@pytest.mark.parametrize("bad", ["music.lan:http", "10.0.0.0/33", "host:0", "host:70000", "[fd00::1", "a b",
-                                 "[fd00::1]x"])
+@pytest.mark.parametrize(
+    "bad", ["music.lan:http", "10.0.0.0/33", "host:0", "host:70000", "[fd00::1", "a b", "[fd00::1]x"]
+)
 def test_parse_allow_names_the_bad_entry(bad: str) -> None:
     with pytest.raises(UsageError) as e:
         parse_allow(bad)
@@ -148,8 +159,12 @@ def test_door_with_allow_list(fake_dns: dict[str, str]) -> None:
     assert urls.check_url("http://music.lan:8080/a.mp3", allow=allow)
     assert urls.check_url("http://10.0.0.5/a.mp3", allow="10.0.0.0/24")
     assert urls.check_url("http://nas.lan:445/a.mp3", allow=allow)
-    for url in ("http://music.lan/a.mp3", "http://10.0.0.5:8080/a.mp3", "http://nas.lan/a.mp3",
-                "http://127.0.0.1:8080/a.mp3"):
+    for url in (
+        "http://music.lan/a.mp3",
+        "http://10.0.0.5:8080/a.mp3",
+        "http://nas.lan/a.mp3",
+        "http://127.0.0.1:8080/a.mp3",
+    ):
         with pytest.raises(SourceError) as e:
             urls.check_url(url, allow=allow)
         assert url in e.value.user_message
@@ -275,8 +290,9 @@ def test_programs_are_not_started_inside_the_guard() -> None:
     assert subprocess.run([sys.executable, "-c", "pass"]).returncode == 0
 
 
-def test_a_name_given_to_connect_is_resolved_once_and_pinned(a: Listener, fake_dns: dict[str, str],
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_name_given_to_connect_is_resolved_once_and_pinned(
+    a: Listener, fake_dns: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """socket.connect(("name", port)) resolves in C, out of the guard's sight; the guard resolves it itself and
     connects to the address it checked."""
     fake_dns["music.lan"] = "127.0.0.1"
@@ -287,6 +303,7 @@ def test_a_name_given_to_connect_is_resolved_once_and_pinned(a: Listener, fake_d
         def connect(sock, address):
             seen.append(address)
             return real(sock, address)
+
         return connect
 
     policy = Policy.of(False, allow=f"music.lan:{a.port}")
@@ -303,8 +320,9 @@ def test_a_name_given_to_connect_is_resolved_once_and_pinned(a: Listener, fake_d
     assert seen == [("127.0.0.1", a.port), ("127.0.0.2", a.port)]
 
 
-def test_host_entry_allows_what_the_name_resolved_to_on_its_port(a: Listener, b: Listener,
-                                                                 fake_dns: dict[str, str]) -> None:
+def test_host_entry_allows_what_the_name_resolved_to_on_its_port(
+    a: Listener, b: Listener, fake_dns: dict[str, str]
+) -> None:
     fake_dns["music.lan"] = "127.0.0.1"
     policy = Policy.of(False, allow=f"music.lan:{a.port}")
     with guarded(policy):

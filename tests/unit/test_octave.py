@@ -33,8 +33,13 @@ SOURCES = {  # name -> (audio, what it is)
     "female speech": (lambda: spoken(3.0, SR, 210.0, seed=0), "spoken"),
 }
 EXPECTED = {  # (source, voice) -> octave shift: same register 0, across registers one octave
-    ("low singer", "ayana"): 12, ("high singer", "ayana"): 0, ("low singer", "kenji"): 0, ("high singer", "kenji"): -12,
-    ("male speech", "ayana"): 12, ("female speech", "ayana"): 0, ("male speech", "kenji"): 0,
+    ("low singer", "ayana"): 12,
+    ("high singer", "ayana"): 0,
+    ("low singer", "kenji"): 0,
+    ("high singer", "kenji"): -12,
+    ("male speech", "ayana"): 12,
+    ("female speech", "ayana"): 0,
+    ("male speech", "kenji"): 0,
     ("female speech", "kenji"): -12,
 }
 
@@ -92,13 +97,37 @@ def test_voice_note_reports_the_choice_and_obeys_a_key(settings, tmp_path):
     conv = next(s for s in out["run"]["steps"] if s["id"] == "convert")
     assert conv["meta"]["octave"] == out["pitch"]["octave"]  # the step meta carries it (the run report reads it)
 
-    res = invoke("convert", note, "--voice", "kenji", "--key", "0", "--format", "wav", "--out", tmp_path / "b.wav",
-                 "--json", "-q")
+    res = invoke(
+        "convert",
+        note,
+        "--voice",
+        "kenji",
+        "--key",
+        "0",
+        "--format",
+        "wav",
+        "--out",
+        tmp_path / "b.wav",
+        "--json",
+        "-q",
+    )
     assert res.exit_code == 0, res.stdout
     out = as_json(res)
     assert out["pitch"]["key"] == 0 and out["pitch"]["octave"] is None
-    res = invoke("convert", note, "--voice", "kenji", "--key", "2", "--format", "wav", "--out", tmp_path / "c.wav",
-                 "--json", "-q")
+    res = invoke(
+        "convert",
+        note,
+        "--voice",
+        "kenji",
+        "--key",
+        "2",
+        "--format",
+        "wav",
+        "--out",
+        tmp_path / "c.wav",
+        "--json",
+        "-q",
+    )
     assert as_json(res)["pitch"]["key"] == 2
 
 
@@ -106,8 +135,12 @@ def test_report_says_why(settings):
     from singer.report.run_page import _pitch
 
     f0 = np.full(200, 220.0)
-    meta = {"key": -12.0, "octave": R.choose_octave({"p10": 61, "median": 65, "p90": 70}, "sung",
-                                                    R.Register.typical("male"), voice_name="kenji").to_dict()}
+    meta = {
+        "key": -12.0,
+        "octave": R.choose_octave(
+            {"p10": 61, "median": 65, "p90": 70}, "sung", R.Register.typical("male"), voice_name="kenji"
+        ).to_dict(),
+    }
     html = _pitch("convert", f0, f0 / 2, {"meta": meta})
     assert "chosen shift" in html and "-12.0 st (sung vs the voice&#x27;s singing range)" in html
     assert "one octave down" in html and "kenji" in html
@@ -134,15 +167,24 @@ def test_rvc_register_from_samples_range_gender_and_old_manifests(settings, tmp_
     assert heard["kind"] == "spoken" and "measured from spoken" in reg.speaking_from and "rule" in reg.singing_from
     assert reg.speaking == pytest.approx(R.hz_to_midi(200.0), abs=1.0)
     reg, heard = rvc_voice.register_from_samples([talk], "sung")  # the user says what the samples are
-    assert heard == {**heard, "kind": "sung", "said": "by you (--sample-kind)"} and "measured from sung" in reg.singing_from
+    assert (
+        heard == {**heard, "kind": "sung", "said": "by you (--sample-kind)"}
+        and "measured from sung" in reg.singing_from
+    )
 
     given = rvc_voice.register_from_range("A3-E5")
     assert (given.low, given.high, given.singing_from) == (57, 76, "given (--range)") and given.speaking == 60
     meta = rvc_voice.register_meta(given)
     assert RVCVoice("v", tmp_path / "v.pth", None, meta).register == given
 
-    for old_from, says in (("given", "given (--range)"), ("samples", "taken as sung"), ("typical female range", "older")):
-        old = RVCVoice("v", tmp_path / "v.pth", None, {"range": {"p10": 57.0, "median": 64.0, "p90": 72.0, "from": old_from}})
+    for old_from, says in (
+        ("given", "given (--range)"),
+        ("samples", "taken as sung"),
+        ("typical female range", "older"),
+    ):
+        old = RVCVoice(
+            "v", tmp_path / "v.pth", None, {"range": {"p10": 57.0, "median": 64.0, "p90": 72.0, "from": old_from}}
+        )
         reg = old.register
         assert (reg.low, reg.high) == (57.0, 72.0) and says in reg.singing_from and reg.speaking == 60.0
     assert RVCVoice("v", tmp_path / "v.pth", None, {}).register is None

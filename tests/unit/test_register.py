@@ -91,9 +91,12 @@ def test_classify_edges():
     assert R.classify(np.zeros(500)) is None  # nothing voiced
     held = np.full(300, 220.0)
     assert R.classify(held).kind == "sung"  # one long held note: a sung voice note
+
     # syllables: 300 ms level, then a 400 ms glide; at one pitch a monotone reading, over a fifth a chant
     def syllables(levels):
-        return np.concatenate([np.r_[np.full(30, hz), hz * 2 ** (np.linspace(0, 6, 40) / 12), np.zeros(5)] for hz in levels])
+        return np.concatenate(
+            [np.r_[np.full(30, hz), hz * 2 ** (np.linspace(0, 6, 40) / 12), np.zeros(5)] for hz in levels]
+        )
 
     monotone = R.classify(syllables([150.0] * 20))
     assert 0.25 <= monotone.held_fraction < 0.5 and monotone.held_spread < 3 and monotone.kind == "spoken", monotone
@@ -114,12 +117,19 @@ LOW_SONG, HIGH_SONG = stats(46, 50, 55), stats(61, 65, 70)  # the generated sing
 MALE_SPEECH, FEMALE_SPEECH = stats(44.5, 45.5, 47), stats(55.5, 57, 58.5)
 
 
-@pytest.mark.parametrize("voice,source,kind,shift", [
-    ("ayana", LOW_SONG, "sung", 12), ("ayana", HIGH_SONG, "sung", 0),
-    ("kenji", LOW_SONG, "sung", 0), ("kenji", HIGH_SONG, "sung", -12),
-    ("ayana", MALE_SPEECH, "spoken", 12), ("ayana", FEMALE_SPEECH, "spoken", 0),
-    ("kenji", MALE_SPEECH, "spoken", 0), ("kenji", FEMALE_SPEECH, "spoken", -12),
-])
+@pytest.mark.parametrize(
+    "voice,source,kind,shift",
+    [
+        ("ayana", LOW_SONG, "sung", 12),
+        ("ayana", HIGH_SONG, "sung", 0),
+        ("kenji", LOW_SONG, "sung", 0),
+        ("kenji", HIGH_SONG, "sung", -12),
+        ("ayana", MALE_SPEECH, "spoken", 12),
+        ("ayana", FEMALE_SPEECH, "spoken", 0),
+        ("kenji", MALE_SPEECH, "spoken", 0),
+        ("kenji", FEMALE_SPEECH, "spoken", -12),
+    ],
+)
 def test_octave_like_with_like(bundled, voice, source, kind, shift):
     reg = bundled[voice]
     c = R.choose_octave(source, kind, reg, voice_name=voice)

@@ -42,11 +42,15 @@ def song():
     phase = 2 * np.pi * np.cumsum(f) / SR
     x = sum(0.3 / k * np.sin(k * phase) for k in range(1, 6))
     x = x + 1e-4 * np.random.default_rng(0).standard_normal(x.size)  # a little noise under the tone
-    x[SR:int(1.5 * SR)] = 0
+    x[SR : int(1.5 * SR)] = 0
     xp, p_len = _rvc_pad(x)
     offset = int(0.25 * SR + 80) // 160  # frames before the original start
-    return SimpleNamespace(x=xp, p_len=p_len, gap=slice(offset + 105, offset + 145),
-                           tone=np.r_[offset + 5:offset + 95, offset + 155:offset + 245])
+    return SimpleNamespace(
+        x=xp,
+        p_len=p_len,
+        gap=slice(offset + 105, offset + 145),
+        tone=np.r_[offset + 5 : offset + 95, offset + 155 : offset + 245],
+    )
 
 
 @pytest.mark.parametrize("method", ["fcpe", "harvest", "pm", "crepe-tiny"])
@@ -68,8 +72,10 @@ def test_unknown_method_and_bad_range():
 
 
 def test_import_is_light():
-    code = ("import sys, singer.rvc.f0; "
-            "print([m for m in ('torch', 'torchcrepe', 'torchfcpe', 'parselmouth', 'librosa') if m in sys.modules])")
+    code = (
+        "import sys, singer.rvc.f0; "
+        "print([m for m in ('torch', 'torchcrepe', 'torchfcpe', 'parselmouth', 'librosa') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -163,8 +169,15 @@ def rvc_ref():
     for dep in ("faiss", "librosa", "parselmouth", "pyworld"):
         if importlib.util.find_spec(dep) is None:
             pytest.skip(f"rvc_python's pipeline needs {dep}")
-    names = ["rvc_python", "rvc_python.lib", "rvc_python.lib.jit", "rvc_python.modules", "rvc_python.modules.vc",
-             "rvc_python.lib.rmvpe", "rvc_python.modules.vc.pipeline"]
+    names = [
+        "rvc_python",
+        "rvc_python.lib",
+        "rvc_python.lib.jit",
+        "rvc_python.modules",
+        "rvc_python.modules.vc",
+        "rvc_python.lib.rmvpe",
+        "rvc_python.modules.vc.pipeline",
+    ]
     saved = {n: sys.modules.get(n) for n in names}
     for n in names[:5]:
         stub = types.ModuleType(n)
@@ -193,23 +206,24 @@ def test_pm_and_harvest_equal_rvc_get_f0(rvc_ref, song, method, tmp_path):
     pipe = _ref_pipeline(rvc_ref, tmp_path)
     coarse, f0bak = pipe.get_f0(str(tmp_path / "in.wav"), song.x, song.p_len, 0, method, 3)
     ours = F.extract_f0(song.x, song.p_len, method, filter_radius=3)
-    np.testing.assert_allclose(ours, f0bak[:song.p_len], rtol=1e-6, atol=1e-4)
+    np.testing.assert_allclose(ours, f0bak[: song.p_len], rtol=1e-6, atol=1e-4)
     np.testing.assert_array_equal(F.coarse_f0(f0bak), coarse)
-    assert (F.coarse_f0(ours) == coarse[:song.p_len]).mean() > 0.99
+    assert (F.coarse_f0(ours) == coarse[: song.p_len]).mean() > 0.99
 
 
 def test_crepe_post_processing_equals_rvc(rvc_ref, song, tmp_path, monkeypatch):
     """RVC's crepe branch with the tiny model swapped in (the full one is too slow for a unit test)."""
     torchcrepe = rvc_ref.pipeline.torchcrepe
     predict = torchcrepe.predict
-    monkeypatch.setattr(torchcrepe, "predict", lambda audio, sr, hop, lo, hi, model, **kw: predict(
-        audio, sr, hop, lo, hi, "tiny", **kw))
+    monkeypatch.setattr(
+        torchcrepe, "predict", lambda audio, sr, hop, lo, hi, model, **kw: predict(audio, sr, hop, lo, hi, "tiny", **kw)
+    )
     np.random.seed(0)  # torchcrepe dithers with numpy's global RNG; singer seeds it with 0 for each call
     coarse, f0bak = _ref_pipeline(rvc_ref, tmp_path).get_f0("x", song.x, song.p_len, 0, "crepe", 3)
     monkeypatch.undo()
     ours = F.extract_f0(song.x, song.p_len, "crepe-tiny")
     np.testing.assert_array_equal(F.extract_f0(song.x, song.p_len, "crepe-tiny"), ours)  # repeatable
-    np.testing.assert_allclose(ours, f0bak[:song.p_len], rtol=1e-6, atol=1e-4)
+    np.testing.assert_allclose(ours, f0bak[: song.p_len], rtol=1e-6, atol=1e-4)
     np.testing.assert_array_equal(F.coarse_f0(f0bak), coarse)
 
 
@@ -219,7 +233,7 @@ def test_rmvpe_equals_rvc(rvc_ref, rmvpe_dir, song, tmp_path):
     coarse, f0bak = _ref_pipeline(rvc_ref, tmp_path).get_f0("x", song.x, song.p_len, 0, "rmvpe", 3)
     ours = F.extract_f0(song.x, song.p_len, "rmvpe", models_path=rmvpe_dir)
     assert f0bak.size == song.p_len + 1
-    np.testing.assert_allclose(ours, f0bak[:song.p_len], rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(ours, f0bak[: song.p_len], rtol=1e-5, atol=1e-3)
     np.testing.assert_array_equal(F.coarse_f0(f0bak), coarse)
 
 
@@ -242,15 +256,15 @@ def test_pitch_stats():
 
 def test_auto_key():
     voice = _stats_of(57)
-    assert F.auto_key(_stats_of(69), voice) == -12           # an octave above
-    assert F.auto_key(_stats_of(45), voice) == 12            # an octave below
-    assert F.auto_key(_stats_of(57), voice) == 0             # same range
-    assert F.auto_key(_stats_of(61.4), voice) == -4          # median to median, rounded
-    assert F.auto_key(_stats_of(81), voice) == -12           # 24 above: clamped
+    assert F.auto_key(_stats_of(69), voice) == -12  # an octave above
+    assert F.auto_key(_stats_of(45), voice) == 12  # an octave below
+    assert F.auto_key(_stats_of(57), voice) == 0  # same range
+    assert F.auto_key(_stats_of(61.4), voice) == -4  # median to median, rounded
+    assert F.auto_key(_stats_of(81), voice) == -12  # 24 above: clamped
     assert F.auto_key(_stats_of(81), voice, max_shift=5) == -5
     # the median rule gives way to keeping the source's p10..p90 inside the voice's
     voice = {"p10": 50.0, "median": 60.0, "p90": 62.0}
-    assert F.auto_key({"p10": 60.0, "median": 62.0, "p90": 68.0}, voice) == -6   # median rule alone: -2
+    assert F.auto_key({"p10": 60.0, "median": 62.0, "p90": 68.0}, voice) == -6  # median rule alone: -2
     # a source wider than the voice is centred on it
     narrow = {"p10": 55.0, "median": 57.0, "p90": 59.0}
     assert F.auto_key({"p10": 50.0, "median": 52.0, "p90": 70.0}, narrow) == -3  # median rule alone: +5

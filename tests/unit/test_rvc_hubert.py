@@ -21,8 +21,11 @@ from tests import rvckit
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("hubert")
-    return {"hf": rvckit.make_hf_hubert(root / "hf"), "pt": rvckit.make_fairseq_hubert(root / "hubert_base.pt"),
-            "root": root}
+    return {
+        "hf": rvckit.make_hf_hubert(root / "hf"),
+        "pt": rvckit.make_fairseq_hubert(root / "hubert_base.pt"),
+        "root": root,
+    }
 
 
 def _wav(n: int, seed: int = 0) -> np.ndarray:
@@ -92,11 +95,16 @@ def test_fairseq_args_namespace_only_and_shape_inference(tmp_path, tiny):
     args_only = rvckit.make_fairseq_hubert(tmp_path / "args.pt", with_cfg=False, with_args=True)
     assert torch.equal(ContentEncoder.load(args_only).features(_wav(9000), "v2"), want)
     # no readable config: sizes from tensor shapes, heads = hidden // 64, hubert strides
-    bare_pt = rvckit.make_fairseq_hubert(tmp_path / "bare.pt", with_cfg=False, with_args=False,
-                                         hidden=64, heads=1, seed=5)
+    bare_pt = rvckit.make_fairseq_hubert(
+        tmp_path / "bare.pt", with_cfg=False, with_args=False, hidden=64, heads=1, seed=5
+    )
     bare_hf = rvckit.make_hf_hubert(tmp_path / "bare_hf", hidden=64, heads=1, seed=5)
-    torch.testing.assert_close(ContentEncoder.load(bare_pt).features(_wav(9000), "v1"),
-                               ContentEncoder.load(bare_hf).features(_wav(9000), "v1"), rtol=0, atol=0)
+    torch.testing.assert_close(
+        ContentEncoder.load(bare_pt).features(_wav(9000), "v1"),
+        ContentEncoder.load(bare_hf).features(_wav(9000), "v1"),
+        rtol=0,
+        atol=0,
+    )
 
 
 class _Evil:
@@ -175,8 +183,9 @@ def test_fairseq_shim_drives_like_rvc(tiny):
     enc = ContentEncoder.load(tiny["hf"])
     shim = rvckit.FairseqShim(enc)
     wav = torch.from_numpy(_wav(12000))
-    logits = shim.extract_features(source=wav.view(1, -1), padding_mask=torch.zeros(1, 12000, dtype=torch.bool),
-                                   output_layer=9)
+    logits = shim.extract_features(
+        source=wav.view(1, -1), padding_mask=torch.zeros(1, 12000, dtype=torch.bool), output_layer=9
+    )
     with torch.no_grad():
         assert torch.equal(shim.final_proj(logits[0]), enc.features(wav, "v1"))
 

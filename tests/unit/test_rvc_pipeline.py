@@ -27,7 +27,7 @@ def _phrase(seconds: float, sr: int = 16000) -> np.ndarray:
     t = np.arange(int(seconds * sr)) / sr
     f0 = 180 * 2 ** (np.sin(2 * np.pi * 0.7 * t) / 6)
     x = sum(0.3 / k * np.sin(2 * np.pi * k * np.cumsum(f0) / sr) for k in range(1, 6))
-    x *= (np.sin(2 * np.pi * 0.4 * t) > -0.3)  # phrases and pauses
+    x *= np.sin(2 * np.pi * 0.4 * t) > -0.3  # phrases and pauses
     return (x + 0.003 * np.random.default_rng(0).standard_normal(len(t))).astype(np.float64)
 
 
@@ -52,8 +52,25 @@ def test_pipeline_equals_reference(models, f0, chunking):
     cfg = SimpleNamespace(x_pad=x_pad, x_query=x_query, x_center=x_center, x_max=x_max, is_half=False, device="cpu")
     ref_net, pipe = rvc_reference.reference_synthesizer(cpt), pipe_mod.Pipeline(40000, cfg, str(d))
     torch.manual_seed(3)  # after building the reference model: its random init draws from the global RNG
-    ref = pipe.pipeline(FairseqShim(enc), ref_net, 0, audio.copy(), "t", [0, 0, 0], 2, "pm", str(index_path), 0.6,
-                        int(f0), 3, 40000, 0, 0.25, "v2", 0.33)
+    ref = pipe.pipeline(
+        FairseqShim(enc),
+        ref_net,
+        0,
+        audio.copy(),
+        "t",
+        [0, 0, 0],
+        2,
+        "pm",
+        str(index_path),
+        0.6,
+        int(f0),
+        3,
+        40000,
+        0,
+        0.25,
+        "v2",
+        0.33,
+    )
     conv = Converter(ck.from_dict(cpt).build(), enc, RetrievalIndex.load(index_path), Chunking(*chunking))
     out = conv(audio, Settings(key=2, f0_method="pm", index_rate=0.6, rms_mix_rate=0.25, protect=0.33, seed=3))
     assert len(out) == len(ref)  # RVC drops the last frames HuBERT does not cover; the engine pads to the input length
@@ -86,11 +103,12 @@ def test_deterministic_and_seed_dependent(models):
 
 def test_crossfade_touches_only_the_cuts(models):
     _, enc, _ = models
-    conv = Converter(ck.from_dict(random_checkpoint("v2", 40000, f0=True, seed=4)).build(), enc, None, Chunking(1, 1, 2, 3))
+    conv = Converter(
+        ck.from_dict(random_checkpoint("v2", 40000, f0=True, seed=4)).build(), enc, None, Chunking(1, 1, 2, 3)
+    )
     audio = _phrase(7.0)
     hard = conv(audio, Settings(f0_method="pm", rms_mix_rate=1))
     soft = conv(audio, Settings(f0_method="pm", rms_mix_rate=1, crossfade_ms=20))
     assert len(hard) == len(soft)
     differs = np.flatnonzero(np.abs(hard - soft) > 1e-6)
     assert differs.size and differs.size <= 3 * 800  # at most 20 ms (800 samples) around each of the cuts
-

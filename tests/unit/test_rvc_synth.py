@@ -53,7 +53,11 @@ def test_equals_rvc_reference(version, sr, f0):
     t = phone.shape[1]
     with torch.no_grad():
         torch.manual_seed(11)
-        args = (phone, torch.tensor([t]), pitch, pitchf, torch.tensor([1])) if f0 else (phone, torch.tensor([t]), torch.tensor([1]))
+        args = (
+            (phone, torch.tensor([t]), pitch, pitchf, torch.tensor([1]))
+            if f0
+            else (phone, torch.tensor([t]), torch.tensor([1]))
+        )
         a = ref.infer(*args)[0]
         b = mine.infer(phone, pitch, pitchf, 1, generator=torch.Generator().manual_seed(11))
     assert a.shape == b.shape
@@ -77,7 +81,9 @@ def test_parametrized_weight_norm_layout_loads(tmp_path):
     cpt = random_checkpoint("v2", 40000, f0=True, seed=4)
     renamed = {}
     for k, v in cpt["weight"].items():
-        k = k.replace(".weight_g", ".parametrizations.weight.original0").replace(".weight_v", ".parametrizations.weight.original1")
+        k = k.replace(".weight_g", ".parametrizations.weight.original0").replace(
+            ".weight_v", ".parametrizations.weight.original1"
+        )
         renamed[k] = v
     a = ck.from_dict(cpt).weight
     b = ck.from_dict({**cpt, "weight": renamed}).weight
@@ -98,13 +104,16 @@ def test_malicious_pth_is_refused_not_run(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("mutate,match", [
-    (lambda c: c.pop("weight"), "not an RVC voice model"),
-    (lambda c: c.update(version="v1"), "says version v1"),
-    (lambda c: c.update(f0=0), "says f0=0"),
-    (lambda c: c["weight"].pop("dec.conv_post.weight"), "does not fit"),
-    (lambda c: c.update(vocoder="RefineGAN"), "RefineGAN"),
-])
+@pytest.mark.parametrize(
+    "mutate,match",
+    [
+        (lambda c: c.pop("weight"), "not an RVC voice model"),
+        (lambda c: c.update(version="v1"), "says version v1"),
+        (lambda c: c.update(f0=0), "says f0=0"),
+        (lambda c: c["weight"].pop("dec.conv_post.weight"), "does not fit"),
+        (lambda c: c.update(vocoder="RefineGAN"), "RefineGAN"),
+    ],
+)
 def test_broken_checkpoints_name_the_problem(tmp_path, mutate, match):
     cpt = random_checkpoint("v2", 40000, f0=True, seed=5)
     mutate(cpt)
@@ -129,8 +138,11 @@ def test_merge_weights_parameters_and_refuses_mismatches():
     assert torch.allclose(m.weight[k], 0.75 * a.weight[k] + 0.25 * b.weight[k], atol=1e-6)
     assert m.weight["emb_g.weight"].shape[0] == 2 and m.config[-3] == 2
     m.build()  # loads strictly into the architecture
-    for other, what in [(random_checkpoint("v1", 40000, seed=3), "version"), (random_checkpoint("v2", 48000, seed=3), "sample rate"),
-                        (random_checkpoint("v2", 40000, f0=False, seed=3), "f0")]:
+    for other, what in [
+        (random_checkpoint("v1", 40000, seed=3), "version"),
+        (random_checkpoint("v2", 48000, seed=3), "sample rate"),
+        (random_checkpoint("v2", 40000, f0=False, seed=3), "f0"),
+    ]:
         with pytest.raises(InputError, match=what):
             ck.merge([a, ck.from_dict(other)], [1, 1], ["a", "x"])
     full = ck.from_dict(random_checkpoint("v2", 40000, seed=3, size="full"))
@@ -145,4 +157,6 @@ def test_merge_round_trips_through_save(tmp_path):
     m.save(tmp_path / "m.pth")
     back = ck.load(tmp_path / "m.pth")
     assert back.version == "v1" and back.sr == 48000 and "merge of" in back.info
-    np.testing.assert_allclose(back.weight["dec.conv_pre.weight"].numpy(), m.weight["dec.conv_pre.weight"].numpy(), atol=2e-3)
+    np.testing.assert_allclose(
+        back.weight["dec.conv_pre.weight"].numpy(), m.weight["dec.conv_pre.weight"].numpy(), atol=2e-3
+    )

@@ -182,7 +182,9 @@ def test_make_song_10s(tmp_path, monkeypatch):
     assert np.abs(v[: int((first - 0.2) * sr)]).max() < 1e-4
     sung = np.zeros(v.size, bool)
     for n in meta["notes"]:
-        sung[int(n["start"] * sr): int(n["end"] * sr)] = True
-    assert np.sqrt(np.mean(v[sung] ** 2)) > 10 * np.sqrt(np.mean(v[~sung & (np.arange(v.size) < first * sr)] ** 2) + 1e-12)
+        sung[int(n["start"] * sr) : int(n["end"] * sr)] = True
+    assert np.sqrt(np.mean(v[sung] ** 2)) > 10 * np.sqrt(
+        np.mean(v[~sung & (np.arange(v.size) < first * sr)] ** 2) + 1e-12
+    )
     inst = arrays["instrumental"]
     assert np.sqrt(np.mean(inst[:, : int(first * sr)] ** 2)) > 1e-3  # the backing plays the intro

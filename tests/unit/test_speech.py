@@ -37,7 +37,7 @@ def speech_like(seconds: float = 3.0, sr: int = SR, seed: int = 0) -> tuple[np.n
             spec = np.fft.rfft(rng.standard_normal(m))
             f = np.fft.rfftfreq(m, 1 / sr)
             burst = np.fft.irfft(spec * ((f > 2500) & (f < 8000)), m)
-            out[s:s + m] += burst * 0.25 / (np.sqrt(np.mean(burst ** 2)) + 1e-12) * np.hanning(m)
+            out[s : s + m] += burst * 0.25 / (np.sqrt(np.mean(burst**2)) + 1e-12) * np.hanning(m)
             first = s if first is None else first
             last = max(last, s + m)
             s += int(0.8 * m)
@@ -52,7 +52,7 @@ def speech_like(seconds: float = 3.0, sr: int = SR, seed: int = 0) -> tuple[np.n
             a = sum(g * np.exp(-0.5 * ((fh - fc) / (60 + 0.05 * fc)) ** 2) for g, fc in zip((1, 0.6, 0.3), formants))
             v += (a + 0.05 / h) * np.sin(h * phase)
         env = np.clip(tt / 0.02, 0, 1) * np.clip((tt[-1] - tt) / 0.04, 0, 1)
-        out[s:s + m] += v * env * 0.2 / (np.sqrt(np.mean(v[env > 0.5] ** 2)) + 1e-12)
+        out[s : s + m] += v * env * 0.2 / (np.sqrt(np.mean(v[env > 0.5] ** 2)) + 1e-12)
         first = s if first is None else first
         last = max(last, s + m)
         t = (s + m) / sr + (rng.uniform(0.3, 0.5) if rng.random() < 0.2 else rng.uniform(0.04, 0.2))
@@ -67,8 +67,15 @@ def sung(seconds: float = 4.0, sr: int = SR, seed: int = 1) -> tuple[np.ndarray,
     return x, int(loud[0]), int(loud[-1]) + 1
 
 
-def padded_note(kind: str = "speech", lead_s: float = 1.5, tail_s: float = 2.0, noise_dbfs: float | None = None,
-                seed: int = 0, seconds: float = 3.0, sr: int = SR) -> tuple[np.ndarray, int, int]:
+def padded_note(
+    kind: str = "speech",
+    lead_s: float = 1.5,
+    tail_s: float = 2.0,
+    noise_dbfs: float | None = None,
+    seed: int = 0,
+    seconds: float = 3.0,
+    sr: int = SR,
+) -> tuple[np.ndarray, int, int]:
     """(1, n) float32: a speech-like (or sung) note between ``lead_s`` and ``tail_s`` of silence, or of white noise
     at ``noise_dbfs`` RMS over the whole note; with the true first and last sounding samples."""
     x, a, b = (speech_like if kind == "speech" else sung)(seconds, sr, seed)
@@ -86,18 +93,30 @@ def snr_db(ref: np.ndarray, est: np.ndarray) -> float:
 def with_noise(clean: np.ndarray, snr: float, seed: int = 7) -> np.ndarray:
     """``clean`` plus white noise at ``snr`` dB below its mean power."""
     noise = np.random.default_rng(seed).standard_normal(clean.shape)
-    noise *= np.sqrt(np.mean(clean.astype(np.float64) ** 2) / np.mean(noise ** 2)) / 10 ** (snr / 20)
+    noise *= np.sqrt(np.mean(clean.astype(np.float64) ** 2) / np.mean(noise**2)) / 10 ** (snr / 20)
     return (clean + noise).astype(np.float32)
 
 
 # ---- trimming ---------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kind,noise_dbfs,seed", [
-    ("speech", None, 0), ("speech", -60, 1), ("speech", -50, 2), ("sung", None, 1), ("sung", -55, 2),
-])
+@pytest.mark.parametrize(
+    "kind,noise_dbfs,seed",
+    [
+        ("speech", None, 0),
+        ("speech", -60, 1),
+        ("speech", -50, 2),
+        ("sung", None, 1),
+        ("sung", -55, 2),
+    ],
+)
 def test_span_is_the_note_plus_padding(kind, noise_dbfs, seed):
     x, a, b = padded_note(kind, 1.5, 2.0, noise_dbfs, seed)
     start, end, info = speech.speech_span(x, SR)
-    assert abs(start - (a - 0.15 * SR)) / SR < 0.25 and abs(end - (b + 0.15 * SR)) / SR < 0.25, (start / SR, end / SR, a / SR, b / SR)
+    assert abs(start - (a - 0.15 * SR)) / SR < 0.25 and abs(end - (b + 0.15 * SR)) / SR < 0.25, (
+        start / SR,
+        end / SR,
+        a / SR,
+        b / SR,
+    )
     assert info["lead_trimmed_s"] == pytest.approx(start / SR, abs=1e-3)
     assert info["tail_trimmed_s"] == pytest.approx((x.shape[1] - end) / SR, abs=1e-3)
     assert info["method"] in ("vad", "energy", "vad+energy") and 0 < info["speech_s"] < x.shape[1] / SR
@@ -130,10 +149,12 @@ def test_stereo_and_one_dimensional_inputs_agree():
 @pytest.mark.parametrize("signal", ["zeros", "faint", "steady_noise", "tiny"])
 def test_nothing_to_trim_leaves_the_note_whole(signal):
     n = int(3.0 * SR)
-    x = {"zeros": np.zeros((1, n), np.float32),
-         "faint": (1e-4 * np.random.default_rng(0).standard_normal((1, n))).astype(np.float32),  # -80 dBFS
-         "steady_noise": (0.03 * np.random.default_rng(1).standard_normal((1, n))).astype(np.float32),
-         "tiny": np.zeros((1, 10), np.float32)}[signal]
+    x = {
+        "zeros": np.zeros((1, n), np.float32),
+        "faint": (1e-4 * np.random.default_rng(0).standard_normal((1, n))).astype(np.float32),  # -80 dBFS
+        "steady_noise": (0.03 * np.random.default_rng(1).standard_normal((1, n))).astype(np.float32),
+        "tiny": np.zeros((1, 10), np.float32),
+    }[signal]
     start, end, info = speech.speech_span(x, SR)
     assert (start, end) == (0, x.shape[1])
     assert info["lead_trimmed_s"] == info["tail_trimmed_s"] == 0.0
@@ -144,7 +165,7 @@ def test_nothing_to_trim_leaves_the_note_whole(signal):
 def test_a_short_sound_keeps_at_least_min_keep():
     x = np.zeros((1, 3 * SR), np.float32)
     t = np.arange(int(0.12 * SR)) / SR
-    x[0, SR: SR + t.size] = 0.3 * np.sin(2 * np.pi * 440 * t) * np.hanning(t.size)
+    x[0, SR : SR + t.size] = 0.3 * np.sin(2 * np.pi * 440 * t) * np.hanning(t.size)
     start, end, _ = speech.speech_span(x, SR, pad_s=0.0)
     assert end - start >= int(0.3 * SR) - 1 and start <= SR and end >= SR + t.size - 0.05 * SR
 
@@ -169,7 +190,9 @@ def test_vad_probabilities_match_the_stock_silero_path(tmp_path):
         "     for i in range(0, x.size, 512)]\n"
         "print(json.dumps(p))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.npy")], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "x.npy")], capture_output=True, text=True, check=True
+    )
     stock = np.array(json.loads(out.stdout.strip().splitlines()[-1]))
     ours = speech.speech_probabilities(x[0])
     assert ours.shape == stock.shape and np.abs(ours - stock).max() < 1e-4
@@ -178,17 +201,20 @@ def test_vad_probabilities_match_the_stock_silero_path(tmp_path):
 
 def _imported_by(module: str) -> set[str]:
     """Modules a fresh interpreter has loaded after importing ``module`` and running a span."""
-    code = (f"import sys, numpy as np, {module} as m\n"
-            "m.speech_span(np.zeros((1, 16000), np.float32) + np.float32(0.1), 16000)\n"
-            "print(' '.join(sys.modules))")
+    code = (
+        f"import sys, numpy as np, {module} as m\n"
+        "m.speech_span(np.zeros((1, 16000), np.float32) + np.float32(0.1), 16000)\n"
+        "print(' '.join(sys.modules))"
+    )
     root = str(Path(__file__).resolve().parents[2])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     return set(out.stdout.split())
 
 
 # ---- denoising --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("sr,n,channels", [(44100, 44100 * 2 + 37, 1), (48000, 1000, 2), (16000, 16000 + 5, 3),
-                                           (22050, 5000, 1)])
+@pytest.mark.parametrize(
+    "sr,n,channels", [(44100, 44100 * 2 + 37, 1), (48000, 1000, 2), (16000, 16000 + 5, 3), (22050, 5000, 1)]
+)
 def test_stft_reconstructs_exactly(sr, n, channels):
     x = np.random.default_rng(0).standard_normal((channels, n)).astype(np.float32)
     stft = speech._Stft(sr, n)

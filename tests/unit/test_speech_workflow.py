@@ -33,7 +33,9 @@ def test_voice_note_is_trimmed_unless_asked_not_to(settings, note, tmp_path):
     assert trim.meta["lead_trimmed_s"] == pytest.approx(LEAD_S - 0.15, abs=0.25) and trim.meta["method"] != "none"
     assert r1.run.step("denoise").skipped
 
-    r2 = s.convert(CoverRequest(input=str(path), voice="ayana", format="wav", trim=False, out=str(tmp_path / "whole.wav")))
+    r2 = s.convert(
+        CoverRequest(input=str(path), voice="ayana", format="wav", trim=False, out=str(tmp_path / "whole.wav"))
+    )
     assert probe(r2.output).duration == pytest.approx(n / SR, abs=0.05)
     assert r2.run.step("trim").skipped and r2.run.step("source").cached
 
@@ -67,8 +69,21 @@ def test_step_keys_follow_trim_and_denoise_params(settings, note, tmp_path):
 def test_cli_flags_reach_the_workflow(settings, note, tmp_path, monkeypatch):
     from tests.clirun import as_json, invoke
 
-    res = as_json(invoke("convert", note[0], "--voice", "ayana", "--format", "wav", "--no-trim", "--denoise",
-                         "--out", tmp_path / "x.wav", "--json"))
+    res = as_json(
+        invoke(
+            "convert",
+            note[0],
+            "--voice",
+            "ayana",
+            "--format",
+            "wav",
+            "--no-trim",
+            "--denoise",
+            "--out",
+            tmp_path / "x.wav",
+            "--json",
+        )
+    )
     steps = {s["id"]: s for s in res["run"]["steps"]}
     assert steps["trim"]["skipped"] and not steps["denoise"]["skipped"]
 

@@ -55,8 +55,9 @@ def test_presets_resolve_to_manifest_models(settings):
     assert catalog.resolve(settings, "", "karaoke").stage == "karaoke"
     assert catalog.resolve(settings, "", "dereverb").name == "dereverb-roformer"
     assert catalog.resolve(settings, "fast-cpu", "vocals").file == "Kim_Vocal_2.onnx"
-    by_sdr = sorted((m for m in catalog.catalog(settings) if m.stage == "vocals" and m.sdr),
-                    key=lambda m: -m.sdr["musdb"]["vocals"])
+    by_sdr = sorted(
+        (m for m in catalog.catalog(settings) if m.stage == "vocals" and m.sdr), key=lambda m: -m.sdr["musdb"]["vocals"]
+    )
     assert "best-vocals" in by_sdr[0].presets  # the preset really is the best published figure
     fast = [m for m in catalog.catalog(settings) if m.stage == "vocals" and m.arch == "MDX"]
     assert "fast-cpu" in max(fast, key=lambda m: m.sdr["musdb"]["vocals"]).presets
@@ -76,13 +77,16 @@ def test_missing_model_names_the_pull_command(settings):
     assert "singer models pull vocals-mdx" in e.value.hint and "Kim_Vocal_2.onnx" in e.value.user_message
 
 
-@pytest.mark.parametrize("stage,primary,secondary,expect", [
-    ("vocals", "Vocals", "Instrumental", {"vocals": "Vocals", "instrumental": "Instrumental"}),
-    ("vocals", "Instrumental", "Vocals", {"vocals": "Vocals", "instrumental": "Instrumental"}),
-    ("karaoke", "Instrumental", "Vocals", {"lead": "Vocals", "backing": "Instrumental"}),
-    ("dereverb", "Reverb", "No Reverb", {"dry": "No Reverb", "reverb": "Reverb"}),
-    ("dereverb", "noreverb", "reverb", {"dry": "noreverb", "reverb": "reverb"}),
-])
+@pytest.mark.parametrize(
+    "stage,primary,secondary,expect",
+    [
+        ("vocals", "Vocals", "Instrumental", {"vocals": "Vocals", "instrumental": "Instrumental"}),
+        ("vocals", "Instrumental", "Vocals", {"vocals": "Vocals", "instrumental": "Instrumental"}),
+        ("karaoke", "Instrumental", "Vocals", {"lead": "Vocals", "backing": "Instrumental"}),
+        ("dereverb", "Reverb", "No Reverb", {"dry": "No Reverb", "reverb": "Reverb"}),
+        ("dereverb", "noreverb", "reverb", {"dry": "noreverb", "reverb": "reverb"}),
+    ],
+)
 def test_model_stems_map_to_stage_outputs(stage, primary, secondary, expect):
     assert catalog.assign(stage, primary, secondary) == expect
 
@@ -110,8 +114,9 @@ def test_offline_separator_never_downloads(tmp_path, no_network):
     from singer.engines.separators import uvr_compat
 
     uvr_compat.prepare()
-    sep = uvr_compat.offline_separator_class()(model_file_dir=str(tmp_path), output_dir=str(tmp_path),
-                                               log_level=logging.WARNING)
+    sep = uvr_compat.offline_separator_class()(
+        model_file_dir=str(tmp_path), output_dir=str(tmp_path), log_level=logging.WARNING
+    )
     with pytest.raises(ModelError, match="download_checks.json") as e:
         sep.load_model("Kim_Vocal_2.onnx")
     assert "singer models pull" in e.value.hint
@@ -130,9 +135,13 @@ def test_engine_output_equals_audio_separator_direct(settings, kit, song_wav, tm
     assert set(out) == {"vocals", "instrumental"} and log == sorted(log) and log[-1] == 1.0
     uvr_compat.prepare()
     direct = uvr_compat.offline_separator_class()(
-        model_file_dir=str(catalog.uvr_dir(settings)), output_dir=str(tmp_path / "direct"), output_format="WAV",
-        use_soundfile=True, log_level=logging.WARNING,
-        mdx_params={"hop_length": 1024, "segment_size": 64, "overlap": 0.25, "batch_size": 1, "enable_denoise": False})
+        model_file_dir=str(catalog.uvr_dir(settings)),
+        output_dir=str(tmp_path / "direct"),
+        output_format="WAV",
+        use_soundfile=True,
+        log_level=logging.WARNING,
+        mdx_params={"hop_length": 1024, "segment_size": 64, "overlap": 0.25, "batch_size": 1, "enable_denoise": False},
+    )
     direct.load_model(kit["vocals"])
     files = direct.separate(str(src))
     ref = next(f for f in files if "(Vocals)" in f)

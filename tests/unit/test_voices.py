@@ -23,7 +23,9 @@ def sung(seconds: float, f0: float, formant_scale: float = 1.0, sr: int = SR) ->
     phase = 2 * np.pi * np.cumsum(f) / sr
     y = np.zeros(len(t))
     for k in range(1, int(0.45 * sr / (f0 * 1.3))):
-        gain = sum(1 / (1 + ((k * f - fm * formant_scale) / bw) ** 2) for fm, bw in ((600, 90), (1700, 120), (2700, 180)))
+        gain = sum(
+            1 / (1 + ((k * f - fm * formant_scale) / bw) ** 2) for fm, bw in ((600, 90), (1700, 120), (2700, 180))
+        )
         y += gain / np.sqrt(k) * np.sin(k * phase)
     return (0.25 * y / np.abs(y).max()).astype(np.float32)
 
@@ -55,7 +57,9 @@ def test_profile_roundtrip_is_small(low_high):
     low, _ = low_high
     d = low.to_dict()
     again = VoiceProfile.from_dict(json.loads(json.dumps(d)))
-    assert np.allclose(again.env_mean, low.env_mean, atol=1e-3) and again.f0_median == pytest.approx(low.f0_median, rel=1e-4)
+    assert np.allclose(again.env_mean, low.env_mean, atol=1e-3) and again.f0_median == pytest.approx(
+        low.f0_median, rel=1e-4
+    )
     assert len(json.dumps(d)) < 20_000
 
 
@@ -98,7 +102,9 @@ def test_store_lifecycle(store, tmp_path):
     assert len(got.meta["provenance"]["sources"][0]["sha256"]) == 64
     assert got.load().f0_median == pytest.approx(110.0, rel=0.05)
     mix = store.merge(["low-guy", "high_gal"], [0.5, 0.5], "mixed")
-    assert mix.load().f0_median == pytest.approx(np.sqrt(got.load().f0_median * store.get("high_gal").load().f0_median), rel=1e-3)
+    assert mix.load().f0_median == pytest.approx(
+        np.sqrt(got.load().f0_median * store.get("high_gal").load().f0_median), rel=1e-3
+    )
     assert mix.meta["gender"] == "mixed"
     with pytest.raises(InputError, match="already exists"):
         store.create("mixed", [low])

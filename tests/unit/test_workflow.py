@@ -85,9 +85,11 @@ def test_store_manifest_describes_entry(tmp_path):
 def test_store_prune_lru(tmp_path):
     store = Store(tmp_path)
     for i in range(3):
+
         def w(work, i=i):
             (work / "o").write_bytes(b"0" * 1000)
             return {"audio": work / "o"}, {}
+
         e, _ = store.compute(f"{i:02d}" * 20, w, {})
         os.utime(e.path / ".used", (time.time() - 100 + i, time.time() - 100 + i))
     removed = store.prune(max_bytes=store.total_size() - 1)

@@ -16,8 +16,9 @@ from singer.profile import learn_profile
 SR = 44100
 
 
-def sung(seconds: float = 3.0, sr: int = SR, f0: float = 220.0, formant_scale: float = 1.0, gaps: bool = False,
-         seed: int = 0) -> np.ndarray:
+def sung(
+    seconds: float = 3.0, sr: int = SR, f0: float = 220.0, formant_scale: float = 1.0, gaps: bool = False, seed: int = 0
+) -> np.ndarray:
     """Harmonic tone with 5.5 Hz vibrato through a three-formant envelope (float32 mono)."""
     n = int(seconds * sr)
     t = np.arange(n) / sr

@@ -40,31 +40,52 @@ class RVCConverter:
     name: ClassVar[str] = "rvc"
     kind: ClassVar[str] = "converter"
     version: ClassVar[str] = "2"  # 2: key auto / auto_octave compare singing with singing, speech with speech
-    description: ClassVar[str] = "RVC v1/v2 voice models (own inference; HuBERT/ContentVec content, fcpe/crepe/rmvpe pitch, faiss index)"
+    description: ClassVar[str] = (
+        "RVC v1/v2 voice models (own inference; HuBERT/ContentVec content, fcpe/crepe/rmvpe pitch, faiss index)"
+    )
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
         key: Annotated[float, Field(ge=-36, le=36)] | Literal["auto"] = Field(
-            0.0, description="Pitch shift in semitones, or 'auto' to fit the song into the voice's range.")
-        f0_method: F0Method = Field("fcpe", description="Pitch tracker: fcpe, crepe, crepe-tiny, rmvpe (needs rmvpe.pt), harvest, pm.")
-        index_rate: float = Field(0.75, ge=0, le=1, description="How much retrieved voice features replace the singer's.")
+            0.0, description="Pitch shift in semitones, or 'auto' to fit the song into the voice's range."
+        )
+        f0_method: F0Method = Field(
+            "fcpe", description="Pitch tracker: fcpe, crepe, crepe-tiny, rmvpe (needs rmvpe.pt), harvest, pm."
+        )
+        index_rate: float = Field(
+            0.75, ge=0, le=1, description="How much retrieved voice features replace the singer's."
+        )
         filter_radius: int = Field(3, ge=0, le=7, description="Median filter on harvest pitch when >= 3.")
-        rms_mix_rate: float = Field(0.25, ge=0, le=1, description="1 = keep the model's loudness envelope, 0 = the singer's.")
-        protect: float = Field(0.33, ge=0, le=0.5, description="Keep unvoiced consonants/breaths unconverted (0.5 = off).")
-        auto_octave: bool = Field(False, description="Add at most one octave that brings the vocal into the voice's register "
-                                                     "(singing range for singing, speaking pitch for speech).")
+        rms_mix_rate: float = Field(
+            0.25, ge=0, le=1, description="1 = keep the model's loudness envelope, 0 = the singer's."
+        )
+        protect: float = Field(
+            0.33, ge=0, le=0.5, description="Keep unvoiced consonants/breaths unconverted (0.5 = off)."
+        )
+        auto_octave: bool = Field(
+            False,
+            description="Add at most one octave that brings the vocal into the voice's register "
+            "(singing range for singing, speaking pitch for speech).",
+        )
         sid: int = Field(0, ge=0, description="Speaker id inside the model.")
         seed: int = Field(0, description="Seed of the model's random draws (same seed, same output).")
-        gate_db: float = Field(-60.0, ge=-120, le=0, description="Input below this level (dBFS, 10 ms) is written as silence.")
-        crossfade_ms: float = Field(20.0, ge=0, le=500, description="Crossfade where long vocals are cut into chunks (0 = RVC's hard cut).")
+        gate_db: float = Field(
+            -60.0, ge=-120, le=0, description="Input below this level (dBFS, 10 ms) is written as silence."
+        )
+        crossfade_ms: float = Field(
+            20.0, ge=0, le=500, description="Crossfade where long vocals are cut into chunks (0 = RVC's hard cut)."
+        )
 
     @classmethod
     def check(cls, settings: Any) -> None:
         missing = [m for m in ("torch", "transformers", "faiss", "torchfcpe") if find_spec(m) is None]
         if missing:
-            raise EngineUnavailable(f"The rvc converter needs {', '.join(missing)}.", hint="Reinstall singer (make install).",
-                                    reasons={"rvc": f"python packages missing: {', '.join(missing)}"})
+            raise EngineUnavailable(
+                f"The rvc converter needs {', '.join(missing)}.",
+                hint="Reinstall singer (make install).",
+                reasons={"rvc": f"python packages missing: {', '.join(missing)}"},
+            )
         from ...rvc.hubert import find_content_model
 
         try:
@@ -124,17 +145,23 @@ class RVCConverter:
             p = self.Params(**(params or {}))
         except ValidationError as e:
             err = e.errors()[0]
-            raise InputError(f"Bad rvc converter parameter {err['loc'][0] if err['loc'] else ''}: {err['msg']}",
-                             hint="See `singer engines` for the parameters and their ranges.") from None
+            raise InputError(
+                f"Bad rvc converter parameter {err['loc'][0] if err['loc'] else ''}: {err['msg']}",
+                hint="See `singer engines` for the parameters and their ranges.",
+            ) from None
         if getattr(voice, "kind", None) != "rvc":
-            raise InputError(f"Voice '{getattr(voice, 'name', voice)}' is a {getattr(voice, 'kind', '?')} voice; the rvc engine sings RVC models.",
-                             hint="Pick an RVC voice (singer voices list) or use --engine world.")
+            raise InputError(
+                f"Voice '{getattr(voice, 'name', voice)}' is a {getattr(voice, 'kind', '?')} voice; the rvc engine sings RVC models.",
+                hint="Pick an RVC voice (singer voices list) or use --engine world.",
+            )
         rv = voice.load()
         mono, sr, rms = _read_mono(Path(src))
         n, channels = len(mono), len(rms)
         if n == 0 or rms.max() < 10 ** (p.gate_db / 20):
-            raise InputError(f"No singing or speech found in {Path(src).name}: it is silent.",
-                             hint="Check that the vocal stem is not empty (try another separator or source).")
+            raise InputError(
+                f"No singing or speech found in {Path(src).name}: it is silent.",
+                hint="Check that the vocal stem is not empty (try another separator or source).",
+            )
         progress(0.0, "loading voice")
         conv = self.converter(rv)
         gate = _gate_frames(mono, sr, p.gate_db)
@@ -155,20 +182,35 @@ class RVCConverter:
                     choice = choose_octave(src_stats, delivery, reg, base=key, voice_name=rv.name)
                     key += choice.shift
             elif reg is None:
-                raise InputError(f"Voice '{rv.name}' has no recorded range, so --key auto cannot fit the song to it.",
-                                 hint="Give a key (--key -3), or re-add the voice with --range C3-C5, --sample "
-                                      "recordings or --gender.")
+                raise InputError(
+                    f"Voice '{rv.name}' has no recorded range, so --key auto cannot fit the song to it.",
+                    hint="Give a key (--key -3), or re-add the voice with --range C3-C5, --sample "
+                    "recordings or --gender.",
+                )
             else:
                 choice = choose_key(src_stats, delivery, reg, voice_name=rv.name) if src_stats else None
                 key = choice.shift if choice else 0.0
             chosen["key"], chosen["octave"] = key, choice.to_dict() if choice else None
             return key
 
-        s = Settings(key=0.0 if p.key == "auto" else float(p.key), f0_method=p.f0_method, index_rate=p.index_rate,
-                     filter_radius=p.filter_radius, rms_mix_rate=p.rms_mix_rate, protect=p.protect, sid=p.sid, seed=p.seed,
-                     crossfade_ms=p.crossfade_ms)
-        y = conv(x16, s, models_path=Path(self.settings.models_path), choose_key=choose,
-                 progress=lambda f: progress(0.05 + 0.9 * f, "converting"))
+        s = Settings(
+            key=0.0 if p.key == "auto" else float(p.key),
+            f0_method=p.f0_method,
+            index_rate=p.index_rate,
+            filter_radius=p.filter_radius,
+            rms_mix_rate=p.rms_mix_rate,
+            protect=p.protect,
+            sid=p.sid,
+            seed=p.seed,
+            crossfade_ms=p.crossfade_ms,
+        )
+        y = conv(
+            x16,
+            s,
+            models_path=Path(self.settings.models_path),
+            choose_key=choose,
+            progress=lambda f: progress(0.05 + 0.9 * f, "converting"),
+        )
         del x16
         y = resample_long(y, conv.tgt_sr, sr)
         y = np.pad(y, (0, max(0, n - len(y))))[:n]
@@ -184,12 +226,25 @@ class RVCConverter:
             tmp.unlink(missing_ok=True)
         progress(1.0, "done")
         key = chosen.get("key", s.key)
-        follow = instrumental_key(key) if p.key == "auto" else float(p.key)  # octaves added by auto_octave stay vocal-only
-        return {"engine": "rvc", "key": key, "instrumental_key": follow, "f0_method": p.f0_method,
-                "model": {"version": conv.version, "sample_rate": conv.tgt_sr, "f0": conv.f0, "index": conv.index is not None},
-                "source_range": chosen.get("source_range"), "octave": chosen.get("octave"),
-                "voice_register": reg.to_dict() if reg is not None else None,
-                "seconds": round(time.perf_counter() - started, 3)}
+        follow = (
+            instrumental_key(key) if p.key == "auto" else float(p.key)
+        )  # octaves added by auto_octave stay vocal-only
+        return {
+            "engine": "rvc",
+            "key": key,
+            "instrumental_key": follow,
+            "f0_method": p.f0_method,
+            "model": {
+                "version": conv.version,
+                "sample_rate": conv.tgt_sr,
+                "f0": conv.f0,
+                "index": conv.index is not None,
+            },
+            "source_range": chosen.get("source_range"),
+            "octave": chosen.get("octave"),
+            "voice_register": reg.to_dict() if reg is not None else None,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
 
 
 BLOCK = 1 << 20  # samples per block when reading/writing long stems
@@ -204,11 +259,13 @@ def _read_mono(src: Path) -> tuple[np.ndarray, int, np.ndarray]:
         mono = np.empty(info.frames, dtype=np.float32)
         energy, pos = np.zeros(info.channels), 0
         for block in sf.blocks(str(src), blocksize=BLOCK, dtype="float32", always_2d=True):
-            mono[pos:pos + len(block)] = block.mean(axis=1)
+            mono[pos : pos + len(block)] = block.mean(axis=1)
             energy += np.einsum("nc,nc->c", block, block, dtype=np.float64)
             pos += len(block)
     except (RuntimeError, sf.LibsndfileError) as e:
-        raise InputError(f"Cannot read {src.name} as a WAV file: {e}", hint="The converter expects a WAV vocal stem.") from None
+        raise InputError(
+            f"Cannot read {src.name} as a WAV file: {e}", hint="The converter expects a WAV vocal stem."
+        ) from None
     return mono[:pos], info.samplerate, np.sqrt(energy / max(pos, 1))
 
 
@@ -216,7 +273,7 @@ def _gate_frames(x: np.ndarray, sr: int, gate_db: float) -> np.ndarray:
     """Per 10 ms frame: 1 where the input is above ``gate_db`` (with a 50 ms hold either side), else 0."""
     hop = max(1, sr // 100)
     frames = -(-len(x) // hop)
-    e = np.array([float(np.sqrt(np.mean(x[i * hop:(i + 1) * hop].astype(np.float64) ** 2))) for i in range(frames)])
+    e = np.array([float(np.sqrt(np.mean(x[i * hop : (i + 1) * hop].astype(np.float64) ** 2))) for i in range(frames)])
     on = (e > 10 ** (gate_db / 20)).astype(float)
     return (np.convolve(on, np.ones(11), mode="same") > 0).astype(np.float32)
 

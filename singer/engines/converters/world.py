@@ -44,22 +44,34 @@ WINDOW_SECONDS = 1.5
 class WorldConverter:
     name: ClassVar[str] = "world"
     kind: ClassVar[str] = "converter"
-    version: ClassVar[str] = "3"  # 2: reports key / instrumental_key; 3: octave choice by singing range / speaking pitch
-    description: ClassVar[str] = "WORLD vocoder: exact key shift, formant warp and timbre toward a voice profile (CPU, offline)"
+    version: ClassVar[str] = (
+        "3"  # 2: reports key / instrumental_key; 3: octave choice by singing range / speaking pitch
+    )
+    description: ClassVar[str] = (
+        "WORLD vocoder: exact key shift, formant warp and timbre toward a voice profile (CPU, offline)"
+    )
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
         key: Annotated[float, Field(ge=-36, le=36)] | Literal["auto"] = Field(
-            0.0, description="Pitch shift in semitones (exact); 'auto' = key 0 with auto_octave.")
-        formant: float = Field(1.0, ge=0, le=1, description="How far formants move toward the voice (0 = keep the singer's).")
+            0.0, description="Pitch shift in semitones (exact); 'auto' = key 0 with auto_octave."
+        )
+        formant: float = Field(
+            1.0, ge=0, le=1, description="How far formants move toward the voice (0 = keep the singer's)."
+        )
         formant_shift: float = Field(0.0, ge=-12, le=12, description="Extra formant shift in semitones, voice or not.")
         strength: float = Field(0.5, ge=0, le=1, description="How far the average timbre moves toward the voice.")
         breathiness: float = Field(0.0, ge=0, le=1, description="How far aperiodicity (breath) moves toward the voice.")
-        auto_octave: bool = Field(False, description="Add at most one octave that brings the vocal into the voice's register "
-                                                     "(singing range for singing, speaking pitch for speech).")
+        auto_octave: bool = Field(
+            False,
+            description="Add at most one octave that brings the vocal into the voice's register "
+            "(singing range for singing, speaking pitch for speech).",
+        )
         air: float = Field(1.0, ge=0, le=2, description="Level of the original band above the analysis Nyquist rate.")
-        analysis_rate: int = Field(22050, ge=0, le=96000, description="WORLD analysis rate in Hz; 0 = the input's rate.")
+        analysis_rate: int = Field(
+            22050, ge=0, le=96000, description="WORLD analysis rate in Hz; 0 = the input's rate."
+        )
         frame_period: float = Field(10.0, ge=2.0, le=20.0, description="WORLD frame period in ms (5 = finer, slower).")
 
         @field_validator("analysis_rate")
@@ -72,8 +84,11 @@ class WorldConverter:
     @classmethod
     def check(cls, settings: Any) -> None:
         if find_spec("pyworld") is None:
-            raise EngineUnavailable("The world converter needs pyworld.", hint="pip install pyworld",
-                                    reasons={"world": "python package pyworld is not installed"})
+            raise EngineUnavailable(
+                "The world converter needs pyworld.",
+                hint="pip install pyworld",
+                reasons={"world": "python package pyworld is not installed"},
+            )
 
     def __init__(self, settings: Any):
         self.settings = settings
@@ -91,19 +106,25 @@ class WorldConverter:
         try:
             p = self.Params(**(params or {}))
         except ValidationError as e:
-            raise InputError(f"Bad world converter parameters: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}",
-                             hint="See `singer engines` for the parameters and their ranges.") from None
+            raise InputError(
+                f"Bad world converter parameters: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}",
+                hint="See `singer engines` for the parameters and their ranges.",
+            ) from None
         try:
             info = sf.info(str(src))
         except (RuntimeError, sf.LibsndfileError) as e:
-            raise InputError(f"Cannot read {src.name} as a WAV file: {e}", hint="The converter expects a WAV vocal stem.") from None
+            raise InputError(
+                f"Cannot read {src.name} as a WAV file: {e}", hint="The converter expects a WAV vocal stem."
+            ) from None
         sr, channels, n = info.samplerate, info.channels, info.frames
         hop = round(sr * dsp.HOP_SECONDS)
         frame_db, gains = _levels(src, hop, channels)
         segments = dsp.plan_segments(frame_db, hop, n, sr)
         if n == 0 or not segments:
-            raise InputError(f"No singing or speech found in {src.name}: it is silent (or only clicks).",
-                             hint="Check that the vocal stem is not empty (try another separator or source).")
+            raise InputError(
+                f"No singing or speech found in {src.name}: it is silent (or only clicks).",
+                hint="Check that the vocal stem is not empty (try another separator or source).",
+            )
         if p.key == "auto":  # world fits the register by whole octaves only: the song stays in its key
             p = p.model_copy(update={"key": 0.0, "auto_octave": True})
         proc_sr = min(sr, p.analysis_rate) if p.analysis_rate else sr
@@ -111,8 +132,15 @@ class WorldConverter:
         source = _source_profile(src, frame_db, hop, sr, proc_sr, p.breathiness > 0) if profile is not None else None
         choice = _octave_choice(p, profile, source, voice)
         transform = dsp.plan_transform(
-            p.key + (choice.shift if choice else 0.0), profile, source, formant=p.formant, formant_shift=p.formant_shift,
-            strength=p.strength, breathiness=p.breathiness, air=p.air, analysis_rate=proc_sr,
+            p.key + (choice.shift if choice else 0.0),
+            profile,
+            source,
+            formant=p.formant,
+            formant_shift=p.formant_shift,
+            strength=p.strength,
+            breathiness=p.breathiness,
+            air=p.air,
+            analysis_rate=proc_sr,
         )
         xf = int(dsp.CROSSFADE_SECONDS * sr / 2) * 2  # overlap of crossfaded neighbours, as planned
         ctx, edge = int(dsp.CONTEXT_SECONDS * sr), int(0.01 * sr)
@@ -150,8 +178,20 @@ class WorldConverter:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)  # on error or cancel, queued segments are dropped
             tmp.unlink(missing_ok=True)
-        return _metadata(p, transform, profile, source, choice, segments, sr, channels, n, f0s_in, f0s_out,
-                         time.perf_counter() - started)
+        return _metadata(
+            p,
+            transform,
+            profile,
+            source,
+            choice,
+            segments,
+            sr,
+            channels,
+            n,
+            f0s_in,
+            f0s_out,
+            time.perf_counter() - started,
+        )
 
 
 class _Gains:
@@ -175,7 +215,9 @@ def _levels(src: Path, hop: int, channels: int) -> tuple[np.ndarray, _Gains]:
             ms = np.append(ms, float(np.mean(mid[frames * hop :].astype(np.float64) ** 2)))
         dbs.append(10 * np.log10(ms + 1e-20))
     frame_db = np.concatenate(dbs) if dbs else np.zeros(0)
-    if channels > 1 and mid_energy < 0.01 * ch_energy.mean():  # channels cancel in the mid (out of phase): use the loudest
+    if (
+        channels > 1 and mid_energy < 0.01 * ch_energy.mean()
+    ):  # channels cancel in the mid (out of phase): use the loudest
         mix = np.eye(channels, dtype=np.float32)[int(np.argmax(ch_energy))]
         mid_energy = float(ch_energy.max())
     out = np.sqrt(ch_energy / mid_energy) if mid_energy > 0 else np.ones(channels)
@@ -217,8 +259,10 @@ def _voice_profile(voice: Any) -> Any:
     if voice is None or hasattr(voice, "formant_scale"):
         return voice
     if getattr(voice, "kind", "profile") != "profile":
-        raise InputError(f"Voice '{voice.name}' is a {voice.kind} voice; the world converter needs a profile voice.",
-                         hint=f"Use the {voice.kind} converter for it, or pick a profile voice.")
+        raise InputError(
+            f"Voice '{voice.name}' is a {voice.kind} voice; the world converter needs a profile voice.",
+            hint=f"Use the {voice.kind} converter for it, or pick a profile voice.",
+        )
     return voice.load()
 
 
@@ -238,8 +282,14 @@ def _source_profile(src: Path, frame_db: np.ndarray, hop: int, sr: int, proc_sr:
             pieces.append(f.read(2 * half, dtype="float32", always_2d=True).mean(axis=1))
     x = dsp.resample(np.concatenate(pieces).astype(np.float64), sr, proc_sr)
     try:
-        return learn_profile(x, proc_sr, band_hz=0.45 * proc_sr, min_voiced_seconds=0.5, provenance={"name": src.name},
-                             aperiodicity=aperiodicity)
+        return learn_profile(
+            x,
+            proc_sr,
+            band_hz=0.45 * proc_sr,
+            min_voiced_seconds=0.5,
+            provenance={"name": src.name},
+            aperiodicity=aperiodicity,
+        )
     except InputError:
         return None
 
@@ -256,8 +306,20 @@ def _octave_choice(p: Any, profile: Any, source: Any, voice: Any) -> Any:
     return choose_octave(source.pitch, delivery, profile.register(), base=float(p.key), voice_name=name)
 
 
-def _metadata(p: Any, t: dsp.Transform, profile: Any, source: Any, choice: Any, segments: list, sr: int, channels: int,
-              n: int, f0s_in: list, f0s_out: list, seconds: float) -> dict:
+def _metadata(
+    p: Any,
+    t: dsp.Transform,
+    profile: Any,
+    source: Any,
+    choice: Any,
+    segments: list,
+    sr: int,
+    channels: int,
+    n: int,
+    f0s_in: list,
+    f0s_out: list,
+    seconds: float,
+) -> dict:
     def stats(arrs: list) -> dict | None:
         v = np.concatenate(arrs) if arrs else np.zeros(0)
         if not len(v):
@@ -266,13 +328,22 @@ def _metadata(p: Any, t: dsp.Transform, profile: Any, source: Any, choice: Any, 
         return {"median_hz": round(float(p50), 2), "p5_hz": round(float(p5), 2), "p95_hz": round(float(p95), 2)}
 
     return {
-        "engine": "world", "sample_rate": sr, "channels": channels, "duration": round(n / sr, 3),
-        "segments": len(segments), "processed_seconds": round(sum(s.end - s.start for s in segments) / sr, 2),
-        "semitones": round(t.semitones, 4), "key": round(t.semitones, 4), "instrumental_key": float(p.key),
+        "engine": "world",
+        "sample_rate": sr,
+        "channels": channels,
+        "duration": round(n / sr, 3),
+        "segments": len(segments),
+        "processed_seconds": round(sum(s.end - s.start for s in segments) / sr, 2),
+        "semitones": round(t.semitones, 4),
+        "key": round(t.semitones, 4),
+        "instrumental_key": float(p.key),
         "formant_ratio": round(t.formant_ratio, 4),
-        "timbre_mapped": t.env_db is not None, "voice_formant_scale": getattr(profile, "formant_scale", None),
+        "timbre_mapped": t.env_db is not None,
+        "voice_formant_scale": getattr(profile, "formant_scale", None),
         "source_formant_scale": getattr(source, "formant_scale", None),
-        "source_f0": stats(f0s_in), "output_f0": stats(f0s_out), "seconds": round(seconds, 2),
+        "source_f0": stats(f0s_in),
+        "output_f0": stats(f0s_out),
+        "seconds": round(seconds, 2),
         "octave": choice.to_dict() if choice else None,
         "voice_register": profile.register().to_dict() if profile is not None else None,
         "params": p.model_dump(),

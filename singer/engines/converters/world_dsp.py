@@ -79,8 +79,16 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 
 def plan_transform(
-    key: float, voice: VoiceProfile | None, source: VoiceProfile | None, *, formant: float, formant_shift: float,
-    strength: float, breathiness: float, air: float, analysis_rate: int,
+    key: float,
+    voice: VoiceProfile | None,
+    source: VoiceProfile | None,
+    *,
+    formant: float,
+    formant_shift: float,
+    strength: float,
+    breathiness: float,
+    air: float,
+    analysis_rate: int,
 ) -> Transform:
     """Turn user parameters plus the voice and source profiles into one fixed transform for the whole song.
     ``key``: the shift applied, octaves chosen by ``auto_octave`` included (see world.py)."""
@@ -125,7 +133,9 @@ def high_band(x: np.ndarray, sr: int, cutoff: float) -> np.ndarray:
     return irfft(spec, n)[: len(x)]
 
 
-def process_segment(x: np.ndarray, sr: int, proc_sr: int, t: Transform, frame_period: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def process_segment(
+    x: np.ndarray, sr: int, proc_sr: int, t: Transform, frame_period: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Convert one mono chunk (float, input rate). Returns (output of the same length, f0 in, f0 out), f0 voiced only."""
     xp = resample(x.astype(np.float64), sr, proc_sr)
     a = vocoder.analyze(xp, proc_sr, frame_period)

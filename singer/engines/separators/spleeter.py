@@ -384,8 +384,9 @@ class SpleeterSeparator:
             self._model = load_model(folder)
         return self._model
 
-    def separate(self, src: Path, out_dir: Path, progress: Progress = no_progress,
-                 params: dict | None = None) -> dict[str, Path]:
+    def separate(
+        self, src: Path, out_dir: Path, progress: Progress = no_progress, params: dict | None = None
+    ) -> dict[str, Path]:
         import soundfile as sf
 
         src, out_dir = Path(src), Path(out_dir)

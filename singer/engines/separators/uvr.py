@@ -43,28 +43,38 @@ class UVRSeparator:
     name: ClassVar[str] = "uvr"
     kind: ClassVar[str] = "separator"
     version: ClassVar[str] = "1"
-    description: ClassVar[str] = ("UVR models (MDX-Net, Roformer, VR) via audio-separator; presets by published SDR; "
-                                  "stages vocals, karaoke (lead/backing), dereverb")
+    description: ClassVar[str] = (
+        "UVR models (MDX-Net, Roformer, VR) via audio-separator; presets by published SDR; "
+        "stages vocals, karaoke (lead/backing), dereverb"
+    )
     stems: ClassVar[tuple[str, ...]] = catalog.STAGES["vocals"]
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        model: str = Field("", description="Preset (best-vocals, fast-cpu, karaoke, dereverb...), manifest name or "
-                                           "file in MODELS/uvr; empty = the stage's default")
+        model: str = Field(
+            "",
+            description="Preset (best-vocals, fast-cpu, karaoke, dereverb...), manifest name or "
+            "file in MODELS/uvr; empty = the stage's default",
+        )
         stage: Literal["vocals", "karaoke", "dereverb"] = "vocals"
 
     @classmethod
     def check(cls, settings: Any) -> None:
         missing = {m: "not installed" for m in ("audio_separator", "onnxruntime", "torch") if find_spec(m) is None}
         if missing:
-            raise EngineUnavailable(f"The uvr separator cannot run: {', '.join(missing)} not installed.", hint=_FIX,
-                                    reasons=missing)
+            raise EngineUnavailable(
+                f"The uvr separator cannot run: {', '.join(missing)} not installed.", hint=_FIX, reasons=missing
+            )
         folder = catalog.uvr_dir(settings)
-        if not any(p.suffix.lower() in (".onnx", ".ckpt", ".pth") for p in (folder.iterdir() if folder.is_dir() else ())):
-            raise EngineUnavailable(f"No UVR model in {folder}.",
-                                    hint="Fetch one with `singer models pull vocals-mdx` (fast on CPU) or "
-                                         "`singer models pull vocals-roformer` (best published SDR); "
-                                         "`singer models list --kind separator` lists them all.")
+        if not any(
+            p.suffix.lower() in (".onnx", ".ckpt", ".pth") for p in (folder.iterdir() if folder.is_dir() else ())
+        ):
+            raise EngineUnavailable(
+                f"No UVR model in {folder}.",
+                hint="Fetch one with `singer models pull vocals-mdx` (fast on CPU) or "
+                "`singer models pull vocals-roformer` (best published SDR); "
+                "`singer models list --kind separator` lists them all.",
+            )
 
     @classmethod
     def bind(cls, settings: Any, params: dict) -> tuple[dict, dict[str, Path]]:
@@ -93,23 +103,31 @@ class UVRSeparator:
         folder = catalog.uvr_dir(self.settings)
         with warnings.catch_warnings():  # its constructor would silence every warning of the whole process
             sep = uvr_compat.offline_separator_class()(
-                log_level=logging.WARNING, model_file_dir=str(folder), output_dir=tempfile.gettempdir(),
-                output_format="WAV", use_soundfile=True, sample_rate=SAMPLE_RATE)
+                log_level=logging.WARNING,
+                model_file_dir=str(folder),
+                output_dir=tempfile.gettempdir(),
+                output_format="WAV",
+                use_soundfile=True,
+                sample_rate=SAMPLE_RATE,
+            )
         sep.model_file_dir = str(folder)  # AUDIO_SEPARATOR_MODEL_DIR must not send it elsewhere
         if m.file.lower().endswith(".onnx"):  # MDX: run at the model's own dim_t, in ONNX Runtime
             data = sep.load_model_data_using_hash(str(folder / m.file))
             if "mdx_dim_t_set" in data:
-                sep.arch_specific_params["MDX"] = {**sep.arch_specific_params["MDX"],
-                                                   "segment_size": 2 ** int(data["mdx_dim_t_set"])}
+                sep.arch_specific_params["MDX"] = {
+                    **sep.arch_specific_params["MDX"],
+                    "segment_size": 2 ** int(data["mdx_dim_t_set"]),
+                }
         try:
             sep.load_model(m.file)
         except SingerError:
             raise
         except Exception as e:
-            raise EngineUnavailable(f"audio-separator could not load the UVR model '{m.name}' ({m.file}): "
-                                    f"{type(e).__name__}: {e}",
-                                    hint=f"Check the files with `singer models verify {m.pull or ''}`".strip() + "; "
-                                         "pull them again if they are damaged.") from e
+            raise EngineUnavailable(
+                f"audio-separator could not load the UVR model '{m.name}' ({m.file}): {type(e).__name__}: {e}",
+                hint=f"Check the files with `singer models verify {m.pull or ''}`".strip() + "; "
+                "pull them again if they are damaged.",
+            ) from e
         while len(self._loaded) >= self.capacity:
             self._loaded.popitem(last=False)
             gc.collect()
@@ -121,8 +139,9 @@ class UVRSeparator:
         return list(self._loaded)
 
     # ---- separation ---------------------------------------------------------------------------------------------
-    def separate(self, src: Path, out_dir: Path, progress: Progress = no_progress,
-                 params: dict | None = None) -> dict[str, Path]:
+    def separate(
+        self, src: Path, out_dir: Path, progress: Progress = no_progress, params: dict | None = None
+    ) -> dict[str, Path]:
         import soundfile as sf
 
         p = self.Params(**(params or {}))
@@ -130,12 +149,16 @@ class UVRSeparator:
         try:
             info = sf.info(str(src))
         except (RuntimeError, sf.LibsndfileError) as e:
-            raise InputError(f"Cannot read {src.name} as audio: {e}", hint="Decode the input with singer.audio first.") from e
+            raise InputError(
+                f"Cannot read {src.name} as audio: {e}", hint="Decode the input with singer.audio first."
+            ) from e
         if info.frames == 0:
             raise InputError(f"{src.name} contains no audio.", hint="Give a non-empty recording.")
         if info.channels not in (1, 2):
-            raise InputError(f"{src.name} has {info.channels} channels; the uvr separator takes mono or stereo.",
-                             hint="Decode it to stereo first (singer.audio.decode(..., channels=2)).")
+            raise InputError(
+                f"{src.name} has {info.channels} channels; the uvr separator takes mono or stereo.",
+                hint="Decode it to stereo first (singer.audio.decode(..., channels=2)).",
+            )
         m = catalog.resolve(self.settings, p.model, p.stage)
         catalog.require(self.settings, m)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -179,8 +202,10 @@ class UVRSeparator:
         parts = {out: out_dir / f"{names[stem]}.wav" for out, stem in mapping.items()}
         missing = [out for out, part in parts.items() if not part.is_file()]
         if missing:
-            raise StepFailed(f"audio-separator wrote {', '.join(Path(w).name for w in written)} but not the "
-                             f"{', '.join(missing)} stem")
+            raise StepFailed(
+                f"audio-separator wrote {', '.join(Path(w).name for w in written)} but not the "
+                f"{', '.join(missing)} stem"
+            )
         return parts
 
 

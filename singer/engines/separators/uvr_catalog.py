@@ -54,9 +54,16 @@ class UVRModel:
 def _from_entry(entry: Any, store: Any) -> UVRModel:
     rels = [f.rel for r in entry.requires for f in store.resolve(r).files] + [f.rel for f in entry.files]
     x = entry.extra
-    return UVRModel(entry.name, Path(entry.files[0].rel).name, x.get("stage", "vocals"),
-                    tuple(str(Path(r).relative_to("uvr")) for r in rels), x.get("arch", ""),
-                    tuple(x.get("presets", [])), dict(x.get("sdr", {})), entry.name)
+    return UVRModel(
+        entry.name,
+        Path(entry.files[0].rel).name,
+        x.get("stage", "vocals"),
+        tuple(str(Path(r).relative_to("uvr")) for r in rels),
+        x.get("arch", ""),
+        tuple(x.get("presets", [])),
+        dict(x.get("sdr", {})),
+        entry.name,
+    )
 
 
 def catalog(settings: Any) -> list[UVRModel]:
@@ -71,7 +78,9 @@ def resolve(settings: Any, model: str, stage: str) -> UVRModel:
     else the stage's default preset)."""
     if stage not in STAGES:
         raise UsageError(f"Unknown separation stage '{stage}'", hint=f"Stages: {', '.join(STAGES)}.")
-    text = (model or (getattr(settings, "uvr_model", "") if stage == "vocals" else "") or DEFAULT_PRESETS[stage]).strip()
+    text = (
+        model or (getattr(settings, "uvr_model", "") if stage == "vocals" else "") or DEFAULT_PRESETS[stage]
+    ).strip()
     known = catalog(settings)
     for m in known:
         if text == m.name or text in m.presets or text == m.file:
@@ -81,9 +90,11 @@ def resolve(settings: Any, model: str, stage: str) -> UVRModel:
         need = [LIST_FILE, *(HASH_DATA if loose.suffix.lower() in (".onnx", ".pth") else ()), text]
         return UVRModel(text, text, stage, tuple(need))
     presets = sorted(p for m in known for p in m.presets)
-    raise UsageError(f"Unknown UVR model or preset '{text}'",
-                     hint=f"Presets: {', '.join(presets)}; models: {', '.join(m.name for m in known)} "
-                          f"(`singer models list --kind separator`), or the file name of a model in {uvr_dir(settings)}.")
+    raise UsageError(
+        f"Unknown UVR model or preset '{text}'",
+        hint=f"Presets: {', '.join(presets)}; models: {', '.join(m.name for m in known)} "
+        f"(`singer models list --kind separator`), or the file name of a model in {uvr_dir(settings)}.",
+    )
 
 
 def require(settings: Any, m: UVRModel) -> list[Path]:
@@ -92,9 +103,11 @@ def require(settings: Any, m: UVRModel) -> list[Path]:
     missing = [p for p in paths if not p.is_file()]
     if missing:
         how = f"`singer models pull {m.pull}`" if m.pull else f"copying them into {uvr_dir(settings)}"
-        raise ModelError(f"The UVR model '{m.name}' is not here: missing {', '.join(p.name for p in missing)}.",
-                         hint=f"Fetch it with {how} (online), or copy the files to {uvr_dir(settings)}.",
-                         reasons={p.name: "missing" for p in missing})
+        raise ModelError(
+            f"The UVR model '{m.name}' is not here: missing {', '.join(p.name for p in missing)}.",
+            hint=f"Fetch it with {how} (online), or copy the files to {uvr_dir(settings)}.",
+            reasons={p.name: "missing" for p in missing},
+        )
     return paths
 
 
@@ -105,6 +118,8 @@ def assign(stage: str, primary: str, secondary: str) -> dict[str, str]:
         return {kept: primary, rest: secondary}
     if secondary.lower() in KEPT[stage]:
         return {kept: secondary, rest: primary}
-    raise ModelError(f"This model's stems ({primary}, {secondary}) do not fit the {stage} stage, which keeps "
-                     f"one of: {', '.join(sorted(KEPT[stage]))}.",
-                     hint=f"Pick a {stage} model: `singer models list --kind separator`.")
+    raise ModelError(
+        f"This model's stems ({primary}, {secondary}) do not fit the {stage} stage, which keeps "
+        f"one of: {', '.join(sorted(KEPT[stage]))}.",
+        hint=f"Pick a {stage} model: `singer models list --kind separator`.",
+    )

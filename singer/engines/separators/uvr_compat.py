@@ -46,7 +46,7 @@ def _onnx2torch_standin(error: BaseException) -> types.ModuleType:
         raise EngineUnavailable(
             f"This MDX model would need onnx2torch, which cannot load here ({type(error).__name__}: {error}).",
             hint="Run MDX models at their own segment size (singer's default; do not set segment_size), "
-                 "which uses ONNX Runtime and needs no onnx2torch/torchvision.",
+            "which uses ONNX Runtime and needs no onnx2torch/torchvision.",
         )
 
     mod.convert = convert  # type: ignore[attr-defined]
@@ -137,7 +137,7 @@ def offline_separator_class() -> type:
             raise ModelError(
                 f"The UVR model file {Path(output_path).name} is not in {Path(output_path).parent}.",
                 hint="Fetch it with `singer models pull NAME` (see `singer models list --kind separator`), "
-                     f"or copy it to {output_path}.",
+                f"or copy it to {output_path}.",
             )
 
     return OfflineSeparator

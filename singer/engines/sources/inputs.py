@@ -21,8 +21,10 @@ from .urls import looks_like_url, normalize_url
 Kind = Literal["path", "url", "search"]
 _DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 _FILE_SCHEME = re.compile(r"^file:", re.IGNORECASE)
-_REMOTE_HINT = ("Give a search text or an http(s) link; to convert your own file, upload it (POST /v1/conversions "
-                "or POST /v1/batches).")
+_REMOTE_HINT = (
+    "Give a search text or an http(s) link; to convert your own file, upload it (POST /v1/conversions "
+    "or POST /v1/batches)."
+)
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,15 @@ def path_like(text: str) -> bool:
     t = text.strip()
     if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"":
         return True
-    return bool(t.startswith(("~", "/", "\\")) or t in (".", "..") or _DRIVE.match(t) or _FILE_SCHEME.match(t)
-                or "/" in t or "\\" in t or "\x00" in t)
+    return bool(
+        t.startswith(("~", "/", "\\"))
+        or t in (".", "..")
+        or _DRIVE.match(t)
+        or _FILE_SCHEME.match(t)
+        or "/" in t
+        or "\\" in t
+        or "\x00" in t
+    )
 
 
 def classify(text: str, *, local: bool = True) -> Input:
@@ -56,12 +65,13 @@ def classify(text: str, *, local: bool = True) -> Input:
     ``AC/DC``-style words that name no file stay search text."""
     t = text.strip()
     if not t:
-        raise InputError("No song given.", hint="Give a search text such as 'artist title', or a URL"
-                         + (", or a file path." if local else "."))
+        raise InputError(
+            "No song given.",
+            hint="Give a search text such as 'artist title', or a URL" + (", or a file path." if local else "."),
+        )
     if _FILE_SCHEME.match(t):
         if not local:
-            raise InputError("The query is a file: link; file paths are not accepted here.",
-                             hint=_REMOTE_HINT)
+            raise InputError("The query is a file: link; file paths are not accepted here.", hint=_REMOTE_HINT)
         return Input("path", t, path=Path(re.sub(r"^file:(//)?", "", t, flags=re.IGNORECASE)).expanduser())
     p = _as_path(t) if local else None
     if p is not None and _is_file(p):
@@ -73,9 +83,11 @@ def classify(text: str, *, local: bool = True) -> Input:
     if not path_like(t):
         return Input("search", " ".join(t.split()))
     if not local:
-        raise InputError("The query is written like a file path (quoted, ~, absolute, or with / or \\); file paths "
-                         "are not accepted here.",
-                         hint=_REMOTE_HINT + " A song title with a '/' in it: write it with a space instead.")
+        raise InputError(
+            "The query is written like a file path (quoted, ~, absolute, or with / or \\); file paths "
+            "are not accepted here.",
+            hint=_REMOTE_HINT + " A song title with a '/' in it: write it with a space instead.",
+        )
     if p is not None and not p.exists() and _words(t):
         return Input("search", " ".join(t.split()))  # "AC/DC": words, not a file
     if p is None:
@@ -86,8 +98,12 @@ def classify(text: str, *, local: bool = True) -> Input:
 def _words(text: str) -> bool:
     """Text with a '/' that reads as words ("AC/DC", "Simon/Garfunkel live"): no leading path marker, no
     backslash, no file extension at the end."""
-    return not (text.startswith(("/", ".", "~", "\\", "'", '"')) or "\\" in text or _DRIVE.match(text)
-                or re.search(r"\.\w{1,5}$", text))
+    return not (
+        text.startswith(("/", ".", "~", "\\", "'", '"'))
+        or "\\" in text
+        or _DRIVE.match(text)
+        or re.search(r"\.\w{1,5}$", text)
+    )
 
 
 def _is_file(p: Path) -> bool:
@@ -117,14 +133,21 @@ class InputPolicy:
     namespace: str = ""  # a remote caller's id: its runs share cache entries with no other caller's
 
     @classmethod
-    def remote(cls, settings: Any, roots: tuple[Path, ...] = (), uploads: Path | None = None,
-               owner: str = "") -> InputPolicy:
+    def remote(
+        cls, settings: Any, roots: tuple[Path, ...] = (), uploads: Path | None = None, owner: str = ""
+    ) -> InputPolicy:
         """The HTTP service's policy: files only inside ``uploads`` and ``roots``; uploads limited to
         ``max_upload_duration`` of decoded audio; the library only with ``SINGER_HTTP_LIBRARY=1``; the step cache
         kept apart per ``owner`` (a caller must not learn from cache hits what another one sang)."""
         ups = (uploads,) if uploads is not None else ()
-        return cls(local=False, roots=tuple(roots) + ups, library=bool(getattr(settings, "http_library", False)),
-                   upload_roots=ups, upload_seconds=float(settings.max_upload_duration), namespace=owner)
+        return cls(
+            local=False,
+            roots=tuple(roots) + ups,
+            library=bool(getattr(settings, "http_library", False)),
+            upload_roots=ups,
+            upload_seconds=float(settings.max_upload_duration),
+            namespace=owner,
+        )
 
     def own_file(self, text: str) -> Path | None:
         """``text`` as a file inside ``roots`` when it is an absolute path there (how the service names a remote
@@ -148,8 +171,10 @@ class InputPolicy:
                     return real
             except OSError:
                 continue
-        raise InputError("The input is a file path outside this service's uploads; file paths are not accepted "
-                         "here.", hint=_REMOTE_HINT)
+        raise InputError(
+            "The input is a file path outside this service's uploads; file paths are not accepted here.",
+            hint=_REMOTE_HINT,
+        )
 
     def seconds_for(self, path: Path, default: float) -> float:
         """The decoded-length limit for ``path``: the upload limit for an upload, else ``default``."""

@@ -64,19 +64,15 @@ def search(query: str, settings: Any, limit: int | None = None, use_library: boo
     found = (good + web + weak)[:limit]
     if not found:
         if offline is not None:
-            where = (
-                "the local library (SINGER_LIBRARY) has no match"
-                if use_library
-                else "no local library is set"
-            )
+            where = "the local library (SINGER_LIBRARY) has no match" if use_library else "no local library is set"
             raise NetworkUnavailable(
                 f"No song found for '{query}': the network is unreachable and {where}",
                 hint="Check your connection, give a file path, or set SINGER_LIBRARY to your music folders.",
             )
         raise SourceError(
             f"No song found for '{query}'",
-            hint="Try other words or give a URL" + (", a file path, or set SINGER_LIBRARY to search your own music."
-                                                    if use_library else ".")
+            hint="Try other words or give a URL"
+            + (", a file path, or set SINGER_LIBRARY to search your own music." if use_library else ".")
             + (f" ({'; '.join(warnings)})" if warnings else ""),
         )
     if warnings:
@@ -86,7 +82,10 @@ def search(query: str, settings: Any, limit: int | None = None, use_library: boo
 
 
 def resolve(
-    query: str, settings: Any, pick: int | None = None, search_limit: int | None = None,
+    query: str,
+    settings: Any,
+    pick: int | None = None,
+    search_limit: int | None = None,
     policy: InputPolicy | None = None,
 ) -> tuple[Candidate, list[Candidate]]:
     """The chosen candidate and all candidates for ``query`` (a path, a URL or search words), as ``policy``
@@ -98,8 +97,10 @@ def resolve(
         path = policy.check_file(found.path, found.text)
         candidates = registry.create("source", "local", settings).search(str(path), 1)
         if not candidates:
-            raise InputError(f"File not found: {found.text}", hint="Check the path; to search by name, give words "
-                             "without a file extension.")
+            raise InputError(
+                f"File not found: {found.text}",
+                hint="Check the path; to search by name, give words without a file extension.",
+            )
     elif found.kind == "url":
         url = check_url(found.url, settings)
         candidates = [Candidate(title=url, source="ytdlp", ref=url, url=url)]

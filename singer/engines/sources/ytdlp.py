@@ -321,12 +321,16 @@ class YtDlpSource:
                 total = d.get("total_bytes") or d.get("total_bytes_estimate")
                 done = d.get("downloaded_bytes") or 0
                 if done > cap or (total and total > cap):  # counted, not announced: a stream without a length too
-                    stopped["why"] = (f"the download of {url} is over {cap / 1e6:.0f} MB",
-                                      "Give a shorter song (the operator's limit is SINGER_MAX_DOWNLOAD_MB).")
+                    stopped["why"] = (
+                        f"the download of {url} is over {cap / 1e6:.0f} MB",
+                        "Give a shorter song (the operator's limit is SINGER_MAX_DOWNLOAD_MB).",
+                    )
                     raise DownloadCancelled(stopped["why"][0])
                 if time.monotonic() > deadline:
-                    stopped["why"] = (f"the download of {url} took over {self.settings.download_timeout:.0f} s",
-                                      "Try again later or give another link (SINGER_DOWNLOAD_TIMEOUT).")
+                    stopped["why"] = (
+                        f"the download of {url} took over {self.settings.download_timeout:.0f} s",
+                        "Try again later or give another link (SINGER_DOWNLOAD_TIMEOUT).",
+                    )
                     raise DownloadCancelled(stopped["why"][0])
                 if total:
                     frac = min(1.0, done / total)
@@ -386,12 +390,16 @@ class YtDlpSource:
                         )
                     info = entries[0]
                 if info.get("is_live"):
-                    raise SourceError(f"{url} is a live stream; singer needs a finished recording.",
-                                      hint="Give the link of a recorded video or an audio file.")
+                    raise SourceError(
+                        f"{url} is a live stream; singer needs a finished recording.",
+                        hint="Give the link of a recorded video or an audio file.",
+                    )
                 limit = float(self.settings.max_duration or 0)
                 if limit and float(info.get("duration") or 0) > limit + 1:
-                    raise SourceError(f"{url} is {float(info['duration']) / 60:.1f} min long; the limit is "
-                                      f"{limit / 60:.1f} min.", hint="Give a shorter song (SINGER_MAX_DURATION).")
+                    raise SourceError(
+                        f"{url} is {float(info['duration']) / 60:.1f} min long; the limit is {limit / 60:.1f} min.",
+                        hint="Give a shorter song (SINGER_MAX_DURATION).",
+                    )
                 title["text"] = info.get("title") or url
                 key = _media_key(info.get("extractor_key") or info.get("extractor") or "url", info.get("id"), url)
                 existing = _find_final(dest, key)

@@ -3,6 +3,7 @@ streams it as SSE, the batch runner aggregates it. No UI object ever enters core
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -54,3 +55,11 @@ class RecordingHooks(NullHooks):
 
     def steps(self, kind: str) -> list[str]:
         return [e[1] for e in self.events if e[0] == kind]
+
+
+# What an engine gets: ``progress(fraction, message)``; the workflow step turns it into Hooks events.
+Progress = Callable[[float, str | None], None]
+
+
+def no_progress(fraction: float, message: str | None = None) -> None:
+    return None

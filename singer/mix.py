@@ -8,7 +8,6 @@ peak detector), so a 10-minute song needs a few MB, not a few GB.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +17,16 @@ import soundfile as sf
 from pydantic import BaseModel, Field
 
 from .errors import InputError
+from .files import atomic_path
 from .loudness import SILENCE_LUFS, LoudnessMeter, oversampled_peak
 
-BLOCK_S = 10.0
-MARGIN_S = 0.1
-RELEASE_S = 0.05
+BLOCK_S = 10.0  # seconds streamed at a time
+MARGIN_S = 0.1  # context either side of a block, for the limiter and the peak detector
+RELEASE_S = 0.05  # limiter window: its gain curve is smoothed over this long
+ESTIMATE_TRUST_LU = 3.0  # the mixture-minus-instrumental vocal estimate is used within this of the vocal stem
+CEILING_MARGIN_DB = 0.05  # the limiter aims this far under the true-peak ceiling (oversampling is not exact)
+LOUDNESS_TOLERANCE_LU = 0.3  # the master is re-rendered until its loudness is this close to the target
+MAX_RENDER_PASSES = 4
 
 
 class MixParams(BaseModel):
@@ -179,39 +183,17 @@ def mix(
 
     ``backing`` (backing vocals, converted or original) joins the mix loudness-matched to ``reference_backing``
     (the separated backing) when given; ``reverb`` (a reverb rendered on the converted lead) likewise to
-    ``reference_reverb`` (the reverb the de-reverb stage took off the original lead). ``known_lufs`` may hold loudness already measured by the step that made a
-    stem ("instrumental", "reference_vocals", "reference_vocals_estimated", "reference_backing"), as it would sound
-    up-mixed to the mix's channel count; it is then not measured again."""
-    known_lufs = known_lufs or {}
-    vi = sf.info(str(vocals))
-    rate, frames = vi.samplerate, vi.frames
-    channels = vi.channels
-    if instrumental is not None:
-        ii = sf.info(str(instrumental))
-        if ii.samplerate != rate:
-            raise InputError(
-                f"Stems have different sample rates ({rate} vs {ii.samplerate})", hint="Resample before mixing."
-            )
-        frames, channels = ii.frames, max(channels, ii.channels)
-    if channels != 2:
-        known_lufs = {}  # measured as stereo by the separate step
+    ``reference_reverb`` (the reverb the de-reverb stage took off the original lead). ``known_lufs`` may hold
+    loudness already measured by the step that made a stem ("instrumental", "reference_vocals",
+    "reference_vocals_estimated", "reference_backing"), as it would sound up-mixed to the mix's channel count; it
+    is then not measured again."""
+    rate, frames, channels = _layout(vocals, instrumental)
+    known = (known_lufs or {}) if channels == 2 else {}  # the separate step measured them as stereo
     figures: dict = {}
-    v_loud = stem_loudness(vocals, channels)
-    gv_db = params.vocal_gain_db
-    if params.match_vocals and reference_vocals is not None:
-        ref = known_lufs.get("reference_vocals")
-        ref = stem_loudness(reference_vocals, channels) if ref is None else ref
-        figures["reference_vocals_lufs"] = round(ref, 2)
-        est = known_lufs.get("reference_vocals_estimated")
-        if est is not None and est > SILENCE_LUFS and abs(est - ref) <= 3.0:
-            figures["reference_vocals_estimated_lufs"] = round(est, 2)
-            ref = est
-        if ref > SILENCE_LUFS and v_loud > SILENCE_LUFS:
-            gv_db += ref - v_loud
-    figures["converted_vocals_lufs"] = round(v_loud, 2)
+    gv_db = _vocal_gain(vocals, reference_vocals, params, channels, known, figures)
     stems = [Stem(vocals, 10 ** (gv_db / 20))]
     if instrumental is not None:
-        inst = known_lufs.get("instrumental")
+        inst = known.get("instrumental")
         inst = stem_loudness(instrumental, channels) if inst is None else inst
         figures["instrumental_lufs"] = round(inst, 2)
         stems.append(Stem(instrumental, 10 ** (params.instrumental_gain_db / 20)))
@@ -219,18 +201,73 @@ def mix(
         ("backing", backing, reference_backing, params.backing_gain_db),
         ("reverb", reverb, reference_reverb, params.reverb_gain_db),
     )
-    for name, stem, reference, offset in extras:  # each matched to the loudness of its separated original
-        if stem is None:
-            continue
-        g_db, loud = offset, stem_loudness(stem, channels)
-        if params.match_vocals and reference is not None:
-            ref = known_lufs.get(f"reference_{name}")
-            ref = stem_loudness(reference, channels) if ref is None else ref
-            if ref > SILENCE_LUFS and loud > SILENCE_LUFS:
-                g_db += ref - loud
-            figures[f"reference_{name}_lufs"] = round(ref, 2)
-        figures.update({f"{name}_lufs": round(loud, 2), f"{name}_gain_db": round(g_db, 2)})
-        stems.append(Stem(stem, 10 ** (g_db / 20)))
+    for name, stem, reference, offset in extras:
+        if stem is not None:
+            stems.append(_matched_stem(name, stem, reference, offset, params, channels, known, figures))
+    figures["vocal_gain_db"] = round(gv_db, 2)
+    figures.update(_master(stems, frames, rate, channels, params, dst))
+    return figures
+
+
+def _layout(vocals: Path, instrumental: Path | None) -> tuple[int, int, int]:
+    """(rate, frames, channels) of the mix: the instrumental's length, the wider channel count."""
+    vi = sf.info(str(vocals))
+    rate, frames, channels = vi.samplerate, vi.frames, vi.channels
+    if instrumental is not None:
+        ii = sf.info(str(instrumental))
+        if ii.samplerate != rate:
+            raise InputError(
+                f"Stems have different sample rates ({rate} vs {ii.samplerate})", hint="Resample before mixing."
+            )
+        frames, channels = ii.frames, max(channels, ii.channels)
+    return rate, frames, channels
+
+
+def _vocal_gain(
+    vocals: Path, reference: Path | None, params: MixParams, channels: int, known: dict, figures: dict
+) -> float:
+    """dB for the converted vocals: the user's offset plus the step to the original vocal's loudness."""
+    loud = stem_loudness(vocals, channels)
+    figures["converted_vocals_lufs"] = round(loud, 2)
+    gain_db = params.vocal_gain_db
+    if not (params.match_vocals and reference is not None):
+        return gain_db
+    ref = known.get("reference_vocals")
+    ref = stem_loudness(reference, channels) if ref is None else ref
+    figures["reference_vocals_lufs"] = round(ref, 2)
+    est = known.get("reference_vocals_estimated")
+    if est is not None and est > SILENCE_LUFS and abs(est - ref) <= ESTIMATE_TRUST_LU:
+        figures["reference_vocals_estimated_lufs"] = round(est, 2)
+        ref = est
+    if ref > SILENCE_LUFS and loud > SILENCE_LUFS:
+        gain_db += ref - loud
+    return gain_db
+
+
+def _matched_stem(
+    name: str,
+    stem: Path,
+    reference: Path | None,
+    offset_db: float,
+    params: MixParams,
+    channels: int,
+    known: dict,
+    figures: dict,
+) -> Stem:
+    """A backing or reverb stem matched to the loudness of its separated original, plus the user's offset."""
+    g_db, loud = offset_db, stem_loudness(stem, channels)
+    if params.match_vocals and reference is not None:
+        ref = known.get(f"reference_{name}")
+        ref = stem_loudness(reference, channels) if ref is None else ref
+        if ref > SILENCE_LUFS and loud > SILENCE_LUFS:
+            g_db += ref - loud
+        figures[f"reference_{name}_lufs"] = round(ref, 2)
+    figures.update({f"{name}_lufs": round(loud, 2), f"{name}_gain_db": round(g_db, 2)})
+    return Stem(stem, 10 ** (g_db / 20))
+
+
+def _master(stems: list[Stem], frames: int, rate: int, channels: int, params: MixParams, dst: Path) -> dict:
+    """Render the limited master to ``dst`` at the target loudness; return its figures."""
     # the pre-master loudness is measured, not predicted from the stems' powers: converted vocals and the
     # instrumental's vocal residue are not uncorrelated enough for that (0.5 LU off, costing a second render)
     meter = LoudnessMeter(rate, channels)
@@ -239,23 +276,20 @@ def mix(
     pre = meter.integrated
     if pre <= SILENCE_LUFS:
         raise InputError("The mix is silent: nothing to master.", hint="Check that the input has audible sound.")
-    ceiling = 10 ** ((params.true_peak_db - 0.05) / 20)
+    ceiling = 10 ** ((params.true_peak_db - CEILING_MARGIN_DB) / 20)
     master_db = params.target_lufs - pre
-    tmp = dst.with_name(dst.name + ".part")
     passes = 0
-    # the limiter lowers loudness a little: correct and re-render (usually 1 pass); passes is reported below
-    for passes in range(1, 5):  # noqa: B007
-        out_lufs, peak = _render(stems, frames, rate, channels, 10 ** (master_db / 20), ceiling, tmp)
-        if abs(out_lufs - params.target_lufs) <= 0.3:
-            break
-        master_db += params.target_lufs - out_lufs
-    os.replace(tmp, dst)
-    figures.update(
-        vocal_gain_db=round(gv_db, 2),
-        premaster_lufs=round(pre, 2),
-        master_gain_db=round(master_db, 2),
-        output_lufs=round(out_lufs, 2),
-        output_true_peak_db=round(20 * math.log10(max(peak, 1e-12)), 2),
-        render_passes=passes,
-    )
-    return figures
+    with atomic_path(dst, "part") as tmp:
+        # the limiter lowers loudness a little: correct and re-render (usually 1 pass); passes is reported below
+        for passes in range(1, MAX_RENDER_PASSES + 1):  # noqa: B007
+            out_lufs, peak = _render(stems, frames, rate, channels, 10 ** (master_db / 20), ceiling, tmp)
+            if abs(out_lufs - params.target_lufs) <= LOUDNESS_TOLERANCE_LU:
+                break
+            master_db += params.target_lufs - out_lufs
+    return {
+        "premaster_lufs": round(pre, 2),
+        "master_gain_db": round(master_db, 2),
+        "output_lufs": round(out_lufs, 2),
+        "output_true_peak_db": round(20 * math.log10(max(peak, 1e-12)), 2),
+        "render_passes": passes,
+    }

@@ -1,13 +1,8 @@
 """Runs a :class:`WorkflowSpec`: binds params, computes content-addressed keys, computes or reuses each step through
 the :class:`Store`, links a readable run folder, and reports progress events.
 
-Value syntax in a workflow's params and inputs:
-  "$name"          a workflow variable (defaults in [vars], overridden by the caller)
-  "@step.field"    a field of an earlier step's manifest meta (e.g. "@source.title")
-  "step.output"    (inputs only) an output file of an earlier step
-  [ref, ref, ...]  (inputs only) the first of these that was produced; the input is left out when none was
-                   (an optional stem, e.g. backing vocals that exist only when the karaoke stage ran)
-  enabled = "!$x"  a step runs when ``x`` is false; a list of conditions must all hold
+The value syntax of a workflow's params and inputs ("$var", "@step.field", "step.output", alternatives,
+"!$x") is read by :mod:`singer.workflow.values`.
 
 Every step's params are checked (bound) before the first step runs, so a bad parameter or key is a usage error
 found in a second, not after minutes of separation. A param written "@step.field" is known only once that step
@@ -28,11 +23,13 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import SingerError, StepFailed, UsageError, error_dict
+from ..files import atomic_write_json
 from ..progress import Hooks, NullHooks
 from . import ops
 from .hashing import file_digest, step_key
 from .spec import StepSpec, WorkflowSpec
 from .store import Entry, Store
+from .values import enabled, has_ref, origin_ref, resolve
 
 
 class EnginePool:
@@ -104,53 +101,41 @@ class RunResult:
         }
 
 
-def _resolve_value(v: Any, variables: dict, metas: dict[str, dict]) -> Any:
-    if isinstance(v, str) and v.startswith("$"):
-        name = v[1:]
-        if name not in variables:
-            raise UsageError(f"Workflow variable '{name}' is not set", hint="Pass it, or add it under [vars].")
-        return variables[name]
-    if isinstance(v, str) and v.startswith("@"):
-        step_id, _, fld = v[1:].partition(".")
-        return metas.get(step_id, {}).get(fld, "")
-    if isinstance(v, dict):
-        return {k: _resolve_value(x, variables, metas) for k, x in v.items()}
-    return v
-
-
-def _enabled(value: Any, variables: dict, metas: dict[str, dict]) -> bool:
-    """``enabled`` is a value or a list of values that must all be true; ``"!$name"`` negates a variable."""
-    for item in value if isinstance(value, list) else [value]:
-        negate = isinstance(item, str) and item.startswith("!")
-        v = _resolve_value(item[1:] if negate else item, variables, metas)
-        truth = bool(v) and not (isinstance(v, str) and v.strip().lower() in ("false", "no", "0", ""))
-        if truth == negate:
-            return False
-    return True
-
-
-def _has_ref(v: Any) -> bool:
-    """Whether ``v`` holds an "@step.field" value (known only once that step ran)."""
-    if isinstance(v, str):
-        return v.lstrip("!").startswith("@")
-    if isinstance(v, dict):
-        return any(_has_ref(x) for x in v.values())
-    if isinstance(v, list):
-        return any(_has_ref(x) for x in v)
-    return False
-
-
-def _origin_ref(ref: str, files: dict) -> str:
-    """``ref`` itself, or the step output it passes through unchanged (a skipped step's passthrough)."""
-    path = files[ref][0]
-    for other, (p, _) in files.items():
-        if p == path:
-            return other
-    return ref
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:40] or "run"
+
+
+@dataclass
+class _RunState:
+    """What one run accumulates as its steps go: each produced file, each step's meta, the records."""
+
+    variables: dict
+    overrides: dict[str, dict]
+    engines: dict[str, str]
+    recompute: set[str] | frozenset
+    no_cache: bool
+    run_dir: Path
+    checked: dict[str, ops.Bound] = field(default_factory=dict)  # step id -> params bound before the run
+    files: dict[str, tuple[Path, str]] = field(default_factory=dict)  # "step.output" -> (path, digest)
+    metas: dict[str, dict] = field(default_factory=dict)
+    origins: dict[str, tuple[dict, str]] = field(default_factory=dict)  # "step.output" -> (maker's meta, output)
+    records: list[StepRecord] = field(default_factory=list)
+
+
+def _run_record(run_id: str, spec: WorkflowSpec, st: _RunState, ok: bool, error: dict | None, t_run: float) -> dict:
+    seconds = time.perf_counter() - t_run
+    return {
+        "run_id": run_id,
+        "workflow": spec.name,
+        "ok": ok,
+        "error": error,
+        "variables": st.variables,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds)),
+        "seconds": round(seconds, 3),
+        "output": spec.output,
+        "output_digest": st.files[spec.output][1] if spec.output in st.files else None,
+        "steps": [r.to_dict() for r in st.records],
+    }
 
 
 class Runner:
@@ -180,96 +165,71 @@ class Runner:
                 f"No step named {', '.join(sorted(unknown))} in workflow '{spec.name}'",
                 hint=f"Steps: {', '.join(spec.step_ids)}.",
             )
-        variables = {**spec.vars, **{k: v for k, v in variables.items() if v is not None}}
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6] + (f"-{_slug(label)}" if label else "")
-        run_dir = self.settings.runs_path / run_id
-        run_dir.mkdir(parents=True, exist_ok=True)
+        st = _RunState(
+            variables={**spec.vars, **{k: v for k, v in variables.items() if v is not None}},
+            overrides=overrides,
+            engines=engines,
+            recompute=recompute,
+            no_cache=no_cache,
+            run_dir=self.settings.runs_path / run_id,
+        )
+        st.run_dir.mkdir(parents=True, exist_ok=True)
         self.hooks.on_run_start(run_id, spec.name, spec.step_ids)
         t_run = time.perf_counter()
-        files: dict[str, tuple[Path, str]] = {}  # "step.output" -> (path, digest)
-        metas: dict[str, dict] = {}
-        origins: dict[str, tuple[dict, str]] = {}  # "step.output" -> (meta of the step that made it, output name)
-        records: list[StepRecord] = []
         ok, error, current = False, None, None
         try:
-            checked: dict[str, ops.Bound] = {}  # step id -> its params bound before any step ran (none depends on "@")
-            for step in spec.steps:
+            for step in spec.steps:  # every step bound before any runs (none depends on an "@" value)
                 current = step.id
-                bound = self._check_step(step, variables, overrides, engines)
+                bound = self._check_step(step, st.variables, overrides, engines)
                 if bound is not None:
-                    checked[step.id] = bound
+                    st.checked[step.id] = bound
             for n, step in enumerate(spec.steps, start=1):
                 current = step.id
-                try:
-                    records.append(
-                        self._run_step(
-                            n,
-                            step,
-                            variables,
-                            overrides,
-                            engines,
-                            recompute,
-                            no_cache,
-                            files,
-                            metas,
-                            origins,
-                            run_dir,
-                            checked.get(step.id),
-                        )
-                    )
-                except SingerError:
-                    raise
-                except MemoryError:
-                    raise StepFailed(f"Step '{step.id}' ran out of memory") from None
-                except Exception as e:  # a bug around the step (its wiring, the store): wrapped like one inside it
-                    raise StepFailed(f"Step '{step.id}' failed: {type(e).__name__}: {e}") from e
+                st.records.append(self._guarded(step, lambda n=n, step=step: self._run_step(n, step, st)))
             current = None
-            out_ref = spec.output
-            if out_ref not in files:
-                raise StepFailed(f"Workflow '{spec.name}' output '{out_ref}' was not produced")
+            if spec.output not in st.files:
+                raise StepFailed(f"Workflow '{spec.name}' output '{spec.output}' was not produced")
             ok = True
-            return RunResult(run_id, spec.name, run_dir, files[out_ref][0], records, time.perf_counter() - t_run)
+            out = st.files[spec.output][0]
+            return RunResult(run_id, spec.name, st.run_dir, out, st.records, time.perf_counter() - t_run)
         except Exception as e:
             error = {**error_dict(e), "step": current}
             if isinstance(e, SingerError):
                 e.run_id = run_id  # so a batch can point at this run's report
             raise
         finally:
-            self._record(
-                run_dir,
-                {
-                    "run_id": run_id,
-                    "workflow": spec.name,
-                    "ok": ok,
-                    "error": error,
-                    "variables": variables,
-                    "started": time.strftime(
-                        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - (time.perf_counter() - t_run))
-                    ),
-                    "seconds": round(time.perf_counter() - t_run, 3),
-                    "output": spec.output,
-                    "output_digest": files[spec.output][1] if spec.output in files else None,
-                    "steps": [r.to_dict() for r in records],
-                },
-            )
+            self._record(st.run_dir, _run_record(run_id, spec, st, ok, error, t_run))
             self.hooks.on_run_end(run_id, ok)
+
+    @staticmethod
+    def _guarded(step: StepSpec, call: Any) -> Any:
+        """``call()``, anything but a user error around a step (its wiring, the store) reported as that step's."""
+        try:
+            return call()
+        except SingerError:
+            raise
+        except MemoryError:
+            raise StepFailed(f"Step '{step.id}' ran out of memory") from None
+        except Exception as e:
+            raise StepFailed(f"Step '{step.id}' failed: {type(e).__name__}: {e}") from e
 
     def _check_step(self, step: StepSpec, variables: dict, overrides: dict, engines: dict) -> ops.Bound | None:
         """Bind ``step`` before any step runs (a bad parameter fails the run now). The Bound, when it can be used
         as is when the step runs (nothing in it came from an "@" value); None otherwise or when the step is off."""
         op = ops.get(step.op)
-        if _has_ref(step.enabled) or not _enabled(step.enabled, variables, {}):
+        if has_ref(step.enabled) or not enabled(step.enabled, variables, {}):
             return None
         engine = engines.get(step.id) or step.engine
-        if _has_ref(engine):
+        if has_ref(engine):
             return None
         merged = {**step.params, **overrides.get(step.id, {})}
-        known = {k: v for k, v in merged.items() if not _has_ref(v)}
+        known = {k: v for k, v in merged.items() if not has_ref(v)}
         bound = self._bind(
             op,
             step,
-            _resolve_value(known, variables, {}),
-            _resolve_value(engine, variables, {}),
+            resolve(known, variables, {}),
+            resolve(engine, variables, {}),
             overrides.get(step.id, {}),
         )
         return bound if len(known) == len(merged) else None
@@ -318,52 +278,21 @@ class Runner:
             hint=f"Give --set {step.id}.{culprit}=VALUE a value of the right kind, or leave it out for the default.",
         )
 
-    def _run_step(
-        self,
-        n,
-        step: StepSpec,
-        variables,
-        overrides,
-        engines,
-        recompute,
-        no_cache,
-        files,
-        metas,
-        origins,
-        run_dir,
-        checked: ops.Bound | None = None,
-    ) -> StepRecord:
+    def _run_step(self, n: int, step: StepSpec, st: _RunState) -> StepRecord:
         op = ops.get(step.op)
-        if not _enabled(step.enabled, variables, metas):
-            return self._passthrough(step, step.passthrough, files, origins, reason="disabled")
-        engine = engines.get(step.id) or _resolve_value(step.engine, variables, metas)
-        if checked is not None:  # bound before the run, from the same values
-            bound = checked
-        else:
-            params = _resolve_value({**step.params, **overrides.get(step.id, {})}, variables, metas)
-            bound = self._bind(op, step, params, engine, overrides.get(step.id, {}))
-        inputs: dict[str, Path] = {}
-        digests: dict[str, str] = {}
-        input_meta: dict[str, tuple[dict, str]] = {}  # input -> (meta of the step that made it, its output name)
-        refs: dict[str, str] = {}
-        for name, ref in step.inputs.items():
-            if isinstance(ref, list):  # alternatives: the first one produced; none produced -> input left out
-                ref = next((r for r in (_resolve_value(x, variables, metas) for x in ref) if r in files), None)
-                if ref is None:
-                    continue
-            ref = _resolve_value(ref, variables, metas)
-            if ref not in files:
-                raise StepFailed(f"Step '{step.id}' needs '{ref}', which no earlier step produced")
-            inputs[name], digests[name] = files[ref]
-            input_meta[name] = origins.get(ref, ({}, ""))
-            refs[name] = _origin_ref(ref, files)
-        bound.state["input_meta"] = input_meta
-        for name, path in bound.files.items():
-            inputs[name], digests[name] = Path(path), file_digest(path)
+        if not enabled(step.enabled, st.variables, st.metas):
+            return self._passthrough(step, step.passthrough, st.files, st.origins, reason="disabled")
+        engine = st.engines.get(step.id) or resolve(step.engine, st.variables, st.metas)
+        bound = st.checked.get(step.id)  # bound before the run, from the same values
+        if bound is None:
+            override = st.overrides.get(step.id, {})
+            params = resolve({**step.params, **override}, st.variables, st.metas)
+            bound = self._bind(op, step, params, engine, override)
+        inputs, digests, refs = self._gather_inputs(step, bound, st)
         if op.is_noop(bound):
             first = next(iter(step.inputs))
             return self._passthrough(
-                step, {"audio": step.inputs[first]}, files, origins, reason="no-op", params=bound.params
+                step, {"audio": step.inputs[first]}, st.files, st.origins, reason="no-op", params=bound.params
             )
         key = step_key(
             op.name,
@@ -371,33 +300,26 @@ class Runner:
             bound.params,
             {**digests, "@namespace": self.ctx.namespace} if self.ctx.namespace else digests,
         )
-        force = no_cache or step.id in recompute
-        cached_hint = (not force) and self.store.lookup(key) is not None
-        self.hooks.on_step_start(step.id, cached_hint)
+        force = st.no_cache or step.id in st.recompute
+        self.hooks.on_step_start(step.id, (not force) and self.store.lookup(key) is not None)
         t0 = time.perf_counter()
 
         def progress(fraction: float, message: str | None = None) -> None:
             self.hooks.on_step_progress(step.id, min(max(fraction, 0.0), 1.0), message)
 
         def compute(work: Path):
-            try:
-                return op.run(self.ctx, work, inputs, bound, progress)
-            except SingerError:
-                raise
-            except MemoryError:
-                raise StepFailed(f"Step '{step.id}' ran out of memory") from None
-            except Exception as e:
-                raise StepFailed(f"Step '{step.id}' failed: {type(e).__name__}: {e}") from e
+            return self._guarded(step, lambda: op.run(self.ctx, work, inputs, bound, progress))
 
         describe = {"step": step.id, "op": op.name, "version": op.version, "params": bound.params, "inputs": digests}
         entry, cached = self.store.compute(key, compute, describe, force=force)
         seconds = time.perf_counter() - t0
         self.hooks.on_step_end(step.id, cached, seconds)
-        self._link(run_dir, n, step.id, entry)
+        self._link(st.run_dir, n, step.id, entry)
         for name, path in entry.outputs.items():
-            files[f"{step.id}.{name}"] = (path, entry.output_digests[name])
-            origins[f"{step.id}.{name}"] = (entry.meta, name)
-        metas[step.id] = entry.meta
+            st.files[f"{step.id}.{name}"] = (path, entry.output_digests[name])
+            st.origins[f"{step.id}.{name}"] = (entry.meta, name)
+        st.metas[step.id] = entry.meta
+        outputs = {k: str(v) for k, v in entry.outputs.items()}
         return StepRecord(
             step.id,
             op.name,
@@ -406,11 +328,38 @@ class Runner:
             False,
             round(seconds, 3),
             bound.params,
-            {k: str(v) for k, v in entry.outputs.items()},
+            outputs,
             entry.meta,
             refs,
             str(engine or ""),
         )
+
+    @staticmethod
+    def _gather_inputs(
+        step: StepSpec, bound: ops.Bound, st: _RunState
+    ) -> tuple[dict[str, Path], dict[str, str], dict[str, str]]:
+        """(input files, their digests, the "step.output" each came from); the op's own files (models) join the
+        inputs, and ``bound.state["input_meta"]`` gets the meta of the step that made each input."""
+        inputs: dict[str, Path] = {}
+        digests: dict[str, str] = {}
+        input_meta: dict[str, tuple[dict, str]] = {}  # input -> (meta of the step that made it, its output name)
+        refs: dict[str, str] = {}
+        for name, ref in step.inputs.items():
+            if isinstance(ref, list):  # alternatives: the first one produced; none produced -> input left out
+                resolved = (resolve(x, st.variables, st.metas) for x in ref)
+                ref = next((r for r in resolved if r in st.files), None)
+                if ref is None:
+                    continue
+            ref = resolve(ref, st.variables, st.metas)
+            if ref not in st.files:
+                raise StepFailed(f"Step '{step.id}' needs '{ref}', which no earlier step produced")
+            inputs[name], digests[name] = st.files[ref]
+            input_meta[name] = st.origins.get(ref, ({}, ""))
+            refs[name] = origin_ref(ref, st.files)
+        bound.state["input_meta"] = input_meta
+        for name, path in bound.files.items():
+            inputs[name], digests[name] = Path(path), file_digest(path)
+        return inputs, digests, refs
 
     def _passthrough(self, step, mapping, files, origins, reason, params=None) -> StepRecord:
         for name, ref in mapping.items():
@@ -426,10 +375,8 @@ class Runner:
     def _record(run_dir: Path, record: dict) -> None:
         """``run.json`` in the run folder: what ran, with which params, cached or not, how long, and where each
         step's files are; ``singer report`` reads it. Written at the end, failed runs included."""
-        from ..profile import save_json
-
         try:
-            save_json(run_dir / "run.json", json.loads(json.dumps(record, default=str)))
+            atomic_write_json(run_dir / "run.json", json.loads(json.dumps(record, default=str)))
         except OSError:
             pass  # a report that cannot be written must not fail the run
 

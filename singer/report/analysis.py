@@ -73,7 +73,7 @@ def preview(path: Path, fmt: str | None = None) -> tuple[bytes, str]:
     if ext in audio.FORMATS and ext != "wav" and path.stat().st_size < 12 << 20:
         return path.read_bytes(), audio.content_type(ext)
     cmd = [
-        audio._ffmpeg_bin(),
+        audio.ffmpeg_bin(),
         "-nostdin",
         "-hide_banner",
         "-loglevel",

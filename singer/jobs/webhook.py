@@ -21,7 +21,8 @@ from typing import Any
 
 from ..engines.sources.urls import check_url
 from ..errors import NetworkUnavailable, SourceError
-from ..netguard import Policy, guarded
+from ..netguard import guarded
+from ..netpolicy import Policy
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -49,7 +50,7 @@ def deliver(
 ) -> dict:
     """POST until a 2xx answer or ``attempts`` run out. Returns {"delivered", "attempts", "status", "reason"}.
 
-    ``allow_private`` is the settings, a :class:`~singer.netguard.Policy` or a bool (the allow-list then comes from
+    ``allow_private`` is the settings, a :class:`~singer.netpolicy.Policy` or a bool (the allow-list then comes from
     ``allow`` or ``SINGER_URL_ALLOW``). A URL the policy refuses ends delivery at once; nothing here raises.
     """
     status, reason = None, ""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from singer import audio, netguard
+from singer import audio, netguard, netpolicy
 from singer.config import Settings
 from singer.engines.sources.ytdlp import YtDlpSource
 from singer.errors import NetworkUnavailable, SourceError
@@ -166,7 +166,7 @@ def refused(call: Callable[[], object]) -> SourceError:
     with pytest.raises(SourceError) as e:
         call()
     assert not isinstance(e.value, NetworkUnavailable), e.value.user_message
-    assert netguard.REFUSAL_MARK in e.value.user_message or "Refusing" in e.value.user_message
+    assert netpolicy.REFUSAL_MARK in e.value.user_message or "Refusing" in e.value.user_message
     assert "SINGER_URL_ALLOW" in e.value.hint and "SINGER_ALLOW_PRIVATE_URLS" in e.value.hint
     return e.value
 

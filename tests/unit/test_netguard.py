@@ -16,7 +16,8 @@ from singer.config import Settings
 from singer.engines.sources import urls
 from singer.engines.sources.ytdlp import is_network_error
 from singer.errors import NetworkUnavailable, SourceError, UsageError
-from singer.netguard import AddressRefused, Policy, address_problem, guarded, parse_allow
+from singer.netguard import AddressRefused, guarded
+from singer.netpolicy import Policy, address_problem, parse_allow
 
 pytestmark = pytest.mark.timeout(60)
 

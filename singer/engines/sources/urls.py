@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ...errors import NetworkUnavailable, SourceError
-from ...netguard import Policy, allow_hint
+from ...netpolicy import Policy, allow_hint
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 # "youtu.be/abc", "www.example.com/page": a dotted host name with a TLD, then a path; no spaces.
@@ -57,7 +57,7 @@ def check_url(url: str, allow_private: Any = False, allow: str | None = None) ->
     """Apply the URL policy to ``url``; return it unchanged or raise :class:`SourceError`.
 
     ``allow_private`` is the settings (``allow_private_urls`` and ``url_allow``), a
-    :class:`~singer.netguard.Policy`, or a bool; with a bool the allow-list is ``allow`` or else
+    :class:`~singer.netpolicy.Policy`, or a bool; with a bool the allow-list is ``allow`` or else
     ``SINGER_URL_ALLOW`` from the environment. Raises :class:`NetworkUnavailable` when the host name cannot be
     resolved.
     """

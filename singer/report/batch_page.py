@@ -42,79 +42,64 @@ def render(
     assets: page.Assets | None = None,
 ) -> str:
     items = summary.get("items", [])
-    done = [i for i in items if i.get("status") == "done"]
-    audio_s = sum(i.get("duration", 0.0) for i in done)
-    work_s = summary.get("seconds", 0.0)
-    body = [
-        f"<h1>Batch report {page.badge('all succeeded', 'done') if not summary.get('failed') else page.badge(str(summary['failed']) + ' failed', 'failed')}</h1>",
-        f'<p class="muted">{escape(str(summary.get("folder", "")))} &rarr; {escape(str(summary.get("out", "")))}</p>',
-        page.cards(
-            [
-                ("files", str(summary.get("files", len(items)))),
-                ("converted", str(summary.get("done", 0))),
-                ("already current", str(summary.get("skipped", 0))),
-                ("failed", str(summary.get("failed", 0))),
-                ("wall time", f"{work_s:.1f} s"),
-                ("audio converted", f"{audio_s:.0f} s"),
-                ("speed", f"{audio_s / work_s:.1f}x real time" if work_s > 0 and audio_s else "-"),
-            ]
-        ),
-    ]
-    failed = [i for i in items if i.get("status") == "failed"]
-    if failed:
-        body.append(
-            "<h2>Failures</h2>"
-            + page.table(
-                ["file", "message"],
-                [
-                    [f"<b>{escape(i['rel'])}</b>", f'<span class="err">{escape(i.get("message", ""))}</span>']
-                    for i in failed
-                ],
-                cls="failures",
-            )
-        )
-    rows = []
-    for n, item in enumerate(items, 1):
-        rec = records.get(item["rel"])
-        mix, trim = _step_meta(rec, "mix"), _step_meta(rec, "trim")
-        steps = (rec or {}).get("steps", [])
-        hits = sum(1 for s in steps if s.get("cached"))
-        ran = sum(1 for s in steps if not s.get("cached") and not s.get("skipped"))
-        player = _player(item, base, files, assets)
-        link = f'<a href="{quote(links[item["rel"]])}">report</a>' if item["rel"] in links else ""
-        trimmed = (trim.get("lead_trimmed_s", 0.0) + trim.get("tail_trimmed_s", 0.0)) if trim else None
-        rows.append(
-            [
-                str(n),
-                f"<b>{escape(item['rel'])}</b>",
-                page.badge(item.get("status", ""), item.get("status", "")),
-                page.fmt(item.get("duration") or None, " s"),
-                page.fmt(item.get("seconds") or None, " s"),
-                page.fmt(mix.get("output_lufs"), " LUFS"),
-                page.fmt(trimmed, " s"),
-                f"{ran} / {hits}" if steps else "-",
-                player
-                + link
-                + (f'<span class="err">{escape(item.get("message", ""))}</span>' if item.get("message") else ""),
-            ]
-        )
-    body.append(
-        "<h2>Files</h2>"
-        + page.table(
-            [
-                "#",
-                "file",
-                "status",
-                "length",
-                "time",
-                "loudness",
-                "silence trimmed",
-                "steps computed / cached",
-                "output",
-            ],
-            rows,
-            num={0, 3, 4, 5, 6},
-            cls="items",
-        )
-    )
+    body = [_header(summary, items), _failures(items)]
+    rows = [_row(n, item, records, links, base, files, assets) for n, item in enumerate(items, 1)]
+    headings = ["#", "file", "status", "length", "time", "loudness", "silence trimmed", "steps computed / cached"]
+    body.append("<h2>Files</h2>" + page.table([*headings, "output"], rows, num={0, 3, 4, 5, 6}, cls="items"))
     return page.document("singer batch report", "".join(body))
+
+
+def _header(summary: dict, items: list[dict]) -> str:
+    audio_s = sum(i.get("duration", 0.0) for i in items if i.get("status") == "done")
+    work_s = summary.get("seconds", 0.0)
+    failed = summary.get("failed")
+    badge = page.badge(f"{failed} failed", "failed") if failed else page.badge("all succeeded", "done")
+    figures = [
+        ("files", str(summary.get("files", len(items)))),
+        ("converted", str(summary.get("done", 0))),
+        ("already current", str(summary.get("skipped", 0))),
+        ("failed", str(summary.get("failed", 0))),
+        ("wall time", f"{work_s:.1f} s"),
+        ("audio converted", f"{audio_s:.0f} s"),
+        ("speed", f"{audio_s / work_s:.1f}x real time" if work_s > 0 and audio_s else "-"),
+    ]
+    where = f"{escape(str(summary.get('folder', '')))} &rarr; {escape(str(summary.get('out', '')))}"
+    return f'<h1>Batch report {badge}</h1><p class="muted">{where}</p>' + page.cards(figures)
+
+
+def _failures(items: list[dict]) -> str:
+    failed = [i for i in items if i.get("status") == "failed"]
+    if not failed:
+        return ""
+    rows = [[f"<b>{escape(i['rel'])}</b>", f'<span class="err">{escape(i.get("message", ""))}</span>'] for i in failed]
+    return "<h2>Failures</h2>" + page.table(["file", "message"], rows, cls="failures")
+
+
+def _row(
+    n: int,
+    item: dict,
+    records: dict[str, dict],
+    links: dict[str, str],
+    base: Path,
+    files: dict[str, Path] | None,
+    assets: page.Assets | None,
+) -> list[str]:
+    rec = records.get(item["rel"])
+    mix, trim = _step_meta(rec, "mix"), _step_meta(rec, "trim")
+    steps = (rec or {}).get("steps", [])
+    hits = sum(1 for s in steps if s.get("cached"))
+    ran = sum(1 for s in steps if not s.get("cached") and not s.get("skipped"))
+    link = f'<a href="{quote(links[item["rel"]])}">report</a>' if item["rel"] in links else ""
+    message = f'<span class="err">{escape(item.get("message", ""))}</span>' if item.get("message") else ""
+    trimmed = (trim.get("lead_trimmed_s", 0.0) + trim.get("tail_trimmed_s", 0.0)) if trim else None
+    return [
+        str(n),
+        f"<b>{escape(item['rel'])}</b>",
+        page.badge(item.get("status", ""), item.get("status", "")),
+        page.fmt(item.get("duration") or None, " s"),
+        page.fmt(item.get("seconds") or None, " s"),
+        page.fmt(mix.get("output_lufs"), " LUFS"),
+        page.fmt(trimmed, " s"),
+        f"{ran} / {hits}" if steps else "-",
+        _player(item, base, files, assets) + link + message,
+    ]

@@ -217,7 +217,7 @@ def _imported_by(module: str) -> set[str]:
 )
 def test_stft_reconstructs_exactly(sr, n, channels):
     x = np.random.default_rng(0).standard_normal((channels, n)).astype(np.float32)
-    stft = speech._Stft(sr, n)
+    stft = speech.noise._Stft(sr, n)
     y = np.zeros_like(x)
     for k0 in range(0, stft.count, 7):  # odd block size: block edges everywhere
         k1 = min(stft.count, k0 + 7)

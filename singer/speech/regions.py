@@ -1,4 +1,4 @@
-"""Where the voice is in a voice note, and a stationary noise reducer.
+"""Where the voice is in a voice note.
 
 :func:`speech_span` finds the first and the last sound of a recording, so the voice-note workflow can cut the
 silence before and after it. Two detectors vote, and the span runs from the first region either found to the last:
@@ -9,13 +9,6 @@ silence before and after it. Two detectors vote, and the span runs from the firs
 
 Doubt errs towards keeping: when the voice stands less than about 12 dB above a steady hiss, the gate hears sound
 everywhere and nothing is cut; when neither detector finds anything, nothing is cut either.
-
-:func:`denoise` is a stationary spectral gate with a Wiener-style gain. The noise power spectrum ``N`` is measured on
-the frames the detectors call silent (the quietest tenth of the frames when there are too few of those), and each
-STFT bin ``X`` is scaled by ``max(1 - over_subtraction * N / |X|^2, floor)``. The gain is smoothed over time and
-frequency, so that the noise left over does not turn into "musical" warbles, and it is the same on every channel.
-Where the gain is 1 the output is the input (the STFT reconstructs exactly). Spectra are computed a block at a
-time: a five-minute note needs its samples, the output and a few tens of MB.
 
 The silero model (the ONNX file shipped in the ``silero-vad`` wheel) is run with onnxruntime directly, never
 through the ``silero_vad`` package: importing that package calls ``torch.set_num_threads(1)``, which would leave
@@ -33,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import EngineUnavailable
+from ..errors import EngineUnavailable
 
 VAD_RATE = 16000
 VAD_FRAME = 512  # samples per silero frame at 16 kHz (32 ms)
@@ -52,16 +45,6 @@ class TrimParams(BaseModel):
         0.25, ge=0.0, le=10.0, description="A lead or tail shorter than this (after padding) is not cut."
     )
     vad: bool = Field(True, description="Use silero-vad with the energy gate; false: the energy gate alone.")
-
-
-class DenoiseParams(BaseModel):
-    """Parameters of the ``denoise`` step."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    strength: float = Field(
-        0.5, ge=0.0, le=1.0, description="0: off; 0.5: noise lowered by up to 20 dB; 1: by up to 40 dB."
-    )
 
 
 # ------------------------------------------------------------------------------------------------ detectors
@@ -129,7 +112,7 @@ def _tidy(regions: list[tuple[int, int]], min_gap: int, min_len: int) -> list[tu
 def vad_regions(x: np.ndarray, sr: int, threshold: float = 0.5, release: float = 0.35) -> list[tuple[int, int]]:
     """Speech regions (sample pairs at ``sr``) by silero-vad: frames from a probability >= ``threshold`` on, held
     while it stays >= ``release``; gaps under 150 ms joined, regions under 200 ms dropped."""
-    from .audio import resample_long
+    from ..audio import resample_long
 
     mono = np.asarray(x, np.float32)
     if mono.ndim == 2:
@@ -233,187 +216,3 @@ def speech_span(
 
 
 # ------------------------------------------------------------------------------------------------ denoising
-
-
-class _Stft:
-    """Hann-windowed STFT with hop ``size / 4``, taken and put back a block of frames at a time.
-
-    Frame ``k`` covers samples ``[k * hop - (size - hop), k * hop + hop)``, so every sample lies in exactly four
-    frames; the squared windows of four frames sum to 1.5, and synthesis (window again, overlap-add, / 1.5)
-    returns the input exactly when the spectra are left alone."""
-
-    def __init__(self, sr: int, n: int):
-        from scipy.signal import get_window
-
-        self.size = 2 ** max(8, round(math.log2(2048 * sr / 44100)))  # 2048 at 44.1/48 kHz, 1024 at 16-32 kHz
-        self.hop = self.size // 4
-        self.lead = self.size - self.hop
-        self.n = n
-        self.count = (self.lead + n - 1) // self.hop + 1 if n else 0
-        self.window = get_window("hann", self.size).astype(np.float32)  # periodic
-
-    def start(self, k: int) -> int:
-        return k * self.hop - self.lead
-
-    def inside(self) -> np.ndarray:
-        """Which frames lie wholly inside the signal (no zero padding)."""
-        starts = self.start(np.arange(self.count))
-        return (starts >= 0) & (starts + self.size <= self.n)
-
-    def spectra(self, x: np.ndarray, k0: int, k1: int) -> np.ndarray:
-        """Complex spectra of frames ``[k0, k1)``: (channels, frames, size // 2 + 1), complex64."""
-        from numpy.lib.stride_tricks import sliding_window_view
-        from scipy.fft import rfft
-
-        a, b = self.start(k0), self.start(k1 - 1) + self.size
-        seg = np.zeros((x.shape[0], b - a), np.float32)
-        lo, hi = max(a, 0), min(b, self.n)
-        if hi > lo:
-            seg[:, lo - a : hi - a] = x[:, lo:hi]
-        frames = sliding_window_view(seg, self.size, axis=-1)[:, :: self.hop]
-        return rfft(frames * self.window, axis=-1)
-
-    def add(self, y: np.ndarray, k0: int, spectra: np.ndarray) -> None:
-        """Overlap-add the frames ``spectra`` (starting at frame ``k0``) into ``y`` (channels, n)."""
-        from scipy.fft import irfft
-
-        frames = irfft(spectra, n=self.size, axis=-1).astype(np.float32) * (self.window / 1.5)
-        c, f = frames.shape[:2]
-        acc = np.zeros((c, f + 3, self.hop), np.float32)
-        parts = frames.reshape(c, f, 4, self.hop)
-        for q in range(4):
-            acc[:, q : q + f] += parts[:, :, q]
-        acc = acc.reshape(c, -1)
-        a = self.start(k0)
-        lo, hi = max(a, 0), min(a + acc.shape[1], self.n)
-        if hi > lo:
-            y[:, lo:hi] += acc[:, lo - a : hi - a]
-
-
-def _bin_weights(size: int) -> np.ndarray:
-    """Parseval weights of rfft bins: DC and Nyquist once, the others twice."""
-    w = np.full(size // 2 + 1, 2.0)
-    w[0] = w[-1] = 1.0
-    return w
-
-
-def floor_db(strength: float) -> float:
-    """The lowest gain :func:`denoise` applies, in dB: 0 at strength 0, -20 dB at 0.5, -40 dB at 1."""
-    return -40.0 * float(strength)
-
-
-def _speech_frames(stft: _Stft, regions: list[tuple[int, int]], guard: int) -> np.ndarray:
-    """Which frames touch a speech region (widened by ``guard`` samples)."""
-    mask = np.zeros(stft.count, bool)
-    for a, b in regions:
-        k0 = max(0, (a - guard + stft.lead - stft.size) // stft.hop + 1)
-        k1 = min(stft.count, (b + guard + stft.lead - 1) // stft.hop + 1)
-        mask[k0:k1] = True
-    return mask
-
-
-def _noise_psd(x: np.ndarray, stft: _Stft, noise: np.ndarray, max_frames: int = 3000) -> np.ndarray:
-    """Mean power spectrum (over channels) of the frames ``noise`` (indices), leaving out frames more than 3 dB
-    above their median level (speech or a knock the detectors missed). At most ``max_frames``, evenly spread."""
-    from scipy.fft import rfft
-
-    if noise.size > max_frames:
-        noise = noise[np.linspace(0, noise.size - 1, max_frames).round().astype(int)]
-    power = []
-    for i in range(0, noise.size, 256):
-        idx = noise[i : i + 256]
-        frames = np.stack([x[:, s : s + stft.size] for s in stft.start(idx)], axis=1)  # (c, f, size)
-        power.append((np.abs(rfft(frames * stft.window, axis=-1)) ** 2).mean(axis=0))
-    power = np.concatenate(power)
-    level = power.sum(axis=1)
-    keep = level <= np.median(level) * 10**0.3
-    return power[keep].mean(axis=0)
-
-
-def denoise(
-    x: np.ndarray,
-    sr: int,
-    strength: float = 0.5,
-    over_subtraction: float = 1.5,
-    speech: list[tuple[int, int]] | None = None,
-    vad: bool = True,
-    block_frames: int = 512,
-) -> tuple[np.ndarray, dict]:
-    """Lower steady background noise; returns ``(y, info)`` with ``y`` shaped and typed like ``x`` (float32).
-
-    ``strength`` (0..1) sets the gain floor (:func:`floor_db`); ``speech`` gives the speech regions (sample
-    pairs) when the caller has them, else :func:`speech_regions` finds them (``vad``: with silero-vad).
-    ``info``: noise_floor_dbfs (the noise measured, RMS), reduction_db (level drop over the whole recording),
-    noise_reduction_db (level drop outside speech), noise_frames ("silence" or "quietest" -- where the noise
-    was measured)."""
-    mono = np.asarray(x).ndim == 1
-    x = np.atleast_2d(np.asarray(x, np.float32))
-    n = x.shape[-1]
-    stft = _Stft(sr, n)
-    inside = stft.inside()
-    if strength <= 0 or not inside.any():  # off, or shorter than one STFT frame (~46 ms): nothing to measure
-        return (x[0] if mono else x).copy(), {
-            "noise_floor_dbfs": None,
-            "reduction_db": 0.0,
-            "noise_reduction_db": 0.0,
-            "noise_frames": "none",
-        }
-    if speech is None:
-        speech = speech_regions(x, sr, vad=vad)[0]
-    is_speech = _speech_frames(stft, speech, guard=int(0.05 * sr))
-    noise = np.flatnonzero(inside & ~is_speech)
-    where = "silence"
-    if noise.size < max(8, 0.25 * sr / stft.hop) or not is_speech.any():
-        # too little silence to measure (or no speech found at all): the quietest tenth of the frames
-        candidates = np.flatnonzero(inside)
-        energy = np.array([float(np.square(x[:, s : s + stft.size]).sum()) for s in stft.start(candidates)])
-        noise = np.sort(candidates[np.argsort(energy, kind="stable")[: max(1, candidates.size // 10)]])
-        where = "quietest"
-    noise_psd = _noise_psd(x, stft, noise)
-    weights = _bin_weights(stft.size)
-    window_power = float(np.square(stft.window).sum())
-    noise_power = float(weights @ noise_psd) / (stft.size * window_power)
-
-    gain_floor = 10 ** (floor_db(strength) / 20)
-    y = np.zeros_like(x)
-    energy_in = energy_out = noise_in = noise_out = 0.0
-    ctx = 3  # frames of context each side: the smoothing below reaches 3 frames
-    for k0 in range(0, stft.count, block_frames):
-        k1 = min(stft.count, k0 + block_frames)
-        e0, e1 = max(0, k0 - ctx), min(stft.count, k1 + ctx)
-        spec = stft.spectra(x, e0, e1)
-        power = (spec.real**2 + spec.imag**2).mean(axis=0)  # (frames, bins), all channels alike
-        gain = _gain(power, noise_psd, over_subtraction, gain_floor)[k0 - e0 : k1 - e0]
-        spec = spec[:, k0 - e0 : k1 - e0] * gain
-        stft.add(y, k0, spec)
-        p_in = power[k0 - e0 : k1 - e0] @ weights
-        p_out = ((gain**2) * power[k0 - e0 : k1 - e0]) @ weights
-        energy_in += float(p_in.sum())
-        energy_out += float(p_out.sum())
-        quiet = ~is_speech[k0:k1]
-        noise_in += float(p_in[quiet].sum())
-        noise_out += float(p_out[quiet].sum())
-
-    def drop(a: float, b: float) -> float:
-        return round(10 * math.log10((a + 1e-20) / (b + 1e-20)), 2) if a > 0 else 0.0
-
-    info = {
-        "noise_floor_dbfs": round(max(-120.0, 10 * math.log10(noise_power + 1e-20)), 2),
-        "reduction_db": drop(energy_in, energy_out),
-        "noise_reduction_db": drop(noise_in, noise_out),
-        "noise_frames": where,
-    }
-    return (y[0] if mono else y), info
-
-
-def _gain(power: np.ndarray, noise_psd: np.ndarray, over_subtraction: float, floor: float) -> np.ndarray:
-    """Wiener-style gain per (frame, bin): the power smoothed over 3 frames x 3 bins, the gain
-    ``max(1 - a * N / P, floor)`` smoothed again over 5 frames x 5 bins (triangular)."""
-    from scipy.ndimage import convolve1d
-
-    tri3 = np.array([1.0, 2.0, 1.0]) / 4
-    tri5 = np.array([1.0, 2.0, 3.0, 2.0, 1.0]) / 9
-    p = convolve1d(convolve1d(power, tri3, axis=0, mode="nearest"), tri3, axis=1, mode="nearest")
-    g = np.clip(1.0 - over_subtraction * noise_psd / (p + 1e-20), floor, 1.0)
-    g = convolve1d(convolve1d(g, tri5, axis=0, mode="nearest"), tri5, axis=1, mode="nearest")
-    return g.astype(np.float32)

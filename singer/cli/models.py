@@ -1,4 +1,4 @@
-"""`singer models list | pull | verify`: the model files heavy engines need (see singer/modelstore.py)."""
+"""`singer models list | pull | verify`: the model files heavy engines need (see singer/modelstore/)."""
 
 from __future__ import annotations
 

@@ -34,6 +34,8 @@ test: install
 
 lint: install
 	$(BIN)/ruff check singer tests benchmarks
+	$(BIN)/ruff format --check singer tests benchmarks
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python benchmarks/bench_cover.py

@@ -251,7 +251,7 @@ class Singer:
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
-        conv = next((st.meta for st in result.steps if st.op == "convert" and not st.skipped and st.meta), {})
+        conv: dict = next((st.meta for st in result.steps if st.op == "convert" and not st.skipped and st.meta), {})
         return CoverResult(target, title, voice, fmt, float(enc.get("duration", 0.0)), result, pitch_summary(conv))
 
     def convert(self, request: CoverRequest, hooks: Hooks | None = None, policy: Any = None) -> CoverResult:

@@ -7,6 +7,8 @@ The library never prints and never exits: it raises one of these.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SingerError(Exception):
     """Base class. ``code`` is a short machine-readable identifier, ``exit_code`` the CLI exit status."""
@@ -18,6 +20,7 @@ class SingerError(Exception):
         super().__init__(user_message)
         self.user_message = user_message
         self.hint = hint
+        self.run_id: str | None = None  # the workflow run it ended, when one ran (its report)
 
     def __str__(self) -> str:  # pragma: no cover - trivial
         return self.user_message if not self.hint else f"{self.user_message} ({self.hint})"
@@ -90,7 +93,7 @@ def error_dict(e: BaseException, *, hint: str | None = None) -> dict:
     its text (it may hold server paths or another tenant's data). ``hint`` replaces the internal error's hint.
     """
     if isinstance(e, SingerError):
-        d = {"error": e.code, "message": e.user_message, "hint": e.hint or ""}
+        d: dict[str, Any] = {"error": e.code, "message": e.user_message, "hint": e.hint or ""}
         reasons = getattr(e, "reasons", None)
         if reasons:
             d["reasons"] = dict(reasons)

@@ -9,6 +9,7 @@ defines the voice; the workflow hashes them into cache keys. Writes are atomic; 
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -129,13 +130,13 @@ class VoiceStore:
                     out[v.name] = v
         return out
 
-    def list(self) -> list[Voice]:
+    def list(self) -> builtins.list[Voice]:
         """Bundled voices first, then user voices (a user voice never hides a bundled one)."""
         bundled = self._scan(self.bundled_dir, True)
         user = {k: v for k, v in self._scan(self.user_dir, False).items() if k not in bundled}
         return [*bundled.values(), *user.values()]
 
-    def names(self) -> list[str]:
+    def names(self) -> builtins.list[str]:
         return [v.name for v in self.list()]
 
     def get(self, name: str) -> Voice:

@@ -47,23 +47,26 @@ def decode(
     path = Path(path)
     info = info or probe(path)
     # a file of exactly the limit's length decodes a few ms longer (encoder delay, padding): 1 s of grace
-    limit = int((max_duration + LIMIT_GRACE_S) * sample_rate) if max_duration else None
-    if limit is not None and info.duration > max_duration + LIMIT_GRACE_S:
+    max_duration = max_duration or None  # 0 or None: no limit
+    limit = int((max_duration + LIMIT_GRACE_S) * sample_rate) if max_duration is not None else None
+    if max_duration is not None and info.duration > max_duration + LIMIT_GRACE_S:
         raise _too_long(path, info.duration, max_duration)
     # room for what the header announces (+5 % and 10 s for headers that round); the limit when there is one
     cap = limit + 1 if limit is not None else int((info.duration * 1.05 + 10) * sample_rate)
-    cmd = _decode_cmd(path, info, sample_rate, channels, max_duration if limit is not None else None)
+    cmd = _decode_cmd(path, info, sample_rate, channels, max_duration)
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
         try:
+            assert proc.stdout is not None  # stdout=PIPE
             out, n = _read_samples(proc.stdout, channels, cap, grow=limit is None)
         finally:
-            proc.stdout.close()
+            if proc.stdout is not None:
+                proc.stdout.close()
             over = limit is not None and n > limit
             if over and proc.poll() is None:
                 proc.kill()
             code = proc.wait()
-        if over:
+        if over and max_duration is not None:
             raise _too_long(path, None, max_duration)
         err.seek(0)
         said = err.read()

@@ -61,7 +61,9 @@ def document(title: str, body: str) -> str:
     )
 
 
-def table(headers: list[str], rows: list[list[str]], num: set[int] = frozenset(), cls: str = "") -> str:
+def table(
+    headers: list[str], rows: list[list[str]], num: set[int] | frozenset[int] = frozenset(), cls: str = ""
+) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join(
         "<tr>"

@@ -9,6 +9,7 @@ time: a five-minute note needs its samples, the output and a few tens of MB.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,7 +44,8 @@ class _Stft:
         self.count = (self.lead + n - 1) // self.hop + 1 if n else 0
         self.window = get_window("hann", self.size).astype(np.float32)  # periodic
 
-    def start(self, k: int) -> int:
+    def start(self, k: Any) -> Any:
+        """The first sample of frame ``k`` (an int or an array of frame numbers)."""
         return k * self.hop - self.lead
 
     def inside(self) -> np.ndarray:
@@ -110,12 +112,12 @@ def _noise_psd(x: np.ndarray, stft: _Stft, noise: np.ndarray, max_frames: int = 
 
     if noise.size > max_frames:
         noise = noise[np.linspace(0, noise.size - 1, max_frames).round().astype(int)]
-    power = []
+    parts = []
     for i in range(0, noise.size, 256):
         idx = noise[i : i + 256]
         frames = np.stack([x[:, s : s + stft.size] for s in stft.start(idx)], axis=1)  # (c, f, size)
-        power.append((np.abs(rfft(frames * stft.window, axis=-1)) ** 2).mean(axis=0))
-    power = np.concatenate(power)
+        parts.append((np.abs(rfft(frames * stft.window, axis=-1)) ** 2).mean(axis=0))
+    power = np.concatenate(parts)
     level = power.sum(axis=1)
     keep = level <= np.median(level) * 10**0.3
     return power[keep].mean(axis=0)

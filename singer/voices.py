@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import PACKAGE_DIR
+from .config import PACKAGE_DIR, Settings
 from .errors import InputError, ModelError, VoiceNotFound
 from .profile import VoiceProfile, learn_profile, merge_profiles, save_json
 
@@ -106,7 +106,7 @@ def validate_name(name: str) -> str:
 class VoiceStore:
     """Lists, loads, creates, merges and removes voices."""
 
-    def __init__(self, settings: Any, bundled_dir: Path | None = None):
+    def __init__(self, settings: Settings, bundled_dir: Path | None = None):
         self.user_dir = Path(settings.voices_path)
         self.bundled_dir = Path(bundled_dir) if bundled_dir else BUNDLED_DIR
 

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..config import Settings
 from ..errors import InputError
 from . import page
 
@@ -25,7 +26,7 @@ RUN_FILE = "run.json"
 
 
 # ---- finding a run ------------------------------------------------------------------------------------------------
-def find_run(settings: Any, ref: str | os.PathLike) -> Path:
+def find_run(settings: Settings, ref: str | os.PathLike) -> Path:
     """The run folder for a run id (or a unique prefix of one), a run folder, or a file a run produced (matched by
     content, so a renamed or moved copy is still found)."""
     runs = Path(settings.runs_path)
@@ -81,7 +82,7 @@ def load_run(run_dir: Path) -> dict:
         ) from e
 
 
-def run_report(settings: Any, ref: str | os.PathLike, out: str | os.PathLike | None = None, embed: bool = True) -> Path:
+def run_report(settings: Settings, ref: str | os.PathLike, out: str | os.PathLike | None = None, embed: bool = True) -> Path:
     """Write the HTML report of a run (``ref`` as :func:`find_run` takes it); returns the page's path (default
     ``<run folder>/report.html``)."""
     from .run_page import render
@@ -92,7 +93,7 @@ def run_report(settings: Any, ref: str | os.PathLike, out: str | os.PathLike | N
 
 
 def batch_report(
-    settings: Any,
+    settings: Settings,
     folder: str | os.PathLike,
     out: str | os.PathLike | None = None,
     runs: bool = False,
@@ -121,7 +122,7 @@ def batch_report(
 
 
 def batch_html(
-    settings: Any,
+    settings: Settings,
     summary: dict,
     base: Path,
     links: dict[str, str] | None = None,

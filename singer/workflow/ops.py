@@ -3,7 +3,7 @@
 Each op has a ``version`` (part of the cache key), ``bind()`` which turns user params into canonical params and
 declares extra input files hashed by content (a local song, a voice's files), and ``run()`` which writes outputs
 into the step's temp folder. Ops are thin: the real work lives in engines, :mod:`singer.mix` and
-:mod:`singer.audio`. Later issues add ops (lead/backing split, de-reverb, trim) by adding a class here.
+:mod:`singer.audio`. A new op is a class here, listed in :data:`OPS`.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from ..progress import Hooks, NullHooks
 from . import ops
 from .hashing import file_digest, step_key
 from .spec import StepSpec, WorkflowSpec
-from .store import Entry, Store
+from .store import Entry, Pins, Store
 
 
 class EnginePool:
@@ -159,6 +159,7 @@ class Runner:
         self.store = store
         self.ctx = context
         self.hooks = hooks or NullHooks()
+        self.pins = Pins()  # the entries this run used, held until it ends so prune leaves them
 
     def run(
         self,
@@ -252,6 +253,7 @@ class Runner:
                     "steps": [r.to_dict() for r in records],
                 },
             )
+            self.pins.release()
             self.hooks.on_run_end(run_id, ok)
 
     def _check_step(self, step: StepSpec, variables: dict, overrides: dict, engines: dict) -> ops.Bound | None:
@@ -390,7 +392,7 @@ class Runner:
                 raise StepFailed(f"Step '{step.id}' failed: {type(e).__name__}: {e}") from e
 
         describe = {"step": step.id, "op": op.name, "version": op.version, "params": bound.params, "inputs": digests}
-        entry, cached = self.store.compute(key, compute, describe, force=force)
+        entry, cached = self.store.compute(key, compute, describe, force=force, pins=self.pins)
         seconds = time.perf_counter() - t0
         self.hooks.on_step_end(step.id, cached, seconds)
         self._link(run_dir, n, step.id, entry)

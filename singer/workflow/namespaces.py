@@ -55,8 +55,10 @@ def _size(path: Path) -> int:
 
 
 def _newest(path: Path) -> float:
-    """When ``path`` (a file, or the newest file inside a folder) was last written."""
-    return max((st.st_mtime for st in _stats(path)), default=0.0)
+    """When ``path`` (a file, or the newest file inside a folder; an empty folder itself) was last written."""
+    found = _stats(path)
+    inside = found[1:] if len(found) > 1 else found
+    return max((st.st_mtime for st in inside), default=0.0)
 
 
 def _in_use(path: Path) -> bool:

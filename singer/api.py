@@ -339,7 +339,7 @@ class Singer:
         return self.store.entries()
 
     def cache_usage(self) -> dict[str, dict]:
-        """``{namespace: {"path", "bytes", "entries"}}``: the step store (``steps``) and each side cache."""
+        """``{namespace: {"path", "about", "bytes", "entries"}}``: the step store (``steps``) and each side cache."""
         from .workflow import namespaces
 
         return namespaces.usage(self.settings, self.store)

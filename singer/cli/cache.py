@@ -76,7 +76,9 @@ def du(as_json: bool = c.JsonOpt) -> None:
     def render(res):
         c.out_console.print(f"{c.human_bytes(res['bytes'])}  {res['path']}")
         for name, u in res["namespaces"].items():
-            c.out_console.print(f"  {name:<14} {c.human_bytes(u['bytes']):>10}  {u['entries']} entries")
+            c.out_console.print(
+                f"  {name:<14} {c.human_bytes(u['bytes']):>10}  {u['entries']:>6} entries  {u['about']}"
+            )
             if name == "steps":
                 for op, n in sorted(res["by_op"].items(), key=lambda kv: -kv[1]):
                     c.out_console.print(f"    {op:<12} {c.human_bytes(n):>10}")

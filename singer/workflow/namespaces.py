@@ -5,9 +5,10 @@ Each side cache is a row of :data:`NAMESPACES`: where it lives and how its entri
 never removed, and every rule is a lock or a record someone holds, never a guess from a file's age:
 
 * steps: a running workflow holds a shared lock on each entry it used (:class:`~singer.workflow.store.Pins`);
-* downloads: a download in progress holds its ``.download-*`` temp folder (yt-dlp's ``.part`` files are inside);
-  a finished download is copied into the step store by the step that fetched it, and the file a download just
-  wrote is kept when the download itself trims the folder (:func:`shrink`);
+* downloads: a download in progress holds its ``.download-*`` temp folder (yt-dlp's ``.part`` files are inside).
+  A finished download is not held: the step that fetched it copies it into the step store at once (a prune
+  removing it in that instant fails that step, which a rerun fetches again), it is the newest download (pruned
+  last), and the download itself keeps it when it trims the folder (:func:`shrink`);
 * library index: a derived file, rebuilt by the next library search; its writer holds its temp file;
 * jobs: an HTTP job's folder is in use while the job store lists the job queued or running; a finished job's
   output stays while its client may fetch it, unless prune is asked for files older than it (age, never size);
@@ -67,17 +68,20 @@ def _in_use(path: Path) -> bool:
 
 
 def _remove(path: Path, also: tuple[Path, ...] = ()) -> bool:
-    """Remove ``path`` (and ``also``) unless someone holds it; False when someone does."""
+    """Remove ``path`` (and ``also``) unless someone holds it; False when someone does (or it cannot be removed)."""
     with locks.claimed(path) as free:
         if not free:
             return not path.exists()
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-    for p in also:
-        p.unlink(missing_ok=True)
-    return True
+        try:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            for p in also:
+                p.unlink(missing_ok=True)
+        except OSError:
+            pass
+        return not path.exists()
 
 
 def _item(ns: str, root: Path, path: Path, also: tuple[Path, ...] = (), **kw: Any) -> Item:
@@ -207,15 +211,15 @@ def items(settings: Any, name: str) -> list[Item]:
 
 
 def usage(settings: Any, store: Store) -> dict[str, dict]:
-    """``{namespace: {"path", "bytes", "entries"}}``, the step store (``steps``) first."""
-    out = {"steps": _usage(store.root, store.items())}
-    for name in NAMESPACES:
-        out[name] = _usage(folder(settings, name), items(settings, name))
+    """``{namespace: {"path", "about", "bytes", "entries"}}``, the step store (``steps``) first."""
+    out = {"steps": _usage(store.root, "finished workflow steps", store.items())}
+    for name, ns in NAMESPACES.items():
+        out[name] = _usage(folder(settings, name), ns.about, items(settings, name))
     return out
 
 
-def _usage(path: Path, found: list[Item]) -> dict:
-    return {"path": str(path), "bytes": sum(i.size for i in found), "entries": len(found)}
+def _usage(path: Path, about: str, found: list[Item]) -> dict:
+    return {"path": str(path), "about": about, "bytes": sum(i.size for i in found), "entries": len(found)}
 
 
 def prune(

@@ -16,12 +16,13 @@ import re
 import shutil
 import uuid
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from . import locks
 from .config import Settings
 from .engines.separators.uvr_catalog import STAGES
 from .errors import InputError, UsageError
@@ -154,6 +155,15 @@ def pitch_summary(meta: dict) -> dict | None:
     return {"key": meta.get("key"), "instrumental_key": meta.get("instrumental_key"), "octave": meta.get("octave")}
 
 
+_PREVIEW_RATE = 44100  # the demo excerpt a voice preview sings, Hz
+
+
+def _new_file(path: Path) -> Path:
+    """``path`` created empty, to be held (:func:`singer.locks.hold_new`) while it is written."""
+    path.touch()
+    return path
+
+
 def _safe_name(text: str) -> str:
     text = re.sub(r"[\\/:*?\"<>|\x00-\x1f]+", " ", text).strip(" .")
     text = re.sub(r"\s+", " ", text).encode("utf-8")[:150].decode("utf-8", "ignore")  # file names count bytes (255)
@@ -245,12 +255,14 @@ class Singer:
             folder.mkdir(parents=True, exist_ok=True)
             suffix = "cover" if spec.name == "cover" else "voice"
             target = folder / f"{_safe_name(title)} ({voice} {suffix}).{file_extension(fmt)}"
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:6]}.part")
-        try:
-            shutil.copyfile(result.output, tmp)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with locks.held_new(
+            partial(_new_file, target.with_name(f".{target.name}.{uuid.uuid4().hex[:6]}.part"))
+        ) as tmp:  # held: a cache prune leaves it alone
+            try:
+                shutil.copyfile(result.output, tmp)
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
         conv: dict = next((st.meta for st in result.steps if st.op == "convert" and not st.skipped and st.meta), {})
         return CoverResult(target, title, voice, fmt, float(enc.get("duration", 0.0)), result, pitch_summary(conv))
 
@@ -304,19 +316,21 @@ class Singer:
         """Sing the first ``seconds`` of the bundled demo song with voice ``name`` (a quick listen after a merge)."""
         from . import audio
         from .config import PACKAGE_DIR
+        from .workflow.namespaces import folder
 
         demo = PACKAGE_DIR / "data" / "demo" / "demo_song.mp3"
-        tmp_dir = Path(self.settings.cache_path) / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        excerpt = tmp_dir / f"preview-{uuid.uuid4().hex[:8]}.wav"
-        try:
-            audio.write_wav(excerpt, audio.decode(demo, 44100, 2)[:, : int(seconds * 44100)], 44100)
-            target = Path(out) if out else Path(self.settings.cache_path) / "previews" / f"{name}.ogg"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            req = CoverRequest(input=str(excerpt), voice=name, format="ogg", out=str(target))
-            return self.cover(req, hooks)
-        finally:
-            excerpt.unlink(missing_ok=True)
+        self.store.tmp.mkdir(parents=True, exist_ok=True)
+        excerpt = self.store.tmp / f"preview-{uuid.uuid4().hex[:8]}.wav"
+        with locks.held_new(partial(_new_file, excerpt)):  # held in the store's tmp/ while the preview runs
+            try:
+                rate = _PREVIEW_RATE
+                audio.write_wav(excerpt, audio.decode(demo, rate, 2)[:, : int(seconds * rate)], rate)
+                target = Path(out) if out else folder(self.settings, "previews") / f"{name}.ogg"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                req = CoverRequest(input=str(excerpt), voice=name, format="ogg", out=str(target))
+                return self.cover(req, hooks)
+            finally:
+                excerpt.unlink(missing_ok=True)
 
     def remove_voice(self, name: str) -> None:
         self.voices.remove(name)
@@ -324,10 +338,18 @@ class Singer:
     def cache_entries(self) -> list:
         return self.store.entries()
 
-    def cache_size(self) -> int:
-        return self.store.total_size()
+    def cache_usage(self) -> dict[str, dict]:
+        """``{namespace: {"path", "about", "bytes", "entries"}}``: the step store (``steps``) and each side cache."""
+        from .workflow import namespaces
 
-    def prune_cache(
-        self, max_bytes: int | None = None, older_than_s: float | None = None, dry_run: bool = False
-    ) -> list:
-        return self.store.prune(max_bytes=max_bytes, older_than_s=older_than_s, dry_run=dry_run)
+        return namespaces.usage(self.settings, self.store)
+
+    def cache_size(self) -> int:
+        return sum(u["bytes"] for u in self.cache_usage().values())
+
+    def prune_cache(self, max_bytes: int | None = None, older_than_s: float | None = None, dry_run: bool = False):
+        """Shrink the step store and the side caches, least recently used first, never what is in use: an
+        :class:`~singer.workflow.store.Eviction` (what went, what was held)."""
+        from .workflow import namespaces
+
+        return namespaces.prune(self.settings, self.store, max_bytes, older_than_s, dry_run)

@@ -8,7 +8,9 @@ import typer
 
 from . import _common as c
 
-app = typer.Typer(help="Inspect and trim the step cache.", no_args_is_help=True)
+SECONDS_PER_DAY = 86400
+
+app = typer.Typer(help="Inspect and trim the cache: the step store and its side caches.", no_args_is_help=True)
 
 
 def _singer():
@@ -59,19 +61,27 @@ def ls(as_json: bool = c.JsonOpt) -> None:
 
 @app.command("du")
 def du(as_json: bool = c.JsonOpt) -> None:
-    """Total size of the cache, per step."""
+    """Size of the cache: the step store per step, and each side cache (downloads, library index, job outputs,
+    previews) with its entries."""
 
     def work():
         s = _singer()
         per: dict[str, int] = {}
         for e in s.cache_entries():
             per[e.manifest.get("op", "?")] = per.get(e.manifest.get("op", "?"), 0) + e.size()
-        return {"path": str(s.settings.cache_path), "bytes": sum(per.values()), "by_op": per}
+        spaces = s.cache_usage()
+        total = sum(u["bytes"] for u in spaces.values())
+        return {"path": str(s.settings.cache_path), "bytes": total, "by_op": per, "namespaces": spaces}
 
     def render(res):
         c.out_console.print(f"{c.human_bytes(res['bytes'])}  {res['path']}")
-        for op, n in sorted(res["by_op"].items(), key=lambda kv: -kv[1]):
-            c.out_console.print(f"  {op:<12} {c.human_bytes(n)}")
+        for name, u in res["namespaces"].items():
+            c.out_console.print(
+                f"  {name:<14} {c.human_bytes(u['bytes']):>10}  {u['entries']:>6} entries  {u['about']}"
+            )
+            if name == "steps":
+                for op, n in sorted(res["by_op"].items(), key=lambda kv: -kv[1]):
+                    c.out_console.print(f"    {op:<12} {c.human_bytes(n):>10}")
 
     c.run(work, as_json, render)
 
@@ -79,13 +89,15 @@ def du(as_json: bool = c.JsonOpt) -> None:
 @app.command("prune")
 def prune(
     max_size: str | None = typer.Option(
-        None, "--max-size", help="Evict least recently used entries down to this, e.g. 5GB."
+        None, "--max-size", help="Evict least recently used entries down to this, e.g. 5GB (all namespaces together)."
     ),
     older_than: float | None = typer.Option(None, "--older-than-days", help="Evict entries unused this many days."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would go."),
     as_json: bool = c.JsonOpt,
 ) -> None:
-    """Evict cache entries by size (LRU) and/or age."""
+    """Evict cache entries by size (LRU) and/or age, in the step store and the side caches; never one in use (a
+    step a running workflow holds, a download or preview being written, an HTTP job's outputs while it runs). A
+    finished job's output its client may still fetch goes by age only."""
 
     def work():
         from ..errors import UsageError
@@ -94,14 +106,19 @@ def prune(
             raise UsageError("Nothing to prune by.", hint="Give --max-size 5GB and/or --older-than-days 30.")
         s = _singer()
         before = s.cache_size()
-        removed = s.prune_cache(
+        done = s.prune_cache(
             c.parse_size(max_size) if max_size else None,
-            older_than * 86400 if older_than is not None else None,
+            older_than * SECONDS_PER_DAY if older_than is not None else None,
             dry_run,
         )
-        freed = sum(e.size() for e in removed) if dry_run else before - s.cache_size()
+        freed = sum(i.size for i in done.removed) if dry_run else before - s.cache_size()
+        by_ns: dict[str, list[str]] = {}
+        for i in done.removed:
+            by_ns.setdefault(i.namespace, []).append(i.name)
         return {
-            "removed": [e.key for e in removed],
+            "removed": by_ns.get("steps", []),
+            "removed_by_namespace": by_ns,
+            "in_use": [f"{i.namespace}/{i.name}" for i in done.in_use],
             "freed_bytes": freed,
             "bytes_now": before - freed,
             "dry_run": dry_run,
@@ -109,6 +126,11 @@ def prune(
 
     def render(res):
         verb = "would remove" if res["dry_run"] else "removed"
-        c.out_console.print(f"{verb} {len(res['removed'])} entries; cache now {c.human_bytes(res['bytes_now'])}")
+        count = sum(len(v) for v in res["removed_by_namespace"].values())
+        c.out_console.print(f"{verb} {count} entries; cache now {c.human_bytes(res['bytes_now'])}")
+        for name, gone in res["removed_by_namespace"].items():
+            c.out_console.print(f"  {name:<14} {len(gone)}")
+        if res["in_use"]:
+            c.out_console.print(f"kept {len(res['in_use'])} in use")
 
     c.run(work, as_json, render)

@@ -327,7 +327,7 @@ def _event_id(header: str | None) -> int:
 
 @router.get(
     "/v1/jobs/{job_id}/result",
-    responses={**ERRORS, 409: {"model": ErrorOut}},
+    responses={**ERRORS, 409: {"model": ErrorOut}, 410: {"model": ErrorOut}},
     tags=["jobs"],
     response_class=FileResponse,
 )
@@ -346,10 +346,10 @@ def job_result(job_id: str, service: ServiceDep, owner: Caller):
     path = Path(job.result["output"])
     if not path.is_file():
         raise HTTPException(
-            404,
+            410,
             {
-                "error": "not_found",
-                "message": "The result file was removed.",
+                "error": "expired",
+                "message": f"The result of job {job.id} has expired (the server's cache was pruned).",
                 "hint": "Submit the job again (finished steps are cached).",
             },
         )

@@ -146,7 +146,9 @@ def place_output(settings: Any, job: Job, result: dict) -> dict:
 
 def job_dir(settings: Any, job_id: str) -> Path:
     """Where a job's file goes: under the cache folder, which Celery workers and the service share."""
-    d = Path(settings.cache_path) / "jobs" / job_id
+    from ..workflow.namespaces import folder
+
+    d = folder(settings, "jobs") / job_id
     d.mkdir(parents=True, exist_ok=True)
     return d
 

@@ -81,7 +81,9 @@ def load_run(run_dir: Path) -> dict:
         ) from e
 
 
-def run_report(settings: Settings, ref: str | os.PathLike, out: str | os.PathLike | None = None, embed: bool = True) -> Path:
+def run_report(
+    settings: Settings, ref: str | os.PathLike, out: str | os.PathLike | None = None, embed: bool = True
+) -> Path:
     """Write the HTML report of a run (``ref`` as :func:`find_run` takes it); returns the page's path (default
     ``<run folder>/report.html``)."""
     from .run_page import render

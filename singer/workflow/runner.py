@@ -28,7 +28,7 @@ from ..progress import Hooks, NullHooks
 from . import ops
 from .hashing import file_digest, step_key
 from .spec import StepSpec, WorkflowSpec
-from .store import Entry, Store
+from .store import Entry, Pins, Store
 from .values import enabled, has_ref, origin_ref, resolve
 
 
@@ -144,6 +144,7 @@ class Runner:
         self.store = store
         self.ctx = context
         self.hooks = hooks or NullHooks()
+        self.pins = Pins()  # the entries this run used, held until it ends so prune leaves them
 
     def run(
         self,
@@ -200,6 +201,7 @@ class Runner:
             raise
         finally:
             self._record(st.run_dir, _run_record(run_id, spec, st, ok, error, t_run))
+            self.pins.release()
             self.hooks.on_run_end(run_id, ok)
 
     @staticmethod
@@ -311,7 +313,7 @@ class Runner:
             return self._guarded(step, lambda: op.run(self.ctx, work, inputs, bound, progress))
 
         describe = {"step": step.id, "op": op.name, "version": op.version, "params": bound.params, "inputs": digests}
-        entry, cached = self.store.compute(key, compute, describe, force=force)
+        entry, cached = self.store.compute(key, compute, describe, force=force, pins=self.pins)
         seconds = time.perf_counter() - t0
         self.hooks.on_step_end(step.id, cached, seconds)
         self._link(st.run_dir, n, step.id, entry)

@@ -14,8 +14,9 @@ import pytest
 
 from singer.engines.base import Candidate
 from singer.engines.sources import resolve
-from singer.engines.sources.ytdlp import YtDlpSource, prune
+from singer.engines.sources.ytdlp import YtDlpSource
 from singer.errors import SourceError
+from singer.workflow.namespaces import shrink
 from tests import media
 
 
@@ -66,8 +67,8 @@ def test_a_slow_download_meets_its_deadline(settings, endless):
         YtDlpSource(s).fetch(Candidate(title="x", source="ytdlp", ref=base + "/slow.mp3", url=base + "/slow.mp3"))
 
 
-def test_downloads_are_pruned_oldest_first(tmp_path):
-    root = tmp_path / "downloads"
+def test_downloads_are_pruned_oldest_first(settings):
+    root = settings.downloads_path
     (root / "by-caller" / "a").mkdir(parents=True)
     files = []
     for i in range(5):
@@ -75,7 +76,7 @@ def test_downloads_are_pruned_oldest_first(tmp_path):
         p.write_bytes(b"x" * 1000)
         os.utime(p, (1000 + i, 1000 + i))
         files.append(p)
-    assert prune(root, 2500, keep=files[0]) == 3000
+    assert sum(i.size for i in shrink(settings, "downloads", 2500, keep=(files[0],)).removed) == 3000
     assert [p.exists() for p in files] == [True, False, False, False, True]  # the oldest went, but the kept one
 
 

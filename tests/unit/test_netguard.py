@@ -14,7 +14,7 @@ import pytest
 from singer import netguard
 from singer.config import Settings
 from singer.engines.sources import urls
-from singer.engines.sources.ytdlp import is_network_error
+from singer.engines.sources.ytdlp_errors import is_network_error
 from singer.errors import NetworkUnavailable, SourceError, UsageError
 from singer.netguard import AddressRefused, guarded
 from singer.netpolicy import Policy, address_problem, parse_allow

@@ -25,7 +25,8 @@ from singer.engines.sources import resolve as rs
 from singer.engines.sources import urls
 from singer.engines.sources.library import LibrarySource, score
 from singer.engines.sources.local import LocalFileSource
-from singer.engines.sources.ytdlp import YtDlpSource, first_line, hint_for
+from singer.engines.sources.ytdlp import YtDlpSource
+from singer.engines.sources.ytdlp_errors import first_line, hint_for
 from singer.errors import InputError, NetworkUnavailable, SourceError
 
 pytestmark = pytest.mark.timeout(120)

@@ -22,6 +22,7 @@ from ...errors import InputError, SourceError
 from ..base import Candidate, Progress, no_progress
 
 INDEX_NAME = "library-index.json"
+TEMP_PREFIX = ".library-index-"  # the index being written (held by its writer: see singer.locks)
 INDEX_VERSION = 1
 MIN_SCORE = 0.5  # below this a file is not a match at all
 _PROBE_WORKERS = 4
@@ -123,18 +124,25 @@ class LibraryIndex:
         return data["files"]
 
     def save(self, files: dict[str, dict]) -> None:
-        """Write atomically (temp file + rename); a failure to write only costs speed next time."""
+        """Write atomically (temp file + rename); a failure to write only costs speed next time. The temp file is
+        held while it is written, so a cache prune leaves it alone."""
+        from ... import locks
+
+        def temp() -> Path:
+            fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=self.path.parent)
+            os.close(fd)
+            return Path(name)
+
+        tmp: Path | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".library-index-", suffix=".tmp", dir=self.path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({"version": INDEX_VERSION, "files": files}, f, ensure_ascii=False)
-            os.replace(tmp, self.path)
+            with locks.held_new(temp) as tmp:
+                with tmp.open("w", encoding="utf-8") as f:
+                    json.dump({"version": INDEX_VERSION, "files": files}, f, ensure_ascii=False)
+                os.replace(tmp, self.path)
         except OSError:
-            try:
-                os.unlink(tmp)  # type: ignore[possibly-undefined]
-            except (OSError, NameError):
-                pass
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
 
     def scan(self, roots: list[Path]) -> dict[str, dict]:
         """Entries for every audio file under ``roots``; probes only new or changed files."""

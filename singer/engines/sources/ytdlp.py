@@ -2,69 +2,54 @@
 included: a plain page with an ``<audio>`` tag or a direct file link).
 
 yt-dlp is imported inside methods only. It runs quietly (its messages are collected, never printed). Downloads
-are the best audio format as served (singer decodes with ffmpeg later), go to a temporary folder first and are
-renamed into ``settings.downloads_path / <extractor>-<id>.<ext>``, so no partial file ever has a final name.
-A repeated fetch of the same video id or the same URL reuses the finished file without network access.
+are the best audio format as served (singer decodes with ffmpeg later), go to a temporary folder first (held
+while the download runs, so a cache prune leaves it alone) and are renamed into
+``settings.downloads_path / <extractor>-<id>.<ext>``, so no partial file ever has a final name. A repeated fetch
+of the same video id or the same URL reuses the finished file without network access. The downloads are the
+cache namespace ``downloads`` (:mod:`singer.workflow.namespaces`), trimmed to SINGER_DOWNLOADS_KEEP_MB after each
+download.
 
 A download runs inside :func:`singer.netguard.guarded`, so the URL policy holds for every connection yt-dlp makes
-(redirects, playlists and their segments, media a page embeds, retries). For that yt-dlp must stay in this thread
-and this process: one fragment at a time, its native HLS/DASH downloaders, no external downloader, no ffmpeg
-fix-ups, and only formats served over http(s) (:data:`_SAFE_DOWNLOAD`); a configured proxy must be in the
-allow-list, since the addresses it reaches cannot be checked here.
+(redirects, playlists and their segments, media a page embeds, retries); :mod:`.ytdlp_safety` keeps yt-dlp where
+the policy sees it and holds each download to its size and time limits.
 """
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import os
 import re
 import shutil
-import socket
 import tempfile
-import time
-import urllib.parse
-import urllib.request
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ... import locks
 from ...errors import EngineUnavailable, InputError, NetworkUnavailable, SourceError
-from ...netguard import REFUSAL_MARK, AddressRefused, Policy, ProgramRefused, guarded
+from ...netguard import guarded
+from ...workflow import namespaces
+from ...workflow.namespaces import DOWNLOAD_TEMP_PREFIX
 from ..base import Candidate, Progress, no_progress
 from .urls import check_url
+from .ytdlp_errors import first_line, hint_for, is_network_error
+from .ytdlp_safety import BYTES_PER_MB, SAFE_DOWNLOAD, DownloadCaps, check_proxy
 
 _PARTIAL_SUFFIXES = {".part", ".ytdl", ".tmp", ".json"}
-_NETWORK_WORDS = re.compile(
-    r"name resolution|name or service not known|nodename nor servname|failed to resolve|getaddrinfo"
-    r"|connection refused|network is unreachable|no route to host|timed out|unable to connect to proxy"
-    r"|connection reset|temporarily unavailable",
-    re.IGNORECASE,
-)
 # extractors whose ids are just a file's base name, so the same id can come from different sites
 _URL_NAMED_EXTRACTORS = {"generic", "html5mediaembed"}
+_MOST_RESULTS, _SPARE_RESULTS = 50, 3  # asked of one YouTube search; spares for long results skipped
 _LIBRARY_HINT = "the local library (SINGER_LIBRARY) is searched instead"
-# protocols yt-dlp downloads itself over http(s); rtmp, rtsp, mms, f4m, websockets... are never chosen
-_HTTP_PROTOCOLS = "protocol~='^(https?|m3u8(_native)?|http_dash_segments)$'"
-#: options that keep a download in this thread and this process, where the URL policy sees every connection;
-#: applied after any extra parameters
-_SAFE_DOWNLOAD: dict[str, Any] = {
-    "format": f"bestaudio[{_HTTP_PROTOCOLS}]/best[{_HTTP_PROTOCOLS}]",
-    "concurrent_fragment_downloads": 1,
-    "hls_prefer_native": True,
-    "external_downloader": {"default": "native"},
-    "fixup": "never",
-    "postprocessors": [],
-    "skip_unavailable_fragments": False,
-    "enable_file_urls": False,
-}
+_KEPT_MESSAGES = 200  # yt-dlp messages kept for an error report
+# hex digits of a URL's hash naming its record, and in a file name; characters kept of a site's id
+_URL_KEY_CHARS, _URL_KEY_IN_NAME, _NAME_CHARS = 16, 12, 64
 
 
 class _Collector:
     """yt-dlp logger that keeps messages (for error reports) instead of printing them."""
 
-    def __init__(self, keep: int = 200):
+    def __init__(self, keep: int = _KEPT_MESSAGES):
         self.messages: list[str] = []
         self.keep = keep
 
@@ -76,10 +61,10 @@ class _Collector:
 
 
 def _url_key(url: str) -> str:
-    return hashlib.sha256(url.strip().encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(url.strip().encode("utf-8")).hexdigest()[:_URL_KEY_CHARS]
 
 
-def _safe(text: str, limit: int = 64) -> str:
+def _safe(text: str, limit: int = _NAME_CHARS) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_")[:limit]
 
 
@@ -89,70 +74,8 @@ def _media_key(extractor: str, video_id: str | None, url: str) -> str:
     extractor = _safe(extractor.lower()) or "url"
     vid = _safe(str(video_id)) if video_id else ""
     if not vid or extractor in _URL_NAMED_EXTRACTORS:
-        return f"{extractor}-{vid + '-' if vid else ''}{_url_key(url)[:12]}"
+        return f"{extractor}-{vid + '-' if vid else ''}{_url_key(url)[:_URL_KEY_IN_NAME]}"
     return f"{extractor}-{vid}"
-
-
-def _causes(err: BaseException) -> list[BaseException]:
-    """``err`` and everything it wraps (yt-dlp's exc_info/cause, Python's __cause__/__context__)."""
-    out: list[BaseException] = []
-    stack: list[Any] = [err]
-    while stack:
-        e = stack.pop()
-        if not isinstance(e, BaseException) or any(e is o for o in out):
-            continue
-        out.append(e)
-        exc_info = getattr(e, "exc_info", None)
-        if isinstance(exc_info, tuple) and len(exc_info) > 1:
-            stack.append(exc_info[1])
-        stack += [getattr(e, "cause", None), getattr(e, "reason", None), e.__cause__, e.__context__]
-    return out
-
-
-def is_refusal(err: BaseException) -> bool:
-    """True when ``err`` is (or wraps, or quotes) a connection or program refused by the URL policy."""
-    return any(isinstance(e, (AddressRefused, ProgramRefused)) or REFUSAL_MARK in str(e) for e in _causes(err))
-
-
-def is_network_error(err: BaseException) -> bool:
-    """True when ``err`` means the host could not be reached (DNS, refused, timeout, proxy), not an HTTP error and
-    not a refusal by the URL policy."""
-    from yt_dlp.networking.exceptions import HTTPError, TransportError
-
-    chain = _causes(err)
-    if is_refusal(err) or any(isinstance(e, HTTPError) for e in chain):
-        return False
-    if any(isinstance(e, (TransportError, socket.gaierror, ConnectionError, TimeoutError)) for e in chain):
-        return True
-    return bool(_NETWORK_WORDS.search(str(err)))
-
-
-def first_line(err: BaseException) -> str:
-    """The useful part of a yt-dlp error: no ``ERROR:``/``[extractor] id:`` prefix, no bug-report boilerplate."""
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    text = lines[0] if lines else type(err).__name__
-    text = re.sub(r"^ERROR:\s*", "", text)
-    text = re.sub(r"^\[[\w:.-]+\]\s*", "", text)
-    text = re.sub(r"^[\w-]{6,}:\s+(?=[A-Z])", "", text)  # "<video id>: Video unavailable"
-    text = re.split(r";\s*please report this issue|\s*\(caused by ", text)[0]
-    return text.strip() or type(err).__name__
-
-
-def hint_for(message: str) -> str:
-    low = message.lower()
-    if "unsupported url" in low:
-        return "yt-dlp found no audio or video at that address; give a video page or a direct link to a media file."
-    if any(w in low for w in ("unavailable", "private video", "removed", "terminated", "not available")):
-        return "The video is private, removed or blocked here; pick another search result (`singer search`)."
-    if any(w in low for w in ("sign in", "age", "members-only", "login")):
-        return "That video needs a signed-in account; pick another search result."
-    if "http error 404" in low or "not found" in low:
-        return "The page does not exist; check the link."
-    if "http error 403" in low or "forbidden" in low:
-        return (
-            "The site refused the download; try again later, another result, or update yt-dlp (pip install -U yt-dlp)."
-        )
-    return "Check the link in a browser, try another result, or update yt-dlp (pip install -U yt-dlp)."
 
 
 class YtDlpSource:
@@ -202,7 +125,7 @@ class YtDlpSource:
         if not query:
             raise InputError("Empty search query.", hint="Give a song title, e.g. singer search 'artist title'.")
         limit = max(1, int(limit or self.settings.search_results))
-        wanted = min(50, limit + max(3, limit))  # a few spare results replace skipped long ones
+        wanted = min(_MOST_RESULTS, limit + max(_SPARE_RESULTS, limit))  # spare results replace skipped long ones
         opts = self._options(extract_flat=True, skip_download=True, extractor_retries=1)
         try:
             with YoutubeDL(opts) as ydl:
@@ -279,22 +202,31 @@ class YtDlpSource:
             progress(1.0, f"Using cached download {hit.name}")
             return hit
         dest.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=dest))
+        tmp, held = locks.hold_new(lambda: Path(tempfile.mkdtemp(prefix=DOWNLOAD_TEMP_PREFIX, dir=dest)))
         try:
             return self._download(url, dest, tmp, progress)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+            locks.release(held)
 
     def _cached(self, dest: Path, url: str, key: str | None) -> Path | None:
+        """The finished download of ``url`` (or of media ``key``), marked as used now (prune goes oldest first)."""
         alias = dest / ".urls" / f"{_url_key(url)}.json"
+        found = None
         try:
             name = json.loads(alias.read_text(encoding="utf-8")).get("file", "")
             path = dest / Path(name).name
             if name and path.is_file() and path.stat().st_size > 0:
-                return path
+                found = path
         except (OSError, ValueError, AttributeError):
             pass
-        return _find_final(dest, key) if key else None
+        found = found or (_find_final(dest, key) if key else None)
+        if found is not None:
+            try:
+                os.utime(found)
+            except OSError:
+                pass
+        return found
 
     def _remember(self, dest: Path, url: str, path: Path) -> None:
         """Record url -> file so a repeated fetch of the same URL needs no network at all."""
@@ -309,55 +241,25 @@ class YtDlpSource:
             pass  # only costs a metadata request next time
 
     def _download(self, url: str, dest: Path, tmp: Path, progress: Progress) -> Path:
-        from yt_dlp.utils import DownloadCancelled
-
-        title = {"text": url}
-        cap = int(float(self.settings.max_download_mb) * 1e6)
-        deadline = time.monotonic() + float(self.settings.download_timeout)
-        stopped: dict[str, str] = {}
-
-        def hook(d: dict) -> None:
-            if d.get("status") == "downloading":
-                total = d.get("total_bytes") or d.get("total_bytes_estimate")
-                done = d.get("downloaded_bytes") or 0
-                if done > cap or (total and total > cap):  # counted, not announced: a stream without a length too
-                    stopped["why"] = (
-                        f"the download of {url} is over {cap / 1e6:.0f} MB",
-                        "Give a shorter song (the operator's limit is SINGER_MAX_DOWNLOAD_MB).",
-                    )
-                    raise DownloadCancelled(stopped["why"][0])
-                if time.monotonic() > deadline:
-                    stopped["why"] = (
-                        f"the download of {url} took over {self.settings.download_timeout:.0f} s",
-                        "Try again later or give another link (SINGER_DOWNLOAD_TIMEOUT).",
-                    )
-                    raise DownloadCancelled(stopped["why"][0])
-                if total:
-                    frac = min(1.0, done / total)
-                    progress(0.05 + 0.9 * frac, f"Downloading {title['text']}: {frac:.0%}")
-                else:
-                    progress(0.05, f"Downloading {title['text']}: {done / 1e6:.1f} MB")
-            elif d.get("status") == "finished":
-                progress(0.95, f"Downloaded {title['text']}")
-
+        caps = DownloadCaps(self.settings, url, progress)
         progress(0.0, f"Looking up {url}")
         opts = self._options(
             outtmpl={"default": str(tmp / "media.%(ext)s")},
             noplaylist=True,
             playlist_items="1",
-            progress_hooks=[hook],
+            progress_hooks=[caps.hook],
             overwrites=True,
-            max_filesize=cap,
+            max_filesize=caps.cap,
         )
-        opts.update(_SAFE_DOWNLOAD)
-        self._check_proxy(opts, url)
+        opts.update(SAFE_DOWNLOAD)
+        check_proxy(self.settings, opts, url)
         try:
             with guarded(self.settings, url):  # any refused connection inside ends the download with its SourceError
-                found = self._run(opts, url, dest, title)
+                found = self._run(opts, url, dest, caps)
         except SourceError:
+            stopped = caps.stopped()
             if stopped:
-                what, hint = stopped["why"]
-                raise SourceError(what[0].upper() + what[1:] + "; it was stopped.", hint=hint) from None
+                raise stopped from None
             raise
         if isinstance(found, Path):
             self._remember(dest, url, found)
@@ -370,11 +272,12 @@ class YtDlpSource:
         final = dest / f"{key}{src.suffix.lower()}"
         os.replace(src, final)
         self._remember(dest, url, final)
-        prune(Path(self.settings.downloads_path), int(float(self.settings.downloads_keep_mb) * 1e6), keep=final)
+        keep_bytes = int(float(self.settings.downloads_keep_mb) * BYTES_PER_MB)
+        namespaces.shrink(self.settings, "downloads", keep_bytes, keep=(final,))
         progress(1.0, f"Downloaded {final.name}")
         return final
 
-    def _run(self, opts: dict[str, Any], url: str, dest: Path, title: dict) -> Path | tuple[str, dict]:
+    def _run(self, opts: dict[str, Any], url: str, dest: Path, caps: DownloadCaps) -> Path | tuple[str, dict]:
         """Look ``url`` up and download it: a finished file already here, or (media key, yt-dlp's result)."""
         from yt_dlp import YoutubeDL
         from yt_dlp.utils import YoutubeDLError
@@ -400,7 +303,7 @@ class YtDlpSource:
                         f"{url} is {float(info['duration']) / 60:.1f} min long; the limit is {limit / 60:.1f} min.",
                         hint="Give a shorter song (SINGER_MAX_DURATION).",
                     )
-                title["text"] = info.get("title") or url
+                caps.title = info.get("title") or url
                 key = _media_key(info.get("extractor_key") or info.get("extractor") or "url", info.get("id"), url)
                 existing = _find_final(dest, key)
                 if existing:
@@ -408,35 +311,6 @@ class YtDlpSource:
                 return key, ydl.process_ie_result(info, download=True) or info
         except YoutubeDLError as e:
             raise self._error(e, url) from None
-
-    def _check_proxy(self, opts: dict[str, Any], url: str) -> None:
-        """Refuse a download through a proxy the allow-list does not name: the proxy, not singer, resolves and
-        connects to every address behind it, so only one the operator trusts may be used."""
-        policy = Policy.of(self.settings)
-        if policy.allow_private:
-            return
-        if opts.get("proxy") is not None:
-            proxies = [opts["proxy"]] if opts["proxy"] else []
-        else:  # yt-dlp falls back to the *_proxy environment variables
-            proxies = [v for k, v in urllib.request.getproxies().items() if k in ("http", "https", "all") and v]
-        for proxy in proxies:
-            try:
-                parts = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
-                host, port = parts.hostname or "", parts.port or 80
-            except ValueError:
-                host, port = "", 0
-            listed = bool(host) and policy.allow.host_port(host, port) is not False
-            try:
-                listed = listed or policy.allow.has_address(ipaddress.ip_address(host), port)
-            except ValueError:
-                pass
-            if not listed:
-                raise SourceError(
-                    f"Refusing to fetch {url} through the proxy '{host or proxy}': a proxy reaches addresses "
-                    f"singer cannot check, so it must be in the allow-list ({REFUSAL_MARK})",
-                    hint=f"Add '{host or proxy}:{port}' to SINGER_URL_ALLOW (settings.url_allow) to use this proxy, "
-                    "or remove it (the proxy option, or HTTP(S)_PROXY / ALL_PROXY in the environment).",
-                )
 
     def _error(self, err: BaseException, url: str) -> SourceError:
         if is_network_error(err):
@@ -446,31 +320,6 @@ class YtDlpSource:
             )
         line = first_line(err)
         return SourceError(f"Cannot fetch {url}: {line}", hint=hint_for(line))
-
-
-def prune(root: Path, keep_bytes: int, keep: Path | None = None) -> int:
-    """Remove the oldest finished downloads under ``root`` until they total at most ``keep_bytes`` (``keep`` is
-    never removed). Returns the bytes removed. Downloads are a cache: a removed one is fetched again if asked."""
-    files = []
-    for p in root.rglob("*"):
-        try:
-            st = p.lstat()
-        except OSError:
-            continue
-        if p.is_file() and not p.is_symlink() and p.parent.name != ".urls":
-            files.append((st.st_mtime, st.st_size, p))
-    total, removed = sum(f[1] for f in files), 0
-    for _, size, p in sorted(files, key=lambda f: f[0]):
-        if total <= keep_bytes:
-            break
-        if keep is not None and p == keep:
-            continue
-        try:
-            p.unlink()
-        except OSError:
-            continue
-        total, removed = total - size, removed + size
-    return removed
 
 
 def _find_final(dest: Path, key: str) -> Path | None:

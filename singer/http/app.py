@@ -22,7 +22,6 @@ from ..redact import redact
 from . import batches, routes
 from .deps import CODES, Service, status_for
 from .guard import Guard
-from .links import LINKED
 from .security import KeyRing, RateLimiter
 
 
@@ -39,7 +38,6 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
         Singer(settings),
         KeyRing(settings.api_keys),
         RateLimiter(settings.rate_limit),
-        views=LINKED,
     )
     app = FastAPI(
         title="singer",

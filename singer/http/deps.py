@@ -16,7 +16,9 @@ from fastapi import Depends, Header, HTTPException, Request
 
 from ..config import Settings
 from ..errors import EngineUnavailable, InputError, NetworkUnavailable, SingerError, UsageError, VoiceNotFound
+from ..jobs.lifecycle import Views
 from ..jobs.store import JobStore
+from .links import LINKED
 from .schemas import ErrorOut
 from .security import KeyRing, RateLimiter
 
@@ -45,7 +47,7 @@ class Service:
     singer: Any
     keys: KeyRing
     limiter: RateLimiter
-    views: Any = None  # singer.http.links.LinkedViews
+    views: Views = LINKED  # webhook bodies, with the links a receiver follows
     worker: Any = None
     requests: Counter = field(default_factory=Counter)  # (route, status) -> count, for /metrics
     streams: Counter = field(default_factory=Counter)  # owner -> open event streams

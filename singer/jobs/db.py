@@ -20,7 +20,6 @@ from pathlib import Path
 from ..redact import redact
 
 STATES = ("queued", "running", "done", "failed")
-ACTIVE = ("queued", "running")
 INTERACTIVE, BATCH = 0, 1  # job priorities: claimed lowest first
 BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another's lock before sqlite gives up
 

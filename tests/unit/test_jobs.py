@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from singer.jobs.store import JobStore
 from singer.errors import error_dict
 from singer.jobs.paths import uploads_dir
+from singer.jobs.store import JobStore
 from singer.jobs.worker import EmbeddedWorker
 from tests import media
 

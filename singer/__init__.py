@@ -6,7 +6,8 @@ The public API is :class:`singer.api.Singer` with :class:`singer.api.CoverReques
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from .version import __version__
+
 __all__ = ["CoverRequest", "CoverResult", "Settings", "Singer", "__version__"]
 
 

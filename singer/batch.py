@@ -6,8 +6,10 @@
   last finished step). The record is rewritten atomically after every file, and outputs are written to a
   temporary name and renamed, so a kill -9 loses nothing finished and leaves no partial output.
 * Bad files never stop the batch: each failure is recorded with its user message.
-* ``workers`` processes, each with its own warm :class:`~singer.api.Singer`; the parent only plans, records and
-  reports (``on_item`` callback per finished file).
+* ``workers`` processes, each with its own warm :class:`~singer.api.Singer`, run each file through
+  :func:`singer.jobs.execute.execute` as the service's workers do; the parent only plans, records and reports
+  (``on_item`` callback per finished file).
+* :func:`plan` names every output; the HTTP service's batches plan with it too.
 * Summary written beside the outputs as ``batch-summary.json`` and ``batch-summary.csv``.
 """
 
@@ -19,14 +21,15 @@ import multiprocessing
 import os
 import stat
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .audio import AUDIO_EXTENSIONS, FORMATS, file_extension
-from .errors import InputError, SingerError, UsageError, error_dict
+from .errors import InputError, SingerError, UsageError
+from .jobs.execute import Outcome, execute
 from .profile import save_json
 from .workflow.hashing import file_digest
 
@@ -120,6 +123,32 @@ def plan_outputs(inputs: Iterable[tuple[str, str]]) -> list[str]:
     return outs
 
 
+@dataclass(frozen=True)
+class Planned:
+    """One input of a batch and its output."""
+
+    rel: str  # the input's path relative to the batch folder (POSIX)
+    format: str  # the output's format
+    out: str  # the output's path relative to the output folder (POSIX)
+
+
+def plan(rels: Sequence[str], fmt: str | None, workflow: str) -> list[Planned]:
+    """Each input's output, in the order given: in ``fmt``, else the input's own format where singer writes it,
+    else the workflow's default (:func:`default_format`); named by :func:`plan_outputs`. ``singer batch`` and the
+    HTTP batches both plan with this."""
+    default = default_format(workflow)
+    formats = [output_format(PurePosixPath(rel), fmt, default) for rel in rels]
+    return [Planned(*row) for row in zip(rels, formats, plan_outputs(zip(rels, formats)), strict=True)]
+
+
+def shared_request(
+    workflow: str, voice: str | None, key: Any, trim: bool | None = None, denoise: bool | None = None
+) -> dict:
+    """The request every file of a batch shares: the options given, the workflow's defaults for the others."""
+    given = {"workflow": workflow, "voice": voice, "key": key, "trim": trim, "denoise": denoise}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def check_request(request: dict) -> Any:
     """The batch's shared request (voice, key, workflow, ...) as a CoverRequest, or UsageError before any file
     runs: a bad one would fail every file the same way. The key obeys :func:`singer.keys.parse_key`."""
@@ -173,28 +202,30 @@ class Batch:
 
     def plan(self) -> list[tuple[Item, dict | None]]:
         """(item, request to run or None when the output is complete and current)."""
-        default = default_format(self.request.get("workflow", "voice_note"))
-        plan = []
         sources = find_inputs(self.folder, self.out)
-        rels = [src.relative_to(self.folder).as_posix() for src in sources]
-        formats = [output_format(src, self.fmt, default) for src in sources]
-        for src, rel, fmt, out_rel in zip(sources, rels, formats, plan_outputs(zip(rels, formats)), strict=True):
-            dst = self.out / out_rel
-            req = {**self.request, "input": str(src), "format": fmt, "out": str(dst)}
-            rec = self.state.get(rel)
+        planned = plan([src.relative_to(self.folder).as_posix() for src in sources], self.fmt, self.workflow)
+        todo = []
+        for src, p in zip(sources, planned, strict=True):
+            dst = self.out / p.out
+            req = {**self.request, "input": str(src), "format": p.format, "out": str(dst)}
+            rec = self.state.get(p.rel)
             current = (
                 rec
                 and rec.get("recipe") == _recipe(req)
-                and rec.get("output", out_rel) == out_rel
+                and rec.get("output", p.out) == p.out
                 and rec.get("digest") == file_digest(src)
                 and dst.is_file()
                 and dst.stat().st_size == rec.get("size")
             )
-            item = Item(rel, output=str(dst))
+            item = Item(p.rel, output=str(dst))
             if current:
                 item.status, item.duration, item.run_id = "skipped", rec.get("duration", 0.0), rec.get("run_id", "")
-            plan.append((item, None if current else req))
-        return plan
+            todo.append((item, None if current else req))
+        return todo
+
+    @property
+    def workflow(self) -> str:
+        return self.request.get("workflow", "voice_note")
 
     def run(self, on_item: Callable[[Item, int, int], None] = lambda item, done, total: None) -> dict:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -239,10 +270,10 @@ class Batch:
             return self.settings
         return self.settings.model_copy(update={"threads": max(1, (os.cpu_count() or 1) // self.workers)})
 
-    def _record(self, item: Item, req: dict, outcome: dict) -> None:
-        item.status, item.message = outcome["status"], outcome.get("message", "")
-        item.seconds, item.duration = outcome.get("seconds", 0.0), outcome.get("duration", 0.0)
-        item.run_id = outcome.get("run_id", "")
+    def _record(self, item: Item, req: dict, outcome: Outcome) -> None:
+        item.status, item.message = outcome.state, (outcome.error or {}).get("message", "")
+        item.seconds, item.duration = outcome.seconds, (outcome.result or {}).get("duration", 0.0)
+        item.run_id = outcome.run_id
         if item.status == "done":
             dst = Path(req["out"])
             self.state[item.rel] = {
@@ -311,27 +342,12 @@ def _init(settings_json: str) -> None:
     _SINGER = Singer(settings)
 
 
-def _convert(req: dict) -> dict:
-    """One file (in a worker process): {"status": "done"|"failed", "message", "seconds", "duration"}."""
-    from .api import CoverRequest
-
-    t0 = time.perf_counter()
-    try:
-        res = _SINGER.cover(CoverRequest(**req))
+def _convert(req: dict) -> Outcome:
+    """One file, in a worker process."""
+    outcome = execute(_SINGER, req)
+    if outcome.ok:
         _release_memory()
-        return {
-            "status": "done",
-            "seconds": round(time.perf_counter() - t0, 3),
-            "duration": res.duration,
-            "run_id": res.run.run_id,
-        }
-    except Exception as e:  # a user error, or a bug: neither stops the batch
-        return {
-            "status": "failed",
-            "message": error_dict(e)["message"],
-            "seconds": round(time.perf_counter() - t0, 3),
-            "run_id": getattr(e, "run_id", ""),
-        }
+    return outcome
 
 
 def _release_memory() -> None:

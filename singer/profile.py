@@ -29,9 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, vocoder
+from . import vocoder
 from .errors import InputError
 from .register import Register, classify, hz_to_midi, midi_to_hz, note, pitch_stats
+from .version import __version__
 
 FORMAT = 1
 NEUTRAL_FORMANT_HZ = 1400.0

@@ -29,7 +29,7 @@ app.add_typer(models.app, name="models")
 @app.command()
 def version() -> None:
     """Print singer's version."""
-    from .. import __version__
+    from ..version import __version__
 
     typer.echo(__version__)
 

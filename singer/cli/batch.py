@@ -36,47 +36,46 @@ def batch(
     from .cover import parse_key
 
     def work():
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from ..batch import Batch, shared_request
 
-        from ..batch import Batch
-
-        request = {
-            "workflow": workflow,
-            **({"voice": voice} if voice else {}),
-            **({"key": parse_key(key)} if key is not None else {}),
-            **{k: v for k, v in (("trim", trim), ("denoise", denoise)) if v is not None},
-        }
+        request = shared_request(workflow, voice or None, parse_key(key) if key is not None else None, trim, denoise)
         b = Batch(c.settings(), Path(folder), Path(out), request, workers=workers, fmt=fmt)
-        failed = [0]
-        with Progress(
-            TextColumn("[bold]batch"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeRemainingColumn(),
-            console=c.err_console,
-            disable=as_json or quiet,
-        ) as bar:
-            task = bar.add_task("files", total=None, info="")
+        return _run_with_bar(b, disable=as_json or quiet)
 
-            def on_item(item, done, total):
-                failed[0] += item.status == "failed"
-                bar.update(
-                    task, total=total, completed=done, info=f"{failed[0]} failed" if failed[0] else item.rel[-40:]
-                )
+    c.run(work, as_json, _render, exit_code=lambda res: 3 if res["failed"] else 0)
 
-            return b.run(on_item)
 
-    def render(res):
-        c.out_console.print(
-            f"[green]{res['done']} converted[/], {res['skipped']} already done, "
-            f"[{'red' if res['failed'] else 'green'}]{res['failed']} failed[/] in {res['seconds']:.1f}s"
-            f" -> {res['out']}/batch-summary.json"
-        )
-        if res.get("report"):
-            c.out_console.print(f"report: {res['report']}  (per-file reports: singer report {res['out']} --runs)")
-        for item in res["items"]:
-            if item["status"] == "failed":
-                c.out_console.print(f"  [red]failed[/] {item['rel']}: {item['message']}", soft_wrap=True)
+def _run_with_bar(b, disable: bool) -> dict:
+    """Run the batch with a progress bar on stderr: files done of all, failures so far or the current file."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    c.run(work, as_json, render, exit_code=lambda res: 3 if res["failed"] else 0)
+    failed = [0]
+    with Progress(
+        TextColumn("[bold]batch"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+        console=c.err_console,
+        disable=disable,
+    ) as bar:
+        task = bar.add_task("files", total=None, info="")
+
+        def on_item(item, done, total):
+            failed[0] += item.status == "failed"
+            bar.update(task, total=total, completed=done, info=f"{failed[0]} failed" if failed[0] else item.rel[-40:])
+
+        return b.run(on_item)
+
+
+def _render(res: dict) -> None:
+    c.out_console.print(
+        f"[green]{res['done']} converted[/], {res['skipped']} already done, "
+        f"[{'red' if res['failed'] else 'green'}]{res['failed']} failed[/] in {res['seconds']:.1f}s"
+        f" -> {res['out']}/batch-summary.json"
+    )
+    if res.get("report"):
+        c.out_console.print(f"report: {res['report']}  (per-file reports: singer report {res['out']} --runs)")
+    for item in res["items"]:
+        if item["status"] == "failed":
+            c.out_console.print(f"  [red]failed[/] {item['rel']}: {item['message']}", soft_wrap=True)

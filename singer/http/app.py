@@ -7,78 +7,22 @@ jobs. Errors are JSON ``{"error": code, "message": ..., "hint": ...}`` with a st
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
 from ..config import Settings
-from ..errors import (
-    EngineUnavailable,
-    InputError,
-    NetworkUnavailable,
-    SingerError,
-    UsageError,
-    VoiceNotFound,
-)
+from ..errors import SingerError, error_dict
 from ..jobs.store import JobStore
-from ..jobs.worker import error_dict
 from ..redact import redact
+from ..version import __version__
+from . import batches, routes
+from .deps import CODES, Service, status_for
 from .guard import Guard
 from .security import KeyRing, RateLimiter
-
-
-@dataclass
-class Service:
-    """What the routes share: settings, job store, worker, the warm Singer, keys, limits, counters."""
-
-    settings: Settings
-    store: JobStore
-    singer: Any
-    keys: KeyRing
-    limiter: RateLimiter
-    worker: Any = None
-    requests: Counter = field(default_factory=Counter)  # (route, status) -> count, for /metrics
-    streams: Counter = field(default_factory=Counter)  # owner -> open event streams
-    admitting: Counter = field(default_factory=Counter)  # (owner, what) -> submissions being checked right now
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @contextmanager
-    def admit(self, owner: str, what: str, active: int, limit: int, refusal: Exception):
-        """Hold one of ``owner``'s ``limit`` slots while a submission is checked (uploads copied and probed), so
-        parallel requests cannot all pass the count before any of them is stored: past the limit, ``refusal``."""
-        with self.lock:
-            if active + self.admitting[(owner, what)] >= limit:
-                raise refusal
-            self.admitting[(owner, what)] += 1
-        try:
-            yield
-        finally:
-            with self.lock:
-                self.admitting[(owner, what)] -= 1
-                if self.admitting[(owner, what)] <= 0:
-                    del self.admitting[(owner, what)]
-
-
-def status_for(e: SingerError) -> int:
-    if isinstance(e, VoiceNotFound):
-        return 404
-    if isinstance(e, NetworkUnavailable):
-        return 503
-    if isinstance(e, UsageError):
-        return 400
-    if isinstance(e, InputError):  # SourceError included
-        return 422
-    if isinstance(e, EngineUnavailable):
-        return 503
-    return 500
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool = True, worker_mode: str = "thread") -> FastAPI:
@@ -86,31 +30,56 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
     this process (tests, embedding), "process" in a child process at lower priority (``singer serve``: status calls
     stay fast while a job runs); with ``settings.broker`` jobs go to Celery workers instead."""
     from ..api import Singer
-    from ..jobs.worker import EmbeddedWorker, WorkerProcess
-    from . import batches, routes
 
     settings = settings or Settings()
-    singer = Singer(settings)
     service = Service(
         settings,
         JobStore(settings.home / "jobs.db"),
-        singer,
+        Singer(settings),
         KeyRing(settings.api_keys),
         RateLimiter(settings.rate_limit),
     )
+    app = FastAPI(
+        title="singer",
+        version=__version__,
+        lifespan=_lifespan(service, run_worker, worker_mode),
+        description="Song covers and voice notes in a character's voice, as jobs: submit, follow, fetch.",
+    )
+    app.state.service = service
+    _error_handlers(app)
 
+    @app.middleware("http")
+    async def _count(request: Request, call_next):
+        response = await call_next(request)
+        route = request.scope.get("route")
+        service.requests[(getattr(route, "path", "unmatched"), response.status_code)] += 1
+        return response
+
+    app.include_router(routes.router)
+    app.include_router(batches.router)
+    app.add_middleware(Guard, settings=settings, keys=service.keys)  # outermost of ours: before any body is read
+    return app
+
+
+def _worker(service: Service, worker_mode: str):
+    """What runs the jobs: Celery workers on other machines (``settings.broker``), a child process, or threads."""
+    from ..jobs.worker import EmbeddedWorker, WorkerProcess
+
+    settings = service.settings
+    if settings.broker:
+        from ..jobs.celery_app import CeleryDispatcher
+
+        return CeleryDispatcher(settings, service.store, views=service.views)
+    if worker_mode == "process":
+        return WorkerProcess(settings, service.views)
+    return EmbeddedWorker(settings, service.store, settings.workers, singer=service.singer, views=service.views)
+
+
+def _lifespan(service: Service, run_worker: bool, worker_mode: str):
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        if run_worker and settings.broker:  # scale-out: Celery workers on other machines run the jobs
-            from ..jobs.celery_app import CeleryDispatcher
-
-            service.worker = CeleryDispatcher(settings, service.store)
-            service.worker.start()
-        elif run_worker and worker_mode == "process":
-            service.worker = WorkerProcess(settings)
-            service.worker.start()
-        elif run_worker:
-            service.worker = EmbeddedWorker(settings, service.store, concurrency=settings.workers, singer=singer)
+        if run_worker:
+            service.worker = _worker(service, worker_mode)
             service.worker.start()
         try:
             yield
@@ -118,13 +87,11 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
             if service.worker is not None:
                 service.worker.stop()
 
-    app = FastAPI(
-        title="singer",
-        version=__version__,
-        lifespan=lifespan,
-        description="Song covers and voice notes in a character's voice, as jobs: submit, follow, fetch.",
-    )
-    app.state.service = service
+    return lifespan
+
+
+def _error_handlers(app: FastAPI) -> None:
+    """Every error answers in the service's shape: the library's errors, HTTP refusals, invalid requests."""
 
     @app.exception_handler(SingerError)
     async def _singer_error(request: Request, e: SingerError):
@@ -148,26 +115,6 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
             status_code=422,
         )
 
-    @app.middleware("http")
-    async def _count(request: Request, call_next):
-        response = await call_next(request)
-        route = request.scope.get("route")
-        service.requests[(getattr(route, "path", "unmatched"), response.status_code)] += 1
-        return response
-
-    app.include_router(routes.router)
-    app.include_router(batches.router)
-    app.add_middleware(Guard, settings=settings, keys=service.keys)  # outermost of ours: before any body is read
-    return app
-
 
 def _code(status: int) -> str:
-    return {
-        401: "unauthorized",
-        403: "forbidden",
-        404: "not_found",
-        405: "method_not_allowed",
-        409: "not_ready",
-        413: "too_large",
-        429: "rate_limited",
-    }.get(status, "http_error")
+    return CODES.get(status, "http_error")

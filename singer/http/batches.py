@@ -10,7 +10,6 @@ not refuse the batch: it becomes a failed item with its user message, as in the 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,28 +19,20 @@ from fastapi import APIRouter, File, Form, HTTPException, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.background import BackgroundTask
 
-from ..batch import default_format, find_inputs, output_format, plan_outputs, unique_name
-from ..errors import InputError, UsageError
-from ..jobs.batches import BatchItem, batch_dir, batch_out, new_id, status, write_zip
-from ..jobs.worker import batch_ended, batch_uploads_dir, error_dict
-from .app import Service
-from .routes import ERRORS, Caller, ServiceDep, check_callback, save_upload
-from .schemas import BatchAccepted, BatchOut, ErrorOut, Format
+from ..batch import find_inputs, plan, shared_request, unique_name
+from ..errors import InputError, UsageError, error_dict
+from ..jobs.batches import BatchItem, new_id, status, write_zip
+from ..jobs.lifecycle import batch_ended
+from ..jobs.paths import batch_dir, batch_out, batch_uploads_dir
+from ..keys import parse_key
+from .deps import ERRORS, MAX_ID_LENGTH, Caller, Service, ServiceDep, http_error, too_many_batches
+from .links import batch_result_url, batch_status, batch_url
+from .routes import check_callback
+from .schemas import CALLBACK_MAX, FOLDER_MAX, KEY_TEXT_MAX, VOICE_MAX, BatchAccepted, BatchOut, ErrorOut, Format
+from .uploads import safe_name, save_upload
 
 router = APIRouter()
-_UNSAFE = re.compile(r"[^\w .,()+=@&'-]+")  # what a client's file name keeps (unicode letters included)
-
-
-def _too_many_batches(service: Service) -> HTTPException:
-    return HTTPException(
-        429,
-        {
-            "error": "too_many_batches",
-            "message": f"This API key already has {service.settings.max_batches_per_key} batches queued or running.",
-            "hint": "Wait for one to finish (GET /v1/batches/{id}).",
-        },
-        headers={"Retry-After": "30"},
-    )
+SHOWN_MAX = 200  # characters of a client's folder name repeated in a message
 
 
 def _check_count(service: Service, n: int) -> None:
@@ -53,24 +44,8 @@ def _check_count(service: Service, n: int) -> None:
         )
 
 
-def _key(text: str | None) -> float | str | None:
-    """'auto' or semitones -24..24 (a form field is text): the one key rule, :func:`singer.keys.parse_key`."""
-    from ..keys import parse_key
-
-    return parse_key(text, "key")
-
-
-def safe_name(name: str | None) -> str:
-    """A client's file name as we may use it in paths: its last component, odd characters replaced, no leading
-    dot, at most ~100 characters with its extension kept."""
-    base = _UNSAFE.sub("_", re.split(r"[\\/]", name or "")[-1]).strip(" .") or "upload"
-    dot = base.rfind(".")
-    stem, suffix = (base[:dot], base[dot:]) if 0 < dot and len(base) - dot <= 12 else (base, "")
-    return (stem[:100].rstrip(" .") or "upload") + suffix
-
-
 def _forbidden(message: str, hint: str) -> HTTPException:
-    return HTTPException(403, {"error": "forbidden", "message": message, "hint": hint})
+    return http_error(403, "forbidden", message, hint)
 
 
 def _inside(path: Path, roots: list[Path]) -> bool:
@@ -94,7 +69,7 @@ def _folder(service: Service, folder: str) -> Path:
             "Upload the files instead, or set SINGER_BATCH_ROOTS to the folders batches may read.",
         )
     refused = _forbidden(
-        f"{folder[:200]} is not inside a folder batches may read (SINGER_BATCH_ROOTS).",
+        f"{folder[:SHOWN_MAX]} is not inside a folder batches may read (SINGER_BATCH_ROOTS).",
         "Name a folder under one of the batch roots, or upload the files.",
     )
     if "\0" in folder:
@@ -112,7 +87,7 @@ def _folder(service: Service, folder: str) -> Path:
         raise refused
     real = next((f for f in found if _is_dir(f)), None)
     if real is None:
-        raise UsageError(f"No folder {folder[:200]} in the batch roots.", hint="Check the folder's name.")
+        raise UsageError(f"No folder {folder[:SHOWN_MAX]} in the batch roots.", hint="Check the folder's name.")
     return real
 
 
@@ -122,17 +97,16 @@ def _folder_items(service: Service, folder: str, out: Path, base: dict, fmt: str
     inputs = find_inputs(src, Path(service.settings.home) / "batches")
     if not inputs:
         raise UsageError(
-            f"No audio or video files in {folder[:200]}.",
+            f"No audio or video files in {folder[:SHOWN_MAX]}.",
             hint="The folder (and its sub-folders) must hold voice notes or songs.",
         )
     _check_count(service, len(inputs))
-    kind, default = _kind(base["workflow"])
-    rels = [path.relative_to(src).as_posix() for path in inputs]
-    formats = [output_format(path, fmt, default) for path in inputs]
+    kind = _kind(base["workflow"])
+    planned = plan([path.relative_to(src).as_posix() for path in inputs], fmt, base["workflow"])
     items = []
-    for path, rel, ext, dst in zip(inputs, rels, formats, plan_outputs(zip(rels, formats)), strict=True):
-        real = path.resolve()
-        request = {**base, "input": str(real), "format": ext, "out": str(out / dst)}
+    for path, p in zip(inputs, planned, strict=True):
+        real, rel = path.resolve(), p.rel
+        request = {**base, "input": str(real), "format": p.format, "out": str(out / p.out)}
         error = (
             None
             if _inside(real, roots)
@@ -152,13 +126,12 @@ def _upload_items(
     """Each upload stored and checked as POST /v1/conversions does; one that fails a check is a failed item."""
     _check_count(service, len(files))
     folder = batch_uploads_dir(service.settings, batch_id)
-    kind, default = _kind(base["workflow"])
+    kind = _kind(base["workflow"])
     names: set[str] = set()
-    rels = [unique_name(names, safe_name(file.filename)) for file in files]
-    formats = [output_format(Path(rel), fmt, default) for rel in rels]
+    planned = plan([unique_name(names, safe_name(file.filename)) for file in files], fmt, base["workflow"])
     items = []
-    for file, rel, ext, dst in zip(files, rels, formats, plan_outputs(zip(rels, formats)), strict=True):
-        request, error = {**base, "input": "", "format": ext, "out": str(out / dst)}, None
+    for file, p in zip(files, planned, strict=True):
+        request, error, rel = {**base, "input": "", "format": p.format, "out": str(out / p.out)}, None, p.rel
         try:
             request["input"] = str(save_upload(service.settings, file, folder, label=rel))
         except HTTPException as e:  # over the size limit
@@ -169,9 +142,9 @@ def _upload_items(
     return items
 
 
-def _kind(workflow: str) -> tuple[str, str]:
-    """(job kind, default output format) of a workflow, as ``singer batch`` picks them."""
-    return ("convert" if workflow == "voice_note" else "cover"), default_format(workflow)
+def _kind(workflow: str) -> str:
+    """The job kind that runs a workflow's files."""
+    return "convert" if workflow == "voice_note" else "cover"
 
 
 @router.post(
@@ -190,12 +163,12 @@ def submit_batch(
     folder: Annotated[
         str | None,
         Form(
-            max_length=4096,
+            max_length=FOLDER_MAX,
             description="Instead of files: a folder on the server, "
             "inside SINGER_BATCH_ROOTS (relative names are looked for there).",
         ),
     ] = None,
-    voice: Annotated[str | None, Form(max_length=100)] = None,
+    voice: Annotated[str | None, Form(max_length=VOICE_MAX)] = None,
     workflow: Annotated[Literal["voice_note", "cover"], Form()] = "voice_note",
     format: Annotated[
         Format | None,
@@ -203,21 +176,42 @@ def submit_batch(
             description="Default: each input's own format where singer writes it, else ogg (voice_note) or mp3 (cover)."
         ),
     ] = None,
-    key: Annotated[str | None, Form(max_length=20, description="Semitones (-24..24) or auto.")] = None,
+    key: Annotated[str | None, Form(max_length=KEY_TEXT_MAX, description="Semitones (-24..24) or auto.")] = None,
     trim: Annotated[
         bool | None, Form(description="voice_note: cut silence before/after the voice (default on).")
     ] = None,
     denoise: Annotated[bool | None, Form(description="voice_note: lower steady background noise first.")] = None,
     callback_url: Annotated[
         str | None,
-        Form(max_length=2000, description="Gets a signed POST (event batch.done) once, when every file has ended."),
+        Form(
+            max_length=CALLBACK_MAX,
+            description="Gets a signed POST (event batch.done) once, when every file has ended.",
+        ),
     ] = None,
 ) -> BatchAccepted:
     """Convert many files in one request, as ``singer batch`` does: each file is a job (run after interactive
     jobs); follow the batch and fetch the zip of its outputs. Bad files become failed items."""
     settings, store = service.settings, service.store
     check_callback(settings, callback_url)
-    key_value = _key(key)
+    base = shared_request(workflow, voice, parse_key(key, "key"), trim, denoise)  # the one key rule
+    _check_source(files, folder)
+    if voice:
+        service.singer.voices.get(voice)  # a wrong voice fails the request now, not every file later
+    with service.admit(
+        owner, "batch", store.batches.active(owner), settings.max_batches_per_key, too_many_batches(service)
+    ):  # a slot held before copying and probing any upload
+        batch, batch_id = _create(service, owner, files, folder, base, format, callback_url)
+    state = status(batch, store.batches.jobs(batch_id))["state"]
+    return BatchAccepted(
+        batch_id=batch_id,
+        state=state,
+        total=batch.total,
+        status_url=batch_url(batch_id),
+        result_url=batch_result_url(batch_id),
+    )
+
+
+def _check_source(files: list[UploadFile] | None, folder: str | None) -> None:
     if files and folder:
         raise UsageError("Give either files or a folder, not both.", hint="Send one batch for each.")
     if not files and not folder:
@@ -225,30 +219,6 @@ def submit_batch(
             "The batch is empty: no files were uploaded and no folder was named.",
             hint="Send the files as several 'files' parts, or name a server folder with 'folder'.",
         )
-    if voice:
-        service.singer.voices.get(voice)  # a wrong voice fails the request now, not every file later
-    with service.admit(
-        owner, "batch", store.batches.active(owner), settings.max_batches_per_key, _too_many_batches(service)
-    ):  # a slot held before copying and probing any upload
-        batch, batch_id = _create(
-            service, owner, files, folder, base_request(workflow, voice, key_value, trim, denoise), format, callback_url
-        )
-    state = status(batch, store.batches.jobs(batch_id))["state"]
-    return BatchAccepted(
-        batch_id=batch_id,
-        state=state,
-        total=batch.total,
-        status_url=f"/v1/batches/{batch_id}",
-        result_url=f"/v1/batches/{batch_id}/result",
-    )
-
-
-def base_request(workflow: str, voice: str | None, key, trim: bool | None, denoise: bool | None) -> dict:
-    return {
-        k: v
-        for k, v in {"workflow": workflow, "voice": voice, "key": key, "trim": trim, "denoise": denoise}.items()
-        if v is not None
-    }
 
 
 def _create(service: Service, owner: str, files, folder: str | None, base: dict, format, callback_url):
@@ -272,25 +242,23 @@ def _create(service: Service, owner: str, files, folder: str | None, base: dict,
             max_active=settings.max_batches_per_key,
         )
         if batch is None:
-            raise _too_many_batches(service)
+            raise too_many_batches(service)
     except BaseException:  # refused: nothing of it stays
         shutil.rmtree(batch_uploads_dir(settings, batch_id), ignore_errors=True)
         raise
-    batch_ended(settings, store, batch_id)  # every file refused at submission: it has ended already
+    batch_ended(settings, store, batch_id, service.views)  # every file refused at submission: it has ended already
     return batch, batch_id
 
 
 def get_batch(service: Service, owner: str, batch_id: str):
     """The caller's batch, or 404 (someone else's batch looks exactly like a missing one)."""
-    batch = service.store.batches.get(batch_id, owner=owner) if len(batch_id) <= 64 else None
+    batch = service.store.batches.get(batch_id, owner=owner) if len(batch_id) <= MAX_ID_LENGTH else None
     if batch is None:
-        raise HTTPException(
+        raise http_error(
             404,
-            {
-                "error": "not_found",
-                "message": f"No batch {batch_id[:64]} for this API key.",
-                "hint": "Use the batch_id your submission returned.",
-            },
+            "not_found",
+            f"No batch {batch_id[:MAX_ID_LENGTH]} for this API key.",
+            "Use the batch_id your submission returned.",
         )
     return batch
 
@@ -300,7 +268,7 @@ def get_batch_status(batch_id: str, service: ServiceDep, owner: Caller) -> Batch
     """State (done when every file's job has ended), counts, progress 0..1 and one item per file with its job,
     its error (a user message) or its result's link."""
     batch = get_batch(service, owner, batch_id)
-    return BatchOut(**status(batch, service.store.batches.jobs(batch.id)))
+    return BatchOut(**batch_status(batch, service.store.batches.jobs(batch.id)))
 
 
 def _finished(service: Service, owner: str, batch_id: str):
@@ -308,13 +276,8 @@ def _finished(service: Service, owner: str, batch_id: str):
     jobs = service.store.batches.jobs(batch.id)
     state = status(batch, jobs)["state"]
     if state != "done":
-        raise HTTPException(
-            409,
-            {
-                "error": "not_ready",
-                "message": f"Batch {batch.id} is {state}.",
-                "hint": "Wait for state 'done' (GET /v1/batches/{id}).",
-            },
+        raise http_error(
+            409, "not_ready", f"Batch {batch.id} is {state}.", "Wait for state 'done' (GET /v1/batches/{id})."
         )
     return batch, jobs
 

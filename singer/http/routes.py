@@ -6,71 +6,41 @@ import asyncio
 import json
 import shutil
 import time
-import uuid
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, UploadFile
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 
 from ..config import Settings
 from ..errors import InputError, NetworkUnavailable
-from ..jobs.worker import uploads_dir
+from ..jobs.paths import uploads_dir
 from ..keys import parse_key
-from .app import Service
-from .schemas import CandidateOut, CoverIn, ErrorOut, Format, JobAccepted, JobOut, SearchOut, VoiceOut
+from .deps import ERRORS, MAX_ID_LENGTH, Caller, Service, ServiceDep, http_error, too_many_jobs
+from .links import job_url, linked_event, public_job
+from .schemas import (
+    CALLBACK_MAX,
+    KEY_TEXT_MAX,
+    PICK_MAX,
+    QUERY_MAX,
+    VOICE_MAX,
+    CandidateOut,
+    CoverIn,
+    ErrorOut,
+    Format,
+    JobAccepted,
+    JobOut,
+    SearchOut,
+    VoiceOut,
+)
+from .uploads import save_upload
 
 router = APIRouter()
-ERRORS = {s: {"model": ErrorOut} for s in (400, 401, 404, 422, 429)}
-CHUNK = 1 << 16
-
-
-async def get_service(request: Request) -> Service:
-    return request.app.state.service
-
-
-ServiceDep = Annotated[Service, Depends(get_service)]
-
-
-async def caller(service: ServiceDep, x_api_key: Annotated[str | None, Header()] = None) -> str:
-    """The owner id of a valid API key (401 otherwise), within its rate limit (429 otherwise)."""
-    owner = service.keys.owner(x_api_key)
-    if owner is None:
-        raise HTTPException(
-            401,
-            {
-                "error": "unauthorized",
-                "message": "Missing or unknown API key.",
-                "hint": "Send your key in the X-API-Key header.",
-            },
-        )
-    ok, wait = service.limiter.allow(owner)
-    if not ok:
-        raise HTTPException(
-            429,
-            {
-                "error": "rate_limited",
-                "message": "Too many requests for this API key.",
-                "hint": f"Retry in {wait:.1f} s.",
-            },
-            headers={"Retry-After": str(max(1, round(wait)))},
-        )
-    return owner
-
-
-Caller = Annotated[str, Depends(caller)]
-
-
-def _too_many(service: Service) -> HTTPException:
-    return HTTPException(
-        429,
-        {
-            "error": "too_many_jobs",
-            "message": f"This API key already has {service.settings.max_jobs_per_key} jobs queued or running.",
-            "hint": "Wait for one to finish.",
-        },
-        headers={"Retry-After": "10"},
-    )
+SEARCH_DEFAULT = 5  # candidates a search answers unless told
+STREAM_POLL_S = 0.5  # how often an event stream looks for new events (and sends a keep-alive)
+RECONNECT_MS = 1000  # the retry an event stream tells its client when its lifetime ends
+RETRY_STREAMS_S = 5  # Retry-After when a key has its most event streams open
+EVENT_ID_DIGITS = 18  # a Last-Event-ID longer than this is not one of ours
 
 
 def check_callback(settings: Settings, url: str | None) -> None:
@@ -101,8 +71,8 @@ def _accept(service: Service, owner: str, kind: str, request: dict, callback_url
     check_callback(service.settings, callback_url)
     job = service.store.submit(owner, kind, request, callback_url, max_active=service.settings.max_jobs_per_key)
     if job is None:
-        raise _too_many(service)
-    return JobAccepted(job_id=job.id, state=job.state, status_url=f"/v1/jobs/{job.id}")
+        raise too_many_jobs(service)
+    return JobAccepted(job_id=job.id, state=job.state, status_url=job_url(job.id))
 
 
 def _query(text: str, settings: Settings) -> str:
@@ -142,19 +112,19 @@ def submit_conversion(
     service: ServiceDep,
     owner: Caller,
     file: Annotated[UploadFile, File(description="Voice note")],
-    voice: Annotated[str | None, Form(max_length=100)] = None,
+    voice: Annotated[str | None, Form(max_length=VOICE_MAX)] = None,
     format: Annotated[Format, Form()] = "ogg",
-    key: Annotated[str | None, Form(max_length=20, description="Semitones (-24..24) or auto.")] = None,
+    key: Annotated[str | None, Form(max_length=KEY_TEXT_MAX, description="Semitones (-24..24) or auto.")] = None,
     trim: Annotated[bool | None, Form(description="Cut silence before/after the voice (default on).")] = None,
     denoise: Annotated[bool | None, Form(description="Lower steady background noise first.")] = None,
-    callback_url: Annotated[str | None, Form(max_length=2000)] = None,
+    callback_url: Annotated[str | None, Form(max_length=CALLBACK_MAX)] = None,
 ) -> JobAccepted:
     """Convert an uploaded voice note (any audio or video ffmpeg reads, by content) into a voice."""
     key_value = parse_key(key, "key")  # the one key rule, before the upload is copied
     if voice:
         service.singer.voices.get(voice)  # a wrong voice is a 404 now, not a failed job later
     with service.admit(
-        owner, "job", service.store.active(owner), service.settings.max_jobs_per_key, _too_many(service)
+        owner, "job", service.store.active(owner), service.settings.max_jobs_per_key, too_many_jobs(service)
     ):  # a slot held before copying and probing the upload
         path = save_upload(service.settings, file, uploads_dir(service.settings))
         try:
@@ -172,54 +142,12 @@ def submit_conversion(
             raise
 
 
-def save_upload(settings: Settings, file: UploadFile, folder: Path, label: str | None = None) -> Path:
-    """Stream an upload into ``folder`` and check it: at most ``max_upload_mb`` (413), audio by content (ffprobe;
-    InputError otherwise), at most ``max_upload_duration`` seconds (InputError). Returns its path; a refused upload
-    leaves nothing behind. With ``label``, error messages call the upload that instead of by our file name."""
-    from .. import audio
-
-    limit = int(settings.max_upload_mb * 1e6)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / uuid.uuid4().hex  # our name: nothing from the request reaches the file system
-    try:
-        with open(path, "wb") as out:
-            size = 0
-            while chunk := file.file.read(CHUNK):
-                size += len(chunk)
-                if size > limit:
-                    raise HTTPException(
-                        413,
-                        {
-                            "error": "too_large",
-                            "message": f"The upload is over {settings.max_upload_mb:g} MB.",
-                            "hint": "Send a shorter note.",
-                        },
-                    )
-                out.write(chunk)
-        try:
-            info = audio.probe(path)  # content sniffing: InputError when there is no audio stream
-        except InputError as e:
-            if label:  # ffprobe's words name the file by its full path
-                e.user_message = e.user_message.replace(str(path), label).replace(path.name, label)
-                e.hint = e.hint and e.hint.replace(str(path), label).replace(path.name, label)
-            raise
-        if info.duration > settings.max_upload_duration:
-            raise InputError(
-                f"The voice note is {info.duration:.0f} s long; the limit is {settings.max_upload_duration:.0f} s.",
-                hint="Send a shorter note.",
-            )
-        return path
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-
-
 @router.get("/v1/search", response_model=SearchOut, responses=ERRORS, tags=["songs"])
 def search(
     service: ServiceDep,
     owner: Caller,
-    q: Annotated[str, Query(min_length=1, max_length=500)],
-    limit: Annotated[int, Query(ge=1, le=20)] = 5,
+    q: Annotated[str, Query(min_length=1, max_length=QUERY_MAX)],
+    limit: Annotated[int, Query(ge=1, le=PICK_MAX)] = SEARCH_DEFAULT,
 ) -> SearchOut:
     """Numbered candidates for a search text; submit a cover with ``pick`` to take one."""
     found = service.singer.search(_query(q, service.settings), limit, library=service.settings.http_library)
@@ -233,27 +161,21 @@ def search(
 
 
 def _job(service: Service, owner: str, job_id: str):
-    job = service.store.get(job_id, owner=owner) if len(job_id) <= 64 else None
+    job = service.store.get(job_id, owner=owner) if len(job_id) <= MAX_ID_LENGTH else None
     if job is None:  # someone else's job looks exactly like a missing one
-        raise HTTPException(
+        raise http_error(
             404,
-            {
-                "error": "not_found",
-                "message": f"No job {job_id[:64]} for this API key.",
-                "hint": "Use the job_id your submission returned.",
-            },
+            "not_found",
+            f"No job {job_id[:MAX_ID_LENGTH]} for this API key.",
+            "Use the job_id your submission returned.",
         )
     return job
-
-
-def job_out(job) -> JobOut:
-    return JobOut(**job.public())
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut, responses=ERRORS, tags=["jobs"])
 async def get_job(job_id: str, service: ServiceDep, owner: Caller) -> JobOut:
     """State, current step, progress 0..1, the error (a user message) or the result's link."""
-    return job_out(_job(service, owner, job_id))
+    return JobOut(**public_job(_job(service, owner, job_id)))
 
 
 @router.get(
@@ -273,14 +195,12 @@ async def job_events(
     after = _event_id(last_event_id)
     settings = service.settings
     if service.streams[owner] >= settings.max_streams_per_key:
-        raise HTTPException(
+        raise http_error(
             429,
-            {
-                "error": "too_many_streams",
-                "message": f"This API key already has {settings.max_streams_per_key} event streams open.",
-                "hint": "Close one, or poll GET /v1/jobs/{id}.",
-            },
-            headers={"Retry-After": "5"},
+            "too_many_streams",
+            f"This API key already has {settings.max_streams_per_key} event streams open.",
+            "Close one, or poll GET /v1/jobs/{id}.",
+            RETRY_STREAMS_S,
         )
     service.streams[owner] += 1
     deadline = time.monotonic() + settings.stream_max_seconds
@@ -292,14 +212,14 @@ async def job_events(
                 events = service.store.events(job_id, after)
                 for seq, type_, data in events:
                     after = seq
-                    yield f"id: {seq}\nevent: {type_}\ndata: {json.dumps(data)}\n\n"
+                    yield f"id: {seq}\nevent: {type_}\ndata: {json.dumps(linked_event(job_id, data))}\n\n"
                     if type_ in ("done", "failed"):
                         return
                 if not events and _job(service, owner, job_id).finished:
                     return  # resumed past the end of a finished job: nothing more will come
                 yield ": keep-alive\n\n"
-                await asyncio.sleep(0.5)
-            yield "retry: 1000\n: stream lifetime reached; reconnect with Last-Event-ID\n\n"
+                await asyncio.sleep(STREAM_POLL_S)
+            yield f"retry: {RECONNECT_MS}\n: stream lifetime reached; reconnect with Last-Event-ID\n\n"
         finally:
             service.streams[owner] -= 1
             if service.streams[owner] <= 0:
@@ -313,14 +233,12 @@ def _event_id(header: str | None) -> int:
     text = (header or "").strip()
     if not text:
         return 0
-    if not text.isascii() or not text.isdigit() or len(text) > 18:
-        raise HTTPException(
+    if not text.isascii() or not text.isdigit() or len(text) > EVENT_ID_DIGITS:
+        raise http_error(
             400,
-            {
-                "error": "invalid_request",
-                "message": "The Last-Event-ID header must be the id of an event this service sent (a number).",
-                "hint": "Reconnect without it to start from the beginning.",
-            },
+            "invalid_request",
+            "The Last-Event-ID header must be the id of an event this service sent (a number).",
+            "Reconnect without it to start from the beginning.",
         )
     return int(text)
 
@@ -335,23 +253,19 @@ def job_result(job_id: str, service: ServiceDep, owner: Caller):
     """The finished file with its content type; Range requests are answered (206)."""
     job = _job(service, owner, job_id)
     if job.state != "done":
-        raise HTTPException(
+        raise http_error(
             409,
-            {
-                "error": "not_ready",
-                "message": f"Job {job.id} is {job.state}.",
-                "hint": "Wait for state 'done' (GET /v1/jobs/{id} or its events).",
-            },
+            "not_ready",
+            f"Job {job.id} is {job.state}.",
+            "Wait for state 'done' (GET /v1/jobs/{id} or its events).",
         )
     path = Path(job.result["output"])
     if not path.is_file():
-        raise HTTPException(
+        raise http_error(
             410,
-            {
-                "error": "expired",
-                "message": f"The result of job {job.id} has expired (the server's cache was pruned).",
-                "hint": "Submit the job again (finished steps are cached).",
-            },
+            "expired",
+            f"The result of job {job.id} has expired (the server's cache was pruned).",
+            "Submit the job again (finished steps are cached).",
         )
     return FileResponse(path, media_type=job.result["content_type"], filename=path.name)
 

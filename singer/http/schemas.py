@@ -10,6 +10,12 @@ from ..keys import KEY_LIMIT, parse_key
 
 Format = Literal["mp3", "ogg", "opus", "wav", "flac", "m4a"]
 JobState = Literal["queued", "running", "done", "failed"]
+QUERY_MAX = 500  # characters of a search text or URL
+VOICE_MAX = 100  # characters of a voice name
+KEY_TEXT_MAX = 20  # characters of a key given as text (form fields)
+CALLBACK_MAX = 2000  # characters of a webhook URL
+PICK_MAX = 20  # search candidates a client may ask for and pick from
+FOLDER_MAX = 4096  # characters of a batch's server folder
 
 
 class CoverIn(BaseModel):
@@ -20,16 +26,18 @@ class CoverIn(BaseModel):
         },
     )
 
-    query: str = Field(..., min_length=1, max_length=500, description="Search text or an http(s) URL.")
-    voice: str | None = Field(None, max_length=100, description="Voice name (GET /v1/voices); default: the service's.")
+    query: str = Field(..., min_length=1, max_length=QUERY_MAX, description="Search text or an http(s) URL.")
+    voice: str | None = Field(
+        None, max_length=VOICE_MAX, description="Voice name (GET /v1/voices); default: the service's."
+    )
     format: Format = Field("ogg", description="ogg/opus voice note (chat apps), mp3, wav, flac, m4a.")
     key: Annotated[float, Field(ge=-KEY_LIMIT, le=KEY_LIMIT)] | Literal["auto"] | None = Field(
         None, description="Semitones (-24..24) or 'auto' for the voice's range."
     )
     pick: int | None = Field(
-        None, ge=1, le=20, description="Take search candidate N (GET /v1/search) instead of the best."
+        None, ge=1, le=PICK_MAX, description="Take search candidate N (GET /v1/search) instead of the best."
     )
-    callback_url: str | None = Field(None, max_length=2000, description="Gets a signed POST when the job ends.")
+    callback_url: str | None = Field(None, max_length=CALLBACK_MAX, description="Gets a signed POST when the job ends.")
 
     @field_validator("key", mode="before")
     @classmethod

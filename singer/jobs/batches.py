@@ -5,9 +5,9 @@ the batch id and priority 1, so workers take every interactive job (priority 0) 
 are written in one transaction: a batch is never half accepted. A file refused at submission (an upload that is
 not audio) is a job created ``failed`` with its user message, as the CLI records a bad file and carries on.
 
-Outputs go to ``<home>/batches/<id>/out/`` mirroring the input tree; :func:`write_zip` packs them with the same
-``batch-summary.json`` / ``.csv`` the CLI writes. A batch has ended when none of its jobs is queued or running;
-:meth:`BatchStore.end` marks that once (its webhook is called once).
+Outputs go to ``<home>/batches/<id>/out/`` (:func:`singer.jobs.paths.batch_out`) mirroring the input tree;
+:func:`write_zip` packs them with the same ``batch-summary.json`` / ``.csv`` the CLI writes. A batch has ended
+when none of its jobs is queued or running; :meth:`BatchStore.end` marks that once (its webhook is called once).
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ import tempfile
 import time
 import uuid
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .store import STATES, Job, JobStore, _job
-
-PRIORITY = 1  # batch jobs; interactive jobs are 0 and are claimed first
+from .db import BATCH, STATES, Database, Job, insert_job, job_from_row
 
 
 @dataclass
@@ -53,15 +52,6 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def batch_dir(settings: Any, batch_id: str) -> Path:
-    return Path(settings.home) / "batches" / batch_id
-
-
-def batch_out(settings: Any, batch_id: str) -> Path:
-    """Where a batch's outputs go, mirroring its input tree."""
-    return batch_dir(settings, batch_id) / "out"
-
-
 def _batch(row: Any) -> Batch:
     d = dict(row)
     d["request"] = json.loads(d["request"])
@@ -73,10 +63,11 @@ _ACTIVE_JOB = "SELECT 1 FROM jobs WHERE jobs.batch = batches.id AND jobs.state I
 
 
 class BatchStore:
-    """Batch rows on a :class:`JobStore`'s database (use ``store.batches``)."""
+    """Batch rows on the jobs database (use ``store.batches``); ``wake`` tells this process's workers that jobs
+    were queued."""
 
-    def __init__(self, store: JobStore):
-        self.store = store
+    def __init__(self, db: Database, wake: Callable[[], None]):
+        self.db, self.wake = db, wake
 
     def create(
         self,
@@ -88,72 +79,52 @@ class BatchStore:
         callback_url: str | None = None,
         max_active: int | None = None,
     ) -> Batch | None:
-        """Insert the batch and one job per item (priority :data:`PRIORITY`) in one transaction; with
+        """Insert the batch and one job per item (priority :data:`~singer.jobs.db.BATCH`) in one transaction; with
         ``max_active``, only if ``owner`` has fewer unfinished batches (else None, nothing written)."""
         now = time.time()
         batch = Batch(batch_id, owner, now, dict(request), str(out), len(items), callback_url)
-        db = self.store._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.db.transaction() as db:
             if max_active is not None and self.active(owner) >= max_active:
-                db.execute("ROLLBACK")
                 return None
             db.execute(
                 "INSERT INTO batches (id, owner, created, request, out, total, callback_url) VALUES (?,?,?,?,?,?,?)",
                 (batch_id, owner, now, json.dumps(batch.request), batch.out, batch.total, callback_url),
             )
             for i, item in enumerate(items):
-                job_id, created = uuid.uuid4().hex, now + i * 1e-6  # claimed in the order given
-                state = "failed" if item.error else "queued"
-                request = {**item.request, "rel": item.rel}
-                db.execute(
-                    "INSERT INTO jobs (id, owner, kind, request, state, error, created, updated, batch, "
-                    "priority) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        job_id,
-                        owner,
-                        item.kind,
-                        json.dumps(request),
-                        state,
-                        json.dumps(item.error) if item.error else None,
-                        created,
-                        created,
-                        batch_id,
-                        PRIORITY,
-                    ),
+                created = now + i * 1e-6  # claimed in the order given
+                job = Job(
+                    uuid.uuid4().hex,
+                    owner,
+                    item.kind,
+                    {**item.request, "rel": item.rel},
+                    state="failed" if item.error else "queued",
+                    error=item.error,
+                    created=created,
+                    updated=created,
+                    batch=batch_id,
+                    priority=BATCH,
                 )
-                data = {"state": state, **({"error": item.error} if item.error else {})}
-                db.execute(
-                    "INSERT INTO events (job_id, seq, type, data, at) VALUES (?,1,?,?,?)",
-                    (job_id, state, json.dumps(data), now),
-                )
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        self.store.wake()
+                insert_job(db, job)
+        self.wake()
         return batch
 
     def get(self, batch_id: str, owner: str | None = None) -> Batch | None:
         """The batch, or None when it does not exist or belongs to another owner (the two look the same)."""
-        row = self.store._db().execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
+        row = self.db.conn().execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
         batch = _batch(row) if row else None
         return batch if batch and (owner is None or batch.owner == owner) else None
 
     def jobs(self, batch_id: str) -> list[Job]:
         """The batch's jobs in submission order."""
         rows = (
-            self.store._db()
-            .execute("SELECT * FROM jobs WHERE batch = ? ORDER BY created, rowid", (batch_id,))
-            .fetchall()
+            self.db.conn().execute("SELECT * FROM jobs WHERE batch = ? ORDER BY created, rowid", (batch_id,)).fetchall()
         )
-        return [_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     def active(self, owner: str) -> int:
         """``owner``'s batches with a job still queued or running (for ``max_batches_per_key``)."""
         return (
-            self.store._db()
+            self.db.conn()
             .execute(f"SELECT COUNT(*) FROM batches WHERE owner = ? AND EXISTS ({_ACTIVE_JOB})", (owner,))
             .fetchone()[0]
         )
@@ -162,7 +133,7 @@ class BatchStore:
         """Mark the batch ended if none of its jobs is queued or running; the batch only to the one caller that
         marked it (atomic), None otherwise."""
         row = (
-            self.store._db()
+            self.db.conn()
             .execute(
                 f"UPDATE batches SET ended = ? WHERE id = ? AND ended IS NULL AND NOT EXISTS ({_ACTIVE_JOB}) RETURNING *",
                 (time.time(), batch_id),
@@ -174,14 +145,14 @@ class BatchStore:
     def unended(self) -> list[str]:
         """Batches whose jobs all ended but that were never marked (the process died in between)."""
         rows = (
-            self.store._db()
+            self.db.conn()
             .execute(f"SELECT id FROM batches WHERE ended IS NULL AND NOT EXISTS ({_ACTIVE_JOB})")
             .fetchall()
         )
         return [r[0] for r in rows]
 
     def set_webhook(self, batch_id: str, outcome: dict) -> None:
-        self.store._db().execute("UPDATE batches SET webhook = ? WHERE id = ?", (json.dumps(outcome), batch_id))
+        self.db.conn().execute("UPDATE batches SET webhook = ? WHERE id = ?", (json.dumps(outcome), batch_id))
 
 
 # ---- what clients see ------------------------------------------------------------------------------------------------
@@ -190,7 +161,8 @@ def _out_rel(batch: Batch, job: Job) -> str:
 
 
 def status(batch: Batch, jobs: list[Job]) -> dict:
-    """The batch as GET /v1/batches/{id} answers (and its webhook sends): no owner, no server paths."""
+    """The batch as clients see it (its status answer and its webhook): no owner, no server paths. The HTTP layer
+    adds the links to the results."""
     counts = {s: sum(j.state == s for j in jobs) for s in STATES}
     ended = counts["done"] + counts["failed"]
     total = len(jobs)
@@ -202,7 +174,6 @@ def status(batch: Batch, jobs: list[Job]) -> dict:
             "job_id": j.id,
             "state": j.state,
             "error": j.error,
-            "result_url": f"/v1/jobs/{j.id}/result" if j.state == "done" else None,
         }
         for j in jobs
     ]
@@ -215,8 +186,6 @@ def status(batch: Batch, jobs: list[Job]) -> dict:
         "updated": max([batch.created, *(j.updated for j in jobs)]),
         "counts": {"total": total, **counts},
         "progress": round(min(max(progress, 0.0), 1.0), 4),
-        "result_url": f"/v1/batches/{batch.id}/result" if state == "done" else None,
-        "report_url": f"/v1/batches/{batch.id}/report" if state == "done" else None,
         "items": items,
     }
 

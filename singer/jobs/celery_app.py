@@ -23,12 +23,19 @@ from functools import lru_cache
 from typing import Any
 
 from ..errors import SingerError, error_dict
-from .store import Job, JobStore
-from .worker import ProgressHooks, end_batches, job_ended, place_output, run_request, store_event
+from .db import Job
+from .execute import Outcome, ProgressHooks, run_job, store_event
+from .lifecycle import PLAIN, Views, end_batches, job_ended, place_output
+from .store import JobStore
+from .worker import STOP_TIMEOUT_S
 
 TASK = "singer.run_job"
 EVENTS = "singer:events:{}"  # a Redis list per job
-EVENTS_TTL = 7 * 24 * 3600
+EVENTS_TTL = 7 * 24 * 3600  # seconds the broker keeps a job's events and its task result
+MAX_PRIORITY = 9  # Redis priorities 0..9, 0 taken first
+TASK_RETRIES, RETRY_DELAY_S = 3, 10  # a task that lost its broker connection
+BROKER_RETRY_S = 2.0  # the dispatcher's pause while the broker cannot be reached
+FOLLOW_LIMIT = 10_000  # running jobs the dispatcher follows per round
 
 
 @lru_cache(maxsize=4)
@@ -43,18 +50,18 @@ def make_celery(broker: str, job_timeout: float, concurrency: int = 1) -> Any:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        broker_transport_options={**visibility, "priority_steps": list(range(10))},
+        broker_transport_options={**visibility, "priority_steps": list(range(MAX_PRIORITY + 1))},
         result_backend_transport_options=visibility,
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
-        result_expires=7 * 24 * 3600,
+        result_expires=EVENTS_TTL,
         task_time_limit=int(job_timeout),
         worker_concurrency=concurrency,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
     )
-    app.task(name=TASK, bind=True, max_retries=3, default_retry_delay=10)(_run_job)
+    app.task(name=TASK, bind=True, max_retries=TASK_RETRIES, default_retry_delay=RETRY_DELAY_S)(_run_job)
     return app
 
 
@@ -69,7 +76,7 @@ def _worker_singer() -> tuple[Any, Any]:
 
 
 def _run_job(task: Any, job_id: str, kind: str, request: dict, owner: str = "") -> dict:
-    """The Celery task: run the job, push events to Redis, return {"state": "done"|"failed", ...}.
+    """The Celery task: run the job, push events to Redis, return its :class:`Outcome` as a dict.
     A user error is an answer (failed), not a retry; an infrastructure error (lost connection) is retried."""
     import redis
 
@@ -81,24 +88,21 @@ def _run_job(task: Any, job_id: str, kind: str, request: dict, owner: str = "") 
         r.rpush(key, json.dumps({"type": type_, "data": data}))
         r.expire(key, EVENTS_TTL)
 
+    lost = (ConnectionError, redis.ConnectionError)
     try:
-        return {
-            "state": "done",
-            "result": run_request(singer, settings, job_id, kind, request, ProgressHooks(emit), owner=owner),
-        }
-    except (ConnectionError, redis.ConnectionError) as e:
+        outcome = run_job(singer, settings, job_id, kind, request, ProgressHooks(emit), owner=owner, reraise=lost)
+    except lost as e:
         raise task.retry(exc=e) from e
-    except Exception as e:
-        return {"state": "failed", "error": error_dict(e)}
+    return outcome.to_dict()
 
 
 class CeleryDispatcher:
     """The service's side: sends queued jobs to Celery and mirrors their progress and outcome into the store."""
 
-    def __init__(self, settings: Any, store: JobStore, poll: float = 0.25):
+    def __init__(self, settings: Any, store: JobStore, poll: float = 0.25, views: Views = PLAIN):
         import redis
 
-        self.settings, self.store, self.poll = settings, store, poll
+        self.settings, self.store, self.poll, self.views = settings, store, poll, views
         self.app = make_celery(settings.broker, settings.job_timeout, settings.workers)
         self.redis = redis.Redis.from_url(settings.broker)
         self._seen: dict[str, int] = {}  # job id -> events copied so far
@@ -108,11 +112,11 @@ class CeleryDispatcher:
 
     def start(self) -> None:
         self.store.recover()  # sent before a restart: sent again (same task id); a finished step is not redone
-        end_batches(self.settings, self.store)
+        end_batches(self.settings, self.store, self.views)
         self._thread = threading.Thread(target=self._loop, name="singer-celery-dispatch", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout)
@@ -122,19 +126,19 @@ class CeleryDispatcher:
             try:
                 while (job := self.store.claim()) is not None:
                     self._send(job)
-                for job in self.store.list(states=("running",), limit=10_000):
+                for job in self.store.list(states=("running",), limit=FOLLOW_LIMIT):
                     self._follow(job)
                 self.last_error = ""
             except Exception as e:  # the broker is down: the jobs stay in the store; try again
                 self.last_error = f"{type(e).__name__}: {e}"
-                time.sleep(2.0)
+                time.sleep(BROKER_RETRY_S)
             self._stop.wait(self.poll)
 
     def _send(self, job: Job) -> None:
         self._seen.setdefault(job.id, self.redis.llen(EVENTS.format(job.id)))  # a re-sent job: skip old events
         request = {k: v for k, v in job.request.items() if k != "out"}  # the worker's disk is not the service's
         self.app.send_task(
-            TASK, args=[job.id, job.kind, request, job.owner], task_id=job.id, priority=min(job.priority, 9)
+            TASK, args=[job.id, job.kind, request, job.owner], task_id=job.id, priority=min(job.priority, MAX_PRIORITY)
         )
 
     def _follow(self, job: Job) -> None:
@@ -148,19 +152,14 @@ class CeleryDispatcher:
         res = self.app.AsyncResult(job.id)
         if not res.ready():
             return
-        outcome = (
-            res.result
-            if res.successful() and isinstance(res.result, dict)
-            else {
-                "state": "failed",
-                "error": error_dict(
-                    res.result if isinstance(res.result, BaseException) else RuntimeError("the worker gave no result")
-                ),
-            }
-        )
-        if outcome.get("state") == "done":
+        if res.successful() and isinstance(res.result, dict):
+            outcome = Outcome.from_dict(res.result)
+        else:
+            failure = res.result if isinstance(res.result, BaseException) else RuntimeError("the worker gave no result")
+            outcome = Outcome.failed(failure)
+        if outcome.ok:
             try:
-                self.store.finish(job.id, place_output(self.settings, job, outcome["result"]))
+                self.store.finish(job.id, place_output(self.settings, job, outcome.result or {}))
             except OSError:  # the worker's file is not where the service looks: the cache is not shared
                 self.store.fail(
                     job.id,
@@ -172,9 +171,9 @@ class CeleryDispatcher:
                     ),
                 )
         else:
-            self.store.fail(job.id, outcome.get("error") or error_dict(RuntimeError("unknown")))
+            self.store.fail(job.id, outcome.error or error_dict(RuntimeError("unknown")))
         self._seen.pop(job.id, None)
-        job_ended(self.settings, self.store, job.id)
+        job_ended(self.settings, self.store, job.id, self.views)
 
 
 def run_worker(settings: Any) -> None:

@@ -10,7 +10,7 @@ import time
 from html import escape
 from pathlib import Path
 
-from .. import __version__
+from ..version import __version__
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#1d2230;background:#fff}

@@ -157,16 +157,29 @@ def _job_items(ns: str, root: Path, settings: Any) -> list[Item]:
     return items
 
 
-def _job_store(settings: Any) -> Any:
-    """The HTTP service's job store, when this home has one (never created here)."""
-    from ..jobs.store import JobStore
+class _Jobs:
+    """The HTTP service's jobs database, read only through :mod:`singer.jobs.db` (the cache layer knows nothing of
+    the job store above it)."""
 
+    def __init__(self, path: Path):
+        from ..jobs.db import Database
+
+        self.db = Database(path)
+
+    def get(self, job_id: str) -> Any:
+        from ..jobs.db import get_job
+
+        return get_job(self.db.conn(), job_id)
+
+
+def _job_store(settings: Any) -> _Jobs | None:
+    """The HTTP service's jobs database, when this home has one (never created here)."""
     path = Path(settings.home) / "jobs.db"
-    return JobStore(path) if path.is_file() else None
+    return _Jobs(path) if path.is_file() else None
 
 
-def _job_active(jobs: Any, job_id: str) -> bool:
-    from ..jobs.store import ACTIVE
+def _job_active(jobs: _Jobs | None, job_id: str) -> bool:
+    from ..jobs.db import ACTIVE
 
     job = jobs.get(job_id) if jobs else None
     return job is not None and job.state in ACTIVE

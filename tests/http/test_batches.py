@@ -269,7 +269,7 @@ def test_folder_and_upload_batches_give_each_input_its_own_output(app_settings, 
     (folder / "x.wav").write_bytes(note.read_bytes())
     media.encoded(note, folder / "x.flac", "flac")
     with TestClient(create_app(app_settings, run_worker=False)) as c:
-        from singer.jobs.batches import batch_out
+        from singer.jobs.paths import batch_out
 
         r = c.post("/v1/batches", data={"folder": "same", "format": "ogg"}, headers=KEY)
         assert r.status_code == 202, r.text

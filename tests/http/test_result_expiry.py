@@ -9,7 +9,7 @@ import time
 import pytest
 
 from singer.api import Singer
-from singer.jobs.worker import job_dir
+from singer.jobs.paths import job_dir
 
 KEY = {"X-API-Key": "k-one"}
 

@@ -207,7 +207,7 @@ def test_the_worker_refuses_server_paths_even_past_the_door(world, settings):
     """Defence in depth: a job whose input names a server file (as if the door had let it through) fails."""
     from singer.api import CoverRequest, Singer
     from singer.errors import InputError
-    from singer.jobs.worker import remote_policy
+    from singer.jobs.execute import remote_policy
 
     for text in (str(world["fifo"].path), f'"{world["fifo"].path}"', f"file://{world['fifo'].path}"):
         with pytest.raises(InputError, match="file"):

@@ -36,9 +36,9 @@ def test_other_exceptions_are_internal_errors_without_their_text(exc):
 
 
 def test_the_job_worker_and_the_cli_share_the_builder():
-    from singer.jobs import worker
+    from singer.jobs import execute
 
-    assert worker.error_dict is error_dict
+    assert execute.error_dict is error_dict
 
 
 def test_cli_internal_error_is_the_same_dict(settings, monkeypatch):

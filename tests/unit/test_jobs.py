@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from singer.errors import error_dict
+from singer.jobs.paths import uploads_dir
 from singer.jobs.store import JobStore
-from singer.jobs.worker import EmbeddedWorker, error_dict, uploads_dir
+from singer.jobs.worker import EmbeddedWorker
 from tests import media
 
 
@@ -305,13 +307,12 @@ def test_old_job_files_are_migrated(tmp_path):
     assert old.batch is None and old.priority == 0 and old.request == {"input": "x"}
     store.batches.create("b", "k", {}, "/out", _items(1))
     assert store.claim().id == "old"
-    indexes = {r[0] for r in store._db().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    indexes = {r[0] for r in store.db.conn().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"jobs_claim", "jobs_batch"} <= indexes and "jobs_queue" not in indexes
 
 
 def test_only_a_batch_job_may_name_its_output_and_only_inside_its_batch(settings):
-    from singer.jobs.batches import batch_out
-    from singer.jobs.worker import batch_target
+    from singer.jobs.paths import batch_out, batch_target
 
     out = batch_out(settings, "b1")
     assert batch_target(settings, "b1", {"out": str(out / "sub" / "a.ogg")}) == (out / "sub" / "a.ogg").resolve()
@@ -326,7 +327,8 @@ def test_only_a_batch_job_may_name_its_output_and_only_inside_its_batch(settings
 
 
 def test_a_batch_calls_its_webhook_once_when_its_last_job_ends(settings, tmp_path):
-    from singer.jobs.batches import BatchItem, batch_out
+    from singer.jobs.batches import BatchItem
+    from singer.jobs.paths import batch_out
 
     hooks = _Hooks([])
     settings = settings.model_copy(update={"allow_private_urls": True, "webhook_secret": "k"})

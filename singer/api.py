@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from .config import Settings
-from .engines.separators.uvr_catalog import STAGES
+from .engines.separators.uvr.catalog import STAGES
 from .errors import InputError, UsageError
 from .progress import Hooks, NullHooks
 

@@ -26,8 +26,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .audio import AUDIO_EXTENSIONS, FORMATS, file_extension
+from .engines.converters.world.profile import save_json
 from .errors import InputError, SingerError, UsageError, error_dict
-from .profile import save_json
 from .workflow.hashing import file_digest
 
 STATE = ".singer-batch.json"

@@ -1,7 +1,7 @@
 """The voice store: bundled voices (``singer/data/voices``) plus the user's own (``settings.voices_path``).
 
 A voice is one manifest ``<name>.json``: ``{"name", "kind", "meta": {...}, "profile": {...}}``. ``kind`` says which
-converter family can sing it: ``"profile"`` (a :class:`~singer.profile.VoiceProfile`, used by ``world``) today;
+converter family can sing it: ``"profile"`` (a :class:`~singer.engines.converters.world.profile.VoiceProfile`, used by ``world``) today;
 other kinds (``"rvc"``: a model file and index beside the manifest, listed in ``"files"``) plug in through
 :data:`LOADERS` and :meth:`Voice.load` without changing the store. ``Voice.files`` are the files whose content
 defines the voice; the workflow hashes them into cache keys. Writes are atomic; names are safe slugs.
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import PACKAGE_DIR
+from .engines.converters.world.profile import VoiceProfile, learn_profile, merge_profiles, save_json
 from .errors import InputError, ModelError, VoiceNotFound
-from .profile import VoiceProfile, learn_profile, merge_profiles, save_json
 
 BUNDLED_DIR = PACKAGE_DIR / "data" / "voices"
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")  # whole names only: NAME_RE.fullmatch ("$" lets "ayana\n" in)
@@ -30,7 +30,7 @@ def _load_profile(voice: Voice) -> VoiceProfile:
 
 
 def _load_rvc(voice: Voice) -> Any:
-    from .rvc.voice import load_voice
+    from .engines.converters.rvc.voice import load_voice
 
     return load_voice(voice)
 
@@ -215,7 +215,7 @@ class VoiceStore:
         voices = [self.get(n) for n in names]
         kinds = {v.kind for v in voices}
         if kinds == {"rvc"}:
-            from .rvc import voice as rvc_voice
+            from .engines.converters.rvc import voice as rvc_voice
 
             return rvc_voice.merge(self, voices, weights, new_name, description=description, overwrite=overwrite)
         for v in voices:
@@ -252,7 +252,7 @@ class VoiceStore:
         """Copy an RVC model (+ its .index) into the store. Its register (singing range and speaking pitch) comes from
         ``vocal_range`` (a singing range, e.g. "A3-E5"), else ``samples`` (sung or spoken: ``sample_kind``, "auto"
         tells them apart), else ``gender`` (typical figures); see :mod:`singer.register`."""
-        from .rvc import voice as rvc_voice
+        from .engines.converters.rvc import voice as rvc_voice
 
         reg, heard = None, None
         if vocal_range:
@@ -276,7 +276,7 @@ class VoiceStore:
         """Check a voice's files against the sha256 recorded when it was added."""
         voice = self.get(name)
         if voice.kind == "rvc":
-            from .rvc import voice as rvc_voice
+            from .engines.converters.rvc import voice as rvc_voice
 
             return rvc_voice.verify(voice)
         voice.load()

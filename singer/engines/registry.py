@@ -19,12 +19,12 @@ ENGINES: dict[str, dict[str, str]] = {
         "ytdlp": "singer.engines.sources.ytdlp:YtDlpSource",
     },
     "separator": {
-        "spleeter": "singer.engines.separators.spleeter:SpleeterSeparator",
-        "uvr": "singer.engines.separators.uvr:UVRSeparator",
+        "spleeter": "singer.engines.separators.spleeter.engine:SpleeterSeparator",
+        "uvr": "singer.engines.separators.uvr.engine:UVRSeparator",
     },
     "converter": {
-        "world": "singer.engines.converters.world:WorldConverter",
-        "rvc": "singer.engines.converters.rvc:RVCConverter",
+        "world": "singer.engines.converters.world.engine:WorldConverter",
+        "rvc": "singer.engines.converters.rvc.engine:RVCConverter",
     },
 }
 

@@ -426,7 +426,7 @@ class Runner:
     def _record(run_dir: Path, record: dict) -> None:
         """``run.json`` in the run folder: what ran, with which params, cached or not, how long, and where each
         step's files are; ``singer report`` reads it. Written at the end, failed runs included."""
-        from ..profile import save_json
+        from ..engines.converters.world.profile import save_json
 
         try:
             save_json(run_dir / "run.json", json.loads(json.dumps(record, default=str)))

@@ -40,7 +40,7 @@ SEPARATORS = registry.names("separator")
 @pytest.fixture(params=SEPARATORS)
 def separator(request, settings):
     if request.param == "uvr":  # a tiny real-format MDX model trained on synthetic songs (nothing downloaded)
-        from singer.engines.separators.uvr_catalog import uvr_dir
+        from singer.engines.separators.uvr.catalog import uvr_dir
         from tests.uvrkit import install_uvr_kit
 
         settings.uvr_model = install_uvr_kit(uvr_dir(settings))["vocals"]

@@ -14,8 +14,8 @@ from singer.audio import resample_file
 from singer.config import Settings
 from singer.engines import registry
 from singer.engines.base import Separator
-from singer.engines.separators import spleeter as sp
-from singer.engines.separators._spleeter_net import (
+from singer.engines.separators.spleeter import engine as sp
+from singer.engines.separators.spleeter.net import (
     FastUNet,
     SpleeterUNet,
     load_checkpoint,

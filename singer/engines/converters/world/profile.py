@@ -1,7 +1,7 @@
 """Voice profiles: a few statistics of a voice, learned from reference recordings, that the ``world`` converter
 moves a singer towards.
 
-A profile holds, on the fixed log-frequency grid of :mod:`singer.vocoder`:
+A profile holds, on the fixed log-frequency grid of :mod:`singer.engines.converters.world.vocoder`:
   * ``env_mean``/``env_std``: long-term average (and spread) of the WORLD spectral envelope in dB (timbre);
   * ``ap_mean``: average aperiodicity in dB (breathiness);
 and scalars: the f0 median and 5th/95th percentiles (the voice's register), ``formant_scale`` (geometric mean
@@ -29,9 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, vocoder
-from .errors import InputError
-from .register import Register, classify, hz_to_midi, midi_to_hz, note, pitch_stats
+from .... import __version__
+from ....errors import InputError
+from ....register import Register, classify, hz_to_midi, midi_to_hz, note, pitch_stats
+from . import vocoder
 
 FORMAT = 1
 NEUTRAL_FORMANT_HZ = 1400.0
@@ -217,7 +218,7 @@ def learn_profile(
     Raises InputError when a file is silent or when there is too little voiced sound overall.
     ``aperiodicity=False`` skips the (slow) D4C step and leaves ``ap_mean`` at 0 dB.
     """
-    from . import audio
+    from .... import audio
 
     sr = vocoder.ANALYSIS_RATE
     prov = dict(provenance or {})

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError, UsageError
+from ....errors import ModelError, UsageError
 from .safeload import load_weights, load_with_stubs, plain
 
 HOP = 320  # samples per content frame at 16 kHz (5 * 2**6)

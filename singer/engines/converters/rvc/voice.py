@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, ModelError
-from ..register import TYPICAL_SPEAKING_HZ, Register
+from ....errors import InputError, ModelError
+from ....register import TYPICAL_SPEAKING_HZ, Register
 from . import checkpoint as ck
 
 NOTE_RE = re.compile(r"([A-Ga-g])([#b]?)(-?\d)\Z")
@@ -121,8 +121,8 @@ def register_from_samples(paths: Sequence[Path], kind: str = "auto") -> tuple[Re
     Returns (register, what the samples were: {"kind", "said": "by you" | "detected", evidence...})."""
     import numpy as np
 
-    from .. import audio
-    from ..register import classify, pitch_stats
+    from .... import audio
+    from ....register import classify, pitch_stats
     from .f0 import FRAME_S, extract_f0
 
     if kind not in SAMPLE_KINDS:
@@ -239,7 +239,7 @@ def _model_meta(model: ck.RVCCheckpoint) -> dict:
 
 
 def _write(store: Any, path: Path, name: str, files: list[str], meta: dict, provenance: dict):
-    from ..profile import save_json
+    from ..world.profile import save_json
 
     save_json(path, {"name": name, "kind": "rvc", "files": files, "meta": meta, "provenance": provenance})
     voice = store._read(path, False)

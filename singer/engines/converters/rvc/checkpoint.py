@@ -4,7 +4,7 @@ The community layout (RVC WebUI ``savee``/``extract_small_model``, Applio): a di
 synthesizer's state dict without ``enc_q``, usually float16), ``config`` (18 hyper-parameters), ``f0`` (1/0),
 ``version`` ("v1"/"v2"; missing in old v1 files), ``sr`` ("40k"...) and ``info``. Weight-normed layers appear as
 ``weight_g``/``weight_v`` (old torch) or ``parametrizations.weight.original0/1`` (new torch); both are folded into
-plain weights here. Loading goes through :func:`singer.rvc.safeload.load_weights` (weights_only).
+plain weights here. Loading goes through :func:`singer.engines.converters.rvc.safeload.load_weights` (weights_only).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, ModelError
+from ....errors import InputError, ModelError
 from .safeload import load_weights
 
 SR_NAMES = {32000: "32k", 40000: "40k", 48000: "48k"}

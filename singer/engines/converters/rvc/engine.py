@@ -3,7 +3,7 @@
 Needs a content model in the models folder (``singer models pull hubert``: RVC's ``hubert_base.pt`` or a
 HF-format HuBERT/ContentVec folder) and, for ``f0_method = "rmvpe"``, ``rmvpe.pt``; fcpe (default), crepe,
 harvest and pm need nothing more. The vocal is mixed to mono, resampled to 16 kHz, converted by
-:mod:`singer.rvc.pipeline` (RVC's numerics), resampled back and written to every channel at the input's level
+:mod:`singer.engines.converters.rvc.pipeline` (RVC's numerics), resampled back and written to every channel at the input's level
 ratio per channel, with the input's exact rate and length. Loaded models stay warm in the engine between calls.
 
 ``key = "auto"`` measures the vocal (its pitch track: range, and whether it is sung or spoken,
@@ -25,8 +25,8 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ...errors import EngineUnavailable, InputError, ModelError
-from ..base import Progress, no_progress
+from ....errors import EngineUnavailable, InputError, ModelError
+from ...base import Progress, no_progress
 
 F0Method = Literal["fcpe", "crepe", "crepe-tiny", "rmvpe", "harvest", "pm"]
 
@@ -86,7 +86,7 @@ class RVCConverter:
                 hint="Reinstall singer (make install).",
                 reasons={"rvc": f"python packages missing: {', '.join(missing)}"},
             )
-        from ...rvc.hubert import find_content_model
+        from .hubert import find_content_model
 
         try:
             find_content_model(Path(settings.models_path))
@@ -94,7 +94,7 @@ class RVCConverter:
             raise EngineUnavailable(e.user_message, hint=e.hint, reasons={"rvc": e.user_message}) from None
 
     def __init__(self, settings: Any):
-        from ...rvc.pipeline import map_large_buffers
+        from .pipeline import map_large_buffers
 
         map_large_buffers()  # long songs: activations go back to the OS between chunks (peak RSS flat)
         self.settings = settings
@@ -108,14 +108,14 @@ class RVCConverter:
     # -- warm models ---------------------------------------------------------------------------------------------
     def encoder(self):
         if self._encoder is None:
-            from ...rvc.hubert import ContentEncoder, find_content_model
+            from .hubert import ContentEncoder, find_content_model
 
             self._encoder = ContentEncoder.load(find_content_model(Path(self.settings.models_path)))
         return self._encoder
 
     def converter(self, rv: Any):
-        from ...rvc import checkpoint as ck
-        from ...rvc.pipeline import Converter
+        from . import checkpoint as ck
+        from .pipeline import Converter
 
         stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in (rv.pth, rv.index) if p is not None)
         conv = self._voices.get(stamp)
@@ -123,7 +123,7 @@ class RVCConverter:
             net = ck.load(rv.pth).build()
             index = None
             if rv.index is not None:
-                from ...rvc.index import RetrievalIndex
+                from .index import RetrievalIndex
 
                 index = RetrievalIndex.load(rv.index)
             conv = Converter(net, self.encoder(), index)
@@ -135,10 +135,10 @@ class RVCConverter:
     def convert(self, src: Path, dst: Path, voice: Any, params: dict, progress: Progress = no_progress) -> dict:
         import soundfile as sf
 
-        from ...audio import resample_long
-        from ...register import choose_key, choose_octave, classify
-        from ...rvc.f0 import FRAME_S, pitch_stats
-        from ...rvc.pipeline import Settings
+        from ....audio import resample_long
+        from ....register import choose_key, choose_octave, classify
+        from .f0 import FRAME_S, pitch_stats
+        from .pipeline import Settings
 
         started = time.perf_counter()
         try:

@@ -1,14 +1,14 @@
 """UVR separation (MDX-Net, Roformer/MDX23C, VR...) through audio-separator's ``Separator``.
 
 * Models live in ``<models>/uvr/``, handed to audio-separator as its ``model_file_dir``; singer's
-  :class:`~.uvr_compat.OfflineSeparator` never downloads (``singer models pull`` does, with checksums).
-* A step picks its model by preset, manifest name or file (:mod:`.uvr_catalog`) and its **stage**: ``vocals``
+  :class:`~.compat.OfflineSeparator` never downloads (``singer models pull`` does, with checksums).
+* A step picks its model by preset, manifest name or file (:mod:`.catalog`) and its **stage**: ``vocals``
   (vocals / instrumental), ``karaoke`` (lead / backing, run on a vocal stem), ``dereverb`` (dry / reverb). The
   model's own stem names are mapped to the stage's outputs, so ``UVR_MDXNET_KARA`` ("Vocals") and a Roformer
   ("vocals"/"other") both give ``lead``/``backing``.
 * Loaded models stay warm in the engine (``settings.warm_models`` per process, least recently used dropped),
   and the workflow's engine pool keeps the engine: a second job with the same model skips loading.
-* MDX models always run at their own ``dim_t`` through ONNX Runtime (see :mod:`.uvr_compat` for why).
+* MDX models always run at their own ``dim_t`` through ONNX Runtime (see :mod:`.compat` for why).
 * audio-separator reads the song itself (librosa, resampled to 44.1 kHz) and writes float WAVs straight into the
   step's folder: singer adds no copy of the audio in memory. Only other rates or mono inputs are converted back
   afterwards (streamed), so outputs keep the input's rate, length and channel count.
@@ -29,9 +29,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...errors import EngineUnavailable, InputError, SingerError, StepFailed
-from ..base import Progress, no_progress
-from . import uvr_catalog as catalog
+from ....errors import EngineUnavailable, InputError, SingerError, StepFailed
+from ...base import Progress, no_progress
+from . import catalog
 
 SAMPLE_RATE = 44100
 _FIX = "make install (it adds audio-separator==0.47.1 with --no-deps; see the README, 'UVR separation')"
@@ -97,12 +97,12 @@ class UVRSeparator:
         if m.file in self._loaded:
             self._loaded.move_to_end(m.file)
             return self._loaded[m.file]
-        from . import uvr_compat
+        from . import compat
 
-        uvr_compat.prepare()
+        compat.prepare()
         folder = catalog.uvr_dir(self.settings)
         with warnings.catch_warnings():  # its constructor would silence every warning of the whole process
-            sep = uvr_compat.offline_separator_class()(
+            sep = compat.offline_separator_class()(
                 log_level=logging.WARNING,
                 model_file_dir=str(folder),
                 output_dir=tempfile.gettempdir(),
@@ -178,7 +178,7 @@ class UVRSeparator:
         return final
 
     def _run(self, sep: Any, src: Path, out_dir: Path, stage: str, progress: Progress) -> dict[str, Path]:
-        from . import uvr_compat
+        from . import compat
 
         inst = sep.model_instance
         mapping = catalog.assign(stage, str(inst.primary_stem_name), str(inst.secondary_stem_name))
@@ -190,7 +190,7 @@ class UVRSeparator:
             progress(0.02 + 0.9 * done[0], "separating")
 
         sep.output_dir = inst.output_dir = str(out_dir)
-        token = uvr_compat.reporting(report)
+        token = compat.reporting(report)
         try:
             written = sep.separate(str(src), custom_output_names=names)
         except (SingerError, MemoryError):
@@ -198,7 +198,7 @@ class UVRSeparator:
         except Exception as e:
             raise StepFailed(f"audio-separator failed on {src.name}: {type(e).__name__}: {e}") from e
         finally:
-            uvr_compat.stop_reporting(token)
+            compat.stop_reporting(token)
         parts = {out: out_dir / f"{names[stem]}.wav" for out, stem in mapping.items()}
         missing = [out for out, part in parts.items() if not part.is_file()]
         if missing:
@@ -215,7 +215,7 @@ def _conform(part: Path, dst: Path, rate: int, frames: int, channels: int) -> No
     import numpy as np
     import soundfile as sf
 
-    from ...audio import resample_file
+    from ....audio import resample_file
 
     info = sf.info(str(part))
     if info.samplerate == rate and info.frames == frames and info.channels == channels:

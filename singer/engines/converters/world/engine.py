@@ -33,9 +33,9 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ...errors import EngineUnavailable, InputError
-from ..base import Progress, no_progress
-from . import world_dsp as dsp
+from ....errors import EngineUnavailable, InputError
+from ...base import Progress, no_progress
+from . import dsp
 
 WINDOWS_FOR_SOURCE_PROFILE = 8
 WINDOW_SECONDS = 1.5
@@ -94,7 +94,7 @@ class WorldConverter:
         self.settings = settings
         import scipy.signal  # noqa: F401  heavy imports (about 1 s) belong to construction, not to convert()
 
-        from ... import vocoder
+        from . import vocoder
 
         vocoder.pyworld()
 
@@ -270,7 +270,7 @@ def _source_profile(src: Path, frame_db: np.ndarray, hop: int, sr: int, proc_sr:
     """Profile of the singer from up to 8 loud 1.5 s windows spread over the song; None if too little is voiced."""
     import soundfile as sf
 
-    from ...profile import learn_profile
+    from .profile import learn_profile
 
     active = np.flatnonzero(frame_db > max(dsp.SILENCE_FLOOR_DB, float(frame_db.max()) - 30.0))
     half = int(WINDOW_SECONDS * sr / 2)
@@ -297,7 +297,7 @@ def _source_profile(src: Path, frame_db: np.ndarray, hop: int, sr: int, proc_sr:
 def _octave_choice(p: Any, profile: Any, source: Any, voice: Any) -> Any:
     """The whole octaves ``auto_octave`` adds (:func:`singer.register.choose_octave`), or None when it is off or the
     vocal has too little voiced sound to measure."""
-    from ...register import Delivery, choose_octave
+    from ....register import Delivery, choose_octave
 
     if not p.auto_octave or profile is None or source is None or not source.pitch:
         return None

@@ -3,7 +3,7 @@
 ``extract_f0`` reproduces RVC's ``Pipeline.get_f0`` before its key shift: pm (Praat autocorrelation), harvest
 (WORLD harvest + stonemask, 3-point median filter when ``filter_radius > 2``), crepe (torchcrepe "full", viterbi,
 periodicity median / pitch mean filters, unvoiced below periodicity 0.1; "crepe-tiny" is the same with torchcrepe's
-"tiny" model; torchcrepe's +-20 cent dither is drawn from a fixed seed, so results repeat) and rmvpe (threshold 0.03, :mod:`singer.rvc.rmvpe`). "fcpe" runs torchfcpe's bundled model the way
+"tiny" model; torchcrepe's +-20 cent dither is drawn from a fixed seed, so results repeat) and rmvpe (threshold 0.03, :mod:`singer.engines.converters.rvc.rmvpe`). "fcpe" runs torchfcpe's bundled model the way
 RVC WebUI / Applio do. Every method returns one value per 10 ms frame (hop 160 at 16 kHz), length ``p_len``.
 
 Models load lazily on first use and stay cached per (method, path); importing this module imports no torch,
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EngineUnavailable, InputError, ModelError, UsageError
+from ....errors import EngineUnavailable, InputError, ModelError, UsageError
 
 F0_METHODS = ("fcpe", "crepe", "crepe-tiny", "rmvpe", "harvest", "pm")
 SR, HOP = 16000, 160
@@ -99,7 +99,7 @@ def coarse_f0(f0: np.ndarray) -> np.ndarray:
 def pitch_stats(f0: np.ndarray, *, min_voiced_s: float = 0.5) -> dict | None:
     """{"p10", "median", "p90"} of the voiced frames in MIDI note numbers (69 = A4 = 440 Hz) and "voiced_seconds";
     None when fewer than ``min_voiced_s`` seconds are voiced (:func:`singer.register.pitch_stats` at 10 ms)."""
-    from ..register import pitch_stats as stats
+    from ....register import pitch_stats as stats
 
     return stats(np.asarray(f0, dtype=np.float64), FRAME_S, min_voiced_s=min_voiced_s)
 
@@ -113,7 +113,7 @@ def auto_key(source: dict, voice: dict, *, max_shift: int = 12) -> int:
     (halves away from zero) and clamped to ``±max_shift``. Example: a source exactly an octave above the voice
     gives -12; equal ranges give 0.
     """
-    from ..register import Register, choose_key
+    from ....register import Register, choose_key
 
     reg = Register.from_singing(voice["p10"], voice["median"], voice["p90"], "given")
     return int(choose_key(source, "sung", reg, max_shift=max_shift).shift)
@@ -297,4 +297,4 @@ def _torchaudio_stub():
         yield
     finally:
         sys.modules.pop("torchaudio.transforms", None)
-        sys.modules["torchaudio"] = None  # type: ignore[assignment]  # as singer.rvc.hubert hides it
+        sys.modules["torchaudio"] = None  # type: ignore[assignment]  # as singer.engines.converters.rvc.hubert hides it

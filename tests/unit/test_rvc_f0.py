@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from singer.engines import warm
 from singer.engines.converters.rvc import f0 as F
 from singer.errors import ModelError, UsageError
 
@@ -24,7 +25,7 @@ TRUE_F0 = 220.0
 def _drop_models():
     """Loaded pitch models (RMVPE is ~360 MB) are not kept for the rest of the test session."""
     yield
-    F.clear_cache()
+    warm.MODELS.forget("pitch")
 
 
 def _rvc_pad(x: np.ndarray, pad_s: float = 0.25) -> tuple[np.ndarray, int]:

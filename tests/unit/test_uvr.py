@@ -152,11 +152,22 @@ def test_engine_output_equals_audio_separator_direct(settings, kit, song_wav, tm
     assert np.corrcoef(est, vocals.mean(0))[0, 1] > 0.8
 
 
-def test_models_stay_warm_and_the_oldest_is_dropped(settings, kit, song_wav, tmp_path, monkeypatch):
-    from singer.engines.separators.uvr.engine import UVRSeparator
+@pytest.fixture
+def cold_cache():
+    """The process's warm-model cache without UVR models; its limit restored afterwards."""
+    from singer.engines import warm
 
-    settings.warm_models = 1
-    eng = UVRSeparator(settings)
+    before = warm.MODELS.limit
+    warm.MODELS.forget("uvr")
+    yield warm.MODELS
+    warm.MODELS.resize(before)
+
+
+def test_models_stay_warm_and_the_oldest_is_dropped(settings, kit, song_wav, tmp_path, monkeypatch, cold_cache):
+    settings.max_warm_models = 1
+    from singer.engines import registry
+
+    eng = registry.create("separator", "uvr", settings)  # sizes the process's model cache from the settings
     loads: list[str] = []
     real = eng._separator
 

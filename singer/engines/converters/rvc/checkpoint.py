@@ -151,9 +151,8 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def from_dict(raw: Any, path: Path | None = None) -> RVCCheckpoint:
-    """Validate a loaded checkpoint dict (as ``torch.load`` gives it) and normalise it."""
-    name = path.name if path else "checkpoint"
+def _check_format(raw: Any, name: str) -> None:
+    """Raise ModelError unless ``raw`` looks like an RVC inference model with a vocoder singer runs."""
     if isinstance(raw, dict) and "weight" not in raw and "model" in raw:
         raise ModelError(
             f"{name} is an RVC training checkpoint (G_*.pth), not a voice model.",
@@ -170,6 +169,12 @@ def from_dict(raw: Any, path: Path | None = None) -> RVCCheckpoint:
             f"{name} uses the {vocoder} vocoder, which singer does not support yet.",
             hint="Use a model trained with the default HiFi-GAN vocoder.",
         )
+
+
+def from_dict(raw: Any, path: Path | None = None) -> RVCCheckpoint:
+    """Validate a loaded checkpoint dict (as ``torch.load`` gives it) and normalise it."""
+    name = path.name if path else "checkpoint"
+    _check_format(raw, name)
     try:
         weight = {
             k: v.float() if v.is_floating_point() else v for k, v in raw["weight"].items() if not k.startswith("enc_q.")

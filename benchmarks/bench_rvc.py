@@ -50,7 +50,7 @@ def vocals16k(seconds: float, seed: int = 0) -> np.ndarray:
 
 
 def make_index(path: Path, n: int = 20000, seed: int = 0) -> Path:
-    from singer.rvc.index import build_index
+    from singer.engines.converters.rvc.index import build_index
 
     rng = np.random.default_rng(seed)
     build_index(rng.standard_normal((n, 768)).astype(np.float32)).save(path)
@@ -60,11 +60,11 @@ def make_index(path: Path, n: int = 20000, seed: int = 0) -> Path:
 def stage(seconds: float, repeats: int) -> dict:
     import torch
 
-    from singer.rvc import checkpoint as ck
-    from singer.rvc.hubert import ContentEncoder
-    from singer.rvc.index import RetrievalIndex
-    from singer.rvc.pipeline import Converter, Settings
-    from singer.rvc.testing import random_checkpoint
+    from singer.engines.converters.rvc import checkpoint as ck
+    from singer.engines.converters.rvc.hubert import ContentEncoder
+    from singer.engines.converters.rvc.index import RetrievalIndex
+    from singer.engines.converters.rvc.pipeline import Converter, Settings
+    from singer.engines.converters.rvc.testing import random_checkpoint
     from tests import rvc_reference
     from tests.rvckit import FairseqShim
 
@@ -146,7 +146,7 @@ sys.path.insert(0, {root!r})
 from pathlib import Path
 from singer.config import Settings
 from singer.voices import VoiceStore
-from singer.engines.converters.rvc import RVCConverter
+from singer.engines.converters.rvc.engine import RVCConverter
 settings = Settings(home={home!r})
 voice = VoiceStore(settings).get("bench")
 conv = RVCConverter(settings)
@@ -160,7 +160,7 @@ print(json.dumps({{"seconds": time.perf_counter() - t, "maxrss_mb": int(hwm) / 1
 def long(seconds: float) -> dict:
     from singer.audio import write_wav
     from singer.config import Settings
-    from singer.rvc.testing import write_checkpoint
+    from singer.engines.converters.rvc.testing import write_checkpoint
     from singer.voices import VoiceStore
     from tests.synth import make_synthetic_song
 
@@ -192,7 +192,7 @@ def long(seconds: float) -> dict:
 
 def merge() -> dict:
     from singer.config import Settings
-    from singer.rvc.testing import write_checkpoint
+    from singer.engines.converters.rvc.testing import write_checkpoint
     from singer.voices import VoiceStore
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-rvc-merge-"))

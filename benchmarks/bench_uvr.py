@@ -30,7 +30,7 @@ model), separate seconds (the model already loaded), peak RSS after loading and 
   output_format="WAV", use_soundfile=True, sample_rate=44100, mdx_params={hop_length 1024, segment_size 256,
   overlap 0.25, batch_size 1, enable_denoise False})``, ``load_model(file)``, ``separate(song)``. One addition:
   ``mdx_separator`` imports onnx2torch at module top, and onnx2torch cannot import here (it needs torchvision, see
-  ``singer/engines/separators/uvr_compat.py``), so singer's onnx2torch stand-in module is put in ``sys.modules``
+  ``singer/engines/separators/uvr/compat.py``), so singer's onnx2torch stand-in module is put in ``sys.modules``
   first. Only that: audio-separator keeps its own logging and tqdm bars (singer's ``uvr_compat.prepare()`` would
   also swap those). With segment_size == dim_t the stand-in is never called: the model runs in ONNX Runtime.
 * ``singer``: the engine, ``UVRSeparator(Settings(home=fresh, models_dir=..., uvr_model=file))`` made by
@@ -194,7 +194,7 @@ def install_onnx2torch_standin() -> None:
     try:
         import onnx2torch  # noqa: F401
     except Exception as e:  # ImportError without torchvision, RuntimeError with a CUDA-only torchvision
-        from singer.engines.separators import uvr_compat
+        from singer.engines.separators.uvr import compat as uvr_compat
 
         for name in [m for m in sys.modules if m.split(".")[0] in ("onnx2torch", "torchvision")]:
             del sys.modules[name]
@@ -234,7 +234,7 @@ def _settings(models: Path, home: Path):
 
 def run_singer(models: Path, song: Path, out: Path, home: Path, loaded: Callable[[], None]) -> dict[str, Path]:
     from singer.engines import registry
-    from singer.engines.separators import uvr_catalog
+    from singer.engines.separators.uvr import catalog as uvr_catalog
 
     settings = _settings(models, home)
     sep = registry.create("separator", "uvr", settings)
@@ -244,7 +244,7 @@ def run_singer(models: Path, song: Path, out: Path, home: Path, loaded: Callable
 
 
 def run_step(models: Path, song: Path, out: Path, home: Path, loaded: Callable[[], None]) -> dict[str, Path]:
-    from singer.engines.separators import uvr_catalog
+    from singer.engines.separators.uvr import catalog as uvr_catalog
     from singer.workflow import ops
     from singer.workflow.runner import EnginePool, RunContext
 

@@ -91,7 +91,7 @@ def make_vocal(path: Path, seconds: float, songgen: bool) -> None:
 
 def run_once(src: Path, voice: str, out: Path) -> dict:
     from singer.config import Settings
-    from singer.engines.converters.world import WorldConverter
+    from singer.engines.converters.world.engine import WorldConverter
     from singer.voices import VoiceStore
 
     settings = Settings(home=out.parent / "home")

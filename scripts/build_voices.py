@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from singer.profile import learn_profile, merge_profiles
+from singer.engines.converters.world.profile import learn_profile, merge_profiles
 from singer.voices import write_profile_voice
 
 SOUNDS = Path("/usr/share/asterisk/sounds")
@@ -101,32 +101,44 @@ def build(out: Path) -> list[str]:
         files = spec["files"]()
         if not files:
             raise SystemExit(f"{name}: no source files found; install {spec['package'].split()[0]}")
-        prov = {"name": name, "licence": spec["licence"], "attribution": spec["attribution"], "package": spec["package"]}
+        prov = {
+            "name": name,
+            "licence": spec["licence"],
+            "attribution": spec["attribution"],
+            "package": spec["package"],
+        }
         prof = learn_profile(files, provenance=prov, created=created())
         profiles[name] = prof
         meta = {k: spec[k] for k in ("description", "gender", "licence")}
         write_profile_voice(out / f"{name}.json", name, prof, meta)
-        lines.append(f"## {name}\n\n{spec['description']} Licence: {spec['licence']}.\n\n{spec['attribution']}\n\n"
-                     f"Source: Debian package `{spec['package']}`, {len(files)} files ({files[0].parent}/"
-                     f"{files[0].name} ... {files[-1].name}); sha256 of each is in `{name}.json` under provenance.\n")
+        lines.append(
+            f"## {name}\n\n{spec['description']} Licence: {spec['licence']}.\n\n{spec['attribution']}\n\n"
+            f"Source: Debian package `{spec['package']}`, {len(files)} files ({files[0].parent}/"
+            f"{files[0].name} ... {files[-1].name}); sha256 of each is in `{name}.json` under provenance.\n"
+        )
     for name, spec in MERGES.items():
         parents = spec["parents"]
         prof = merge_profiles([(profiles[p], w) for p, w in parents], names=[p for p, _ in parents], created=created())
         prof.provenance.update(name=name, licence=spec["licence"])
         meta = {k: spec[k] for k in ("description", "gender", "licence")}
         write_profile_voice(out / f"{name}.json", name, prof, meta)
-        lines.append(f"## {name}\n\n{spec['description']} Licence: {spec['licence']} (derived from "
-                     + ", ".join(f"{p} x {w}" for p, w in parents) + ").\n")
-    header = ("# Bundled voices: sources and licences\n\nEach `<name>.json` is a voice profile (statistics of "
-              "recordings: average spectral envelope, pitch range, formant scale), built by `scripts/build_voices.py`. "
-              "All four were learned from speech (the profile records `delivery: spoken` with the evidence), so each "
-              "voice's speaking pitch is measured (the median pitch of the recordings) and its singing range is "
-              "derived from it by the rule in `singer/register.py`: from 3 semitones below the speaking pitch to 18 "
-              "above (see `singer voices show NAME`). "
-              "Profiles derived from CC BY-SA 3.0 recordings are themselves offered under CC BY-SA 3.0 "
-              "(https://creativecommons.org/licenses/by-sa/3.0/, text in LICENSE-CC-BY-SA-3.0.txt) with the attribution "
-              "below; modifications: the "
-              "recordings were reduced to these statistics.\n\n")
+        lines.append(
+            f"## {name}\n\n{spec['description']} Licence: {spec['licence']} (derived from "
+            + ", ".join(f"{p} x {w}" for p, w in parents)
+            + ").\n"
+        )
+    header = (
+        "# Bundled voices: sources and licences\n\nEach `<name>.json` is a voice profile (statistics of "
+        "recordings: average spectral envelope, pitch range, formant scale), built by `scripts/build_voices.py`. "
+        "All four were learned from speech (the profile records `delivery: spoken` with the evidence), so each "
+        "voice's speaking pitch is measured (the median pitch of the recordings) and its singing range is "
+        "derived from it by the rule in `singer/register.py`: from 3 semitones below the speaking pitch to 18 "
+        "above (see `singer voices show NAME`). "
+        "Profiles derived from CC BY-SA 3.0 recordings are themselves offered under CC BY-SA 3.0 "
+        "(https://creativecommons.org/licenses/by-sa/3.0/, text in LICENSE-CC-BY-SA-3.0.txt) with the attribution "
+        "below; modifications: the "
+        "recordings were reduced to these statistics.\n\n"
+    )
     (out / "SOURCES.md").write_text(header + "\n".join(lines), encoding="utf-8")
     (out / "LICENSE-CC-BY-SA-3.0.txt").write_text(cc_by_sa_text(), encoding="utf-8")
     return [f"{n}.json" for n in [*VOICES, *MERGES]] + ["SOURCES.md", "LICENSE-CC-BY-SA-3.0.txt"]

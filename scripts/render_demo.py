@@ -50,8 +50,12 @@ def write_png(path: Path, rgb: np.ndarray) -> None:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-                           + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+    Path(path).write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw, 6))
+        + chunk(b"IEND", b"")
+    )
 
 
 def spectrogram_rgb(x: np.ndarray, sr: int, fmax: float = 11025.0, height: int = 220) -> np.ndarray:
@@ -71,11 +75,37 @@ def encode_mp3(wav: Path, dst: Path, title: str, bitrate: str = "128k") -> None:
     if not ffmpeg:
         raise SystemExit("ffmpeg is needed to encode the demo")
     tmp = dst.with_name(dst.stem + ".part" + dst.suffix)
-    cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(wav), "-map_metadata", "-1",
-           "-c:a", "libmp3lame", "-b:a", bitrate, "-ar", str(songgen.SR), "-ac", "2",
-           "-metadata", f"title={title}", "-metadata", "artist=the singer project",
-           "-metadata", "copyright=CC0-1.0, see LICENSE.md", "-fflags", "+bitexact", "-flags:a", "+bitexact",
-           str(tmp)]
+    cmd = [
+        ffmpeg,
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        str(wav),
+        "-map_metadata",
+        "-1",
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        bitrate,
+        "-ar",
+        str(songgen.SR),
+        "-ac",
+        "2",
+        "-metadata",
+        f"title={title}",
+        "-metadata",
+        "artist=the singer project",
+        "-metadata",
+        "copyright=CC0-1.0, see LICENSE.md",
+        "-fflags",
+        "+bitexact",
+        "-flags:a",
+        "+bitexact",
+        str(tmp),
+    ]
     subprocess.run(cmd, check=True)
     tmp.replace(dst)
 
@@ -92,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     score = songgen.load_score()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="singer-demo-") as tmp:
-        res = songgen.make_song(tmp, seconds=None, seed=0, form="demo",
-                                vocal_gain_db=float(score.get("demo", {}).get("vocal_gain_db", 0.0)))
+        res = songgen.make_song(
+            tmp, seconds=None, seed=0, form="demo", vocal_gain_db=float(score.get("demo", {}).get("vocal_gain_db", 0.0))
+        )
         render_s = time.perf_counter() - t0
         meta = res["meta"]
         song = out / "demo_song.mp3"
@@ -106,8 +137,12 @@ def main(argv: list[str] | None = None) -> int:
         from singer.mix import stem_loudness
 
         info = {
-            "title": meta.get("title"), "file": song.name, "seconds": round(meta["seconds"], 3), "key": meta["key"],
-            "tempo": meta["tempo"], "festival_voice": meta["voice"],
+            "title": meta.get("title"),
+            "file": song.name,
+            "seconds": round(meta["seconds"], 3),
+            "key": meta["key"],
+            "tempo": meta["tempo"],
+            "festival_voice": meta["voice"],
             "lufs": {n: round(stem_loudness(res[n]), 2) for n in ("mix", "vocals", "instrumental")},
             "rendered_by": "scripts/render_demo.py (benchmarks/songgen.py form=demo seed=0)",
             **{k: v for k, v in meta.items() if k not in ("timings", "title", "seconds", "key", "tempo", "voice")},
@@ -128,21 +163,33 @@ def main(argv: list[str] | None = None) -> int:
     rms = lambda x: float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))  # noqa: E731
     db = lambda v: 20 * np.log10(max(v, 1e-12))  # noqa: E731
     report = {
-        "file": str(song), "bytes": song.stat().st_size, "seconds": round(mix.shape[1] / sr, 2),
-        "decoded_seconds": round(decoded.shape[1] / sr, 2), "sample_rate": sr, "channels": mix.shape[0],
-        "tempo": meta["tempo"], "key": meta["key"], "voice": meta["voice"], "notes": len(meta["notes"]),
-        "lufs": info["lufs"], "mix_peak_dbfs": round(db(float(np.abs(mix).max())), 2),
+        "file": str(song),
+        "bytes": song.stat().st_size,
+        "seconds": round(mix.shape[1] / sr, 2),
+        "decoded_seconds": round(decoded.shape[1] / sr, 2),
+        "sample_rate": sr,
+        "channels": mix.shape[0],
+        "tempo": meta["tempo"],
+        "key": meta["key"],
+        "voice": meta["voice"],
+        "notes": len(meta["notes"]),
+        "lufs": info["lufs"],
+        "mix_peak_dbfs": round(db(float(np.abs(mix).max())), 2),
         "mp3_peak_dbfs": round(db(float(np.abs(decoded).max())), 2),
         "mp3_true_peak_dbtp": round(float(true_peak_db(decoded)), 2),
         "clipped_samples_mp3": int(np.sum(np.abs(decoded) >= 0.999)),
         "vocal_vs_backing_db_where_sung": round(db(rms(vocals[:, sung])) - db(rms(inst[:, sung])), 2),
         "vocal_fraction_of_time": round(float(np.mean(sung)), 3),
-        "render_s": round(render_s, 1), "timings": meta["timings"],
+        "render_s": round(render_s, 1),
+        "timings": meta["timings"],
     }
     if args.png:
         rows = []
         for x in (mix, vocals, inst):
-            rows += [spectrogram_rgb(x.mean(axis=0), sr), np.full((4, rows[0].shape[1] if rows else 1, 3), 255, np.uint8)]
+            rows += [
+                spectrogram_rgb(x.mean(axis=0), sr),
+                np.full((4, rows[0].shape[1] if rows else 1, 3), 255, np.uint8),
+            ]
         width = rows[0].shape[1]
         rows = [r if r.shape[1] == width else np.full((4, width, 3), 255, np.uint8) for r in rows]
         write_png(Path(args.png), np.concatenate(rows[:-1], axis=0))

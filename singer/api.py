@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from . import locks
 from .config import Settings
-from .engines.separators.uvr_catalog import STAGES
+from .engines.separators.uvr.catalog import STAGES
 from .errors import InputError, UsageError
 from .progress import Hooks, NullHooks
 

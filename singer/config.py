@@ -55,7 +55,12 @@ class Settings(BaseSettings):
         description="UVR vocals model when a step names none: preset, manifest name "
         "or file in MODELS/uvr (default: the best-vocals preset).",
     )
-    warm_models: int = Field(default=2, ge=1, description="Separator models kept loaded per process (uvr).")
+    max_warm_models: int = Field(
+        default=6,
+        ge=1,
+        description="Models kept loaded per process, all engines together (separator networks, RVC voices, "
+        "content encoder, pitch trackers); the least recently used is dropped first.",
+    )
     # HTTP service
     api_keys: str = Field(default="", description="Accepted API keys, comma-separated (header X-API-Key).")
     rate_limit: int = Field(default=120, ge=1, description="Requests per minute per API key.")

@@ -1,10 +1,11 @@
 """The voice store: bundled voices (``singer/data/voices``) plus the user's own (``settings.voices_path``).
 
 A voice is one manifest ``<name>.json``: ``{"name", "kind", "meta": {...}, "profile": {...}}``. ``kind`` says which
-converter family can sing it: ``"profile"`` (a :class:`~singer.profile.VoiceProfile`, used by ``world``) today;
-other kinds (``"rvc"``: a model file and index beside the manifest, listed in ``"files"``) plug in through
-:data:`LOADERS` and :meth:`Voice.load` without changing the store. ``Voice.files`` are the files whose content
-defines the voice; the workflow hashes them into cache keys. Writes are atomic; names are safe slugs.
+converter family can sing it (each converter declares its ``voice_kinds``): ``"profile"`` (a
+:class:`~singer.engines.converters.world.profile.VoiceProfile`, sung by ``world``); other kinds (``"rvc"``: a model
+file and index beside the manifest, listed in ``"files"``) plug in through :data:`LOADERS` and :meth:`Voice.load`
+without changing the store. ``Voice.files`` are the files whose content defines the voice; the workflow hashes them
+into cache keys. Writes are atomic; names are safe slugs.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import PACKAGE_DIR, Settings
 from .errors import InputError, ModelError, VoiceNotFound
-from .profile import VoiceProfile, learn_profile, merge_profiles, save_json
+from .files import atomic_write_json
+
+if TYPE_CHECKING:  # the profile kind's code lives with the world engine; imported when a profile is used
+    from .engines.converters.world.profile import VoiceProfile
 
 BUNDLED_DIR = PACKAGE_DIR / "data" / "voices"
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")  # whole names only: NAME_RE.fullmatch ("$" lets "ayana\n" in)
@@ -27,11 +31,13 @@ MIN_SAMPLE_SECONDS = 2.0
 
 
 def _load_profile(voice: Voice) -> VoiceProfile:
+    from .engines.converters.world.profile import VoiceProfile
+
     return VoiceProfile.from_dict(voice.manifest["profile"])
 
 
 def _load_rvc(voice: Voice) -> Any:
-    from .rvc.voice import load_voice
+    from .engines.converters.rvc.voice import load_voice
 
     return load_voice(voice)
 
@@ -87,9 +93,10 @@ class Voice:
 
 def write_profile_voice(path: Path, name: str, profile: VoiceProfile, meta: dict) -> None:
     """Write a profile voice manifest atomically; ``meta`` gets the profile's summary (range, formant scale...)."""
+
     profile.provenance.setdefault("name", name)
     meta = {**meta, **profile.summary()}
-    save_json(Path(path), {"name": name, "kind": "profile", "meta": meta, "profile": profile.to_dict()})
+    atomic_write_json(Path(path), {"name": name, "kind": "profile", "meta": meta, "profile": profile.to_dict()})
 
 
 def validate_name(name: str) -> str:
@@ -189,6 +196,8 @@ class VoiceStore:
                     f"Sample {p.name} is too short ({info.duration:.1f} s).",
                     hint=f"Give recordings with at least {MIN_SAMPLE_SECONDS:.0f} s of voice in total.",
                 )
+        from .engines.converters.world.profile import learn_profile
+
         profile = learn_profile(
             paths, min_voiced_seconds=MIN_SAMPLE_SECONDS, provenance={"licence": licence} if licence else None
         )
@@ -216,7 +225,7 @@ class VoiceStore:
         voices = [self.get(n) for n in names]
         kinds = {v.kind for v in voices}
         if kinds == {"rvc"}:
-            from .rvc import voice as rvc_voice
+            from .engines.converters.rvc import voice as rvc_voice
 
             return rvc_voice.merge(self, voices, weights, new_name, description=description, overwrite=overwrite)
         for v in voices:
@@ -225,6 +234,8 @@ class VoiceStore:
                     f"Cannot merge '{v.name}' ({v.kind}) with {', '.join(sorted(kinds - {v.kind}))} voices.",
                     hint="Merge voices of one kind: RVC models with RVC models, profiles with profiles.",
                 )
+        from .engines.converters.world.profile import merge_profiles
+
         profile = merge_profiles([(v.load(), w) for v, w in zip(voices, weights)], names=list(names))
         genders = {v.meta.get("gender", "") for v in voices}
         licences = sorted({v.meta.get("licence", "") for v in voices} - {""})
@@ -253,7 +264,7 @@ class VoiceStore:
         """Copy an RVC model (+ its .index) into the store. Its register (singing range and speaking pitch) comes from
         ``vocal_range`` (a singing range, e.g. "A3-E5"), else ``samples`` (sung or spoken: ``sample_kind``, "auto"
         tells them apart), else ``gender`` (typical figures); see :mod:`singer.register`."""
-        from .rvc import voice as rvc_voice
+        from .engines.converters.rvc import voice as rvc_voice
 
         reg, heard = None, None
         if vocal_range:
@@ -277,7 +288,7 @@ class VoiceStore:
         """Check a voice's files against the sha256 recorded when it was added."""
         voice = self.get(name)
         if voice.kind == "rvc":
-            from .rvc import voice as rvc_voice
+            from .engines.converters.rvc import voice as rvc_voice
 
             return rvc_voice.verify(voice)
         voice.load()

@@ -66,7 +66,9 @@ def pipeline_module():
     root = _root()
     _package("rvc_python.modules", root / "modules")
     _package("rvc_python.modules.vc", root / "modules" / "vc")
-    from singer.rvc.f0 import _torchaudio_stub  # torchcrepe imports torchaudio, which singer does not install
+    from singer.engines.converters.rvc.f0 import (
+        _torchaudio_stub,  # torchcrepe imports torchaudio, which singer does not install
+    )
 
     try:
         with _torchaudio_stub():

@@ -45,7 +45,7 @@ def tiny_weights(
     """(transformers config dict, transformers state dict incl. final_proj.*) with every tensor random."""
     import torch
 
-    from singer.rvc.hubert import _transformers
+    from singer.engines.converters.rvc.hubert import _transformers
 
     HubertConfig, HubertModel = _transformers()
     config = _config(hidden, layers, heads, ffn, tuple(conv_dim), conv_pos, conv_pos_groups)
@@ -206,7 +206,7 @@ def make_fairseq_hubert(
 
 
 def make_index(path: Path, vectors: np.ndarray) -> Path:
-    """A faiss index written the way RVC's train_index does it (independent of singer.rvc.index)."""
+    """A faiss index written the way RVC's train_index does it (independent of singer.engines.converters.rvc.index)."""
     import faiss
 
     big = np.ascontiguousarray(vectors, dtype=np.float32)

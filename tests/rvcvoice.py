@@ -33,7 +33,7 @@ def write_voice_files(
     with_index: bool = True,
     speakers: int = 4,
 ) -> tuple[Path, Path | None]:
-    from singer.rvc.testing import write_checkpoint
+    from singer.engines.converters.rvc.testing import write_checkpoint
 
     folder.mkdir(parents=True, exist_ok=True)
     pth = write_checkpoint(

@@ -89,14 +89,6 @@ def fail(payload: dict, code: int, as_json: bool) -> None:
     raise typer.Exit(code)
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
-
-
 def parse_size(text: str) -> int:
     import re
 

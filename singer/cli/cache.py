@@ -6,6 +6,7 @@ import time
 
 import typer
 
+from ..files import human_bytes
 from . import _common as c
 
 SECONDS_PER_DAY = 86400
@@ -49,7 +50,7 @@ def ls(as_json: bool = c.JsonOpt) -> None:
             t.add_row(
                 r["key"][:12],
                 r["step"],
-                c.human_bytes(r["bytes"]),
+                human_bytes(r["bytes"]),
                 f"{r['seconds'] or 0:.1f}",
                 r["last_used"],
                 r["title"],
@@ -74,14 +75,12 @@ def du(as_json: bool = c.JsonOpt) -> None:
         return {"path": str(s.settings.cache_path), "bytes": total, "by_op": per, "namespaces": spaces}
 
     def render(res):
-        c.out_console.print(f"{c.human_bytes(res['bytes'])}  {res['path']}")
+        c.out_console.print(f"{human_bytes(res['bytes'])}  {res['path']}")
         for name, u in res["namespaces"].items():
-            c.out_console.print(
-                f"  {name:<14} {c.human_bytes(u['bytes']):>10}  {u['entries']:>6} entries  {u['about']}"
-            )
+            c.out_console.print(f"  {name:<14} {human_bytes(u['bytes']):>10}  {u['entries']:>6} entries  {u['about']}")
             if name == "steps":
                 for op, n in sorted(res["by_op"].items(), key=lambda kv: -kv[1]):
-                    c.out_console.print(f"    {op:<12} {c.human_bytes(n):>10}")
+                    c.out_console.print(f"    {op:<12} {human_bytes(n):>10}")
 
     c.run(work, as_json, render)
 
@@ -127,7 +126,7 @@ def prune(
     def render(res):
         verb = "would remove" if res["dry_run"] else "removed"
         count = sum(len(v) for v in res["removed_by_namespace"].values())
-        c.out_console.print(f"{verb} {count} entries; cache now {c.human_bytes(res['bytes_now'])}")
+        c.out_console.print(f"{verb} {count} entries; cache now {human_bytes(res['bytes_now'])}")
         for name, gone in res["removed_by_namespace"].items():
             c.out_console.print(f"  {name:<14} {len(gone)}")
         if res["in_use"]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from ..files import human_bytes
 from . import _common as c
 
 app = typer.Typer(
@@ -87,7 +88,7 @@ def list_(
             t.add_row(
                 m["name"],
                 f"[{colour[m['state']]}]{m['state']}[/]",
-                c.human_bytes(m["bytes"]) if m["bytes"] else "?",
+                human_bytes(m["bytes"]) if m["bytes"] else "?",
                 *extra,
             )
         c.out_console.print(t)

@@ -13,20 +13,19 @@ Every engine class has:
   __init__(self, settings)   construction may load models (heavy imports go here or later, never at module top)
   Params     optional nested pydantic BaseModel of user-tunable parameters with defaults; the workflow
              validates step params with it and hashes its canonical JSON into the cache key
+
+Every optional hook a kind of engine may offer is declared on its protocol below, with its default; engines
+subclass their protocol (``class UVRSeparator(Separator)``) to inherit the defaults, and the workflow calls the
+hooks directly, never probing with ``hasattr``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-Progress = Callable[[float, str | None], None]
-
-
-def no_progress(fraction: float, message: str | None = None) -> None:
-    return None
+from ..progress import Progress, no_progress
 
 
 @runtime_checkable
@@ -43,12 +42,15 @@ class Engine(Protocol):
 @runtime_checkable
 class Separator(Engine, Protocol):
     """Splits a song into stems. ``stems`` names what :meth:`separate` returns with default params.
-
-    Optional class hook: ``bind(settings, params) -> (canonical params, {name: file hashed into the cache key})``
-    (the model files a step uses). Stem names may depend on params (a uvr karaoke stage gives lead/backing).
-    """
+    Stem names may depend on params (a uvr karaoke stage gives lead/backing)."""
 
     stems: ClassVar[tuple[str, ...]]
+
+    @classmethod
+    def bind(cls, settings: Any, params: dict) -> tuple[dict, dict[str, Path]]:
+        """Canonical params and ``{name: file}`` whose content joins the step's cache key (the model files a step
+        uses). Default: the params unchanged, no files."""
+        return dict(params), {}
 
     def separate(
         self, src: Path, out_dir: Path, progress: Progress = no_progress, params: dict | None = None
@@ -59,7 +61,17 @@ class Separator(Engine, Protocol):
 
 @runtime_checkable
 class Converter(Engine, Protocol):
-    """Sings/speaks ``src`` again in ``voice``. Output WAV has the same sample rate and length as ``src``."""
+    """Sings/speaks ``src`` again in ``voice``. Output WAV has the same sample rate and length as ``src``.
+
+    ``voice_kinds`` names the voice kinds (:attr:`singer.voices.Voice.kind`) the converter sings; the registry
+    derives from it which converter a voice gets when none is named (:func:`registry.converter_for`)."""
+
+    voice_kinds: ClassVar[tuple[str, ...]]
+
+    @classmethod
+    def accepts(cls, voice: Any) -> bool:
+        """Whether this converter can sing ``voice``. Default: its kind is one of :attr:`voice_kinds`."""
+        return getattr(voice, "kind", None) in cls.voice_kinds
 
     def convert(self, src: Path, dst: Path, voice: Any, params: dict, progress: Progress = no_progress) -> dict:
         """Write ``dst``; return metadata (e.g. measured pitch range) for the step manifest."""

@@ -19,17 +19,16 @@ ENGINES: dict[str, dict[str, str]] = {
         "ytdlp": "singer.engines.sources.ytdlp:YtDlpSource",
     },
     "separator": {
-        "spleeter": "singer.engines.separators.spleeter:SpleeterSeparator",
-        "uvr": "singer.engines.separators.uvr:UVRSeparator",
+        "spleeter": "singer.engines.separators.spleeter.engine:SpleeterSeparator",
+        "uvr": "singer.engines.separators.uvr.engine:UVRSeparator",
     },
     "converter": {
-        "world": "singer.engines.converters.world:WorldConverter",
-        "rvc": "singer.engines.converters.rvc:RVCConverter",
+        "world": "singer.engines.converters.world.engine:WorldConverter",
+        "rvc": "singer.engines.converters.rvc.engine:RVCConverter",
     },
 }
 
 DEFAULTS = {"separator": "spleeter", "converter": "world"}
-VOICE_ENGINES = {"profile": "world", "rvc": "rvc"}  # converter chosen by a voice's kind when none is named
 
 
 @dataclass
@@ -67,9 +66,25 @@ def get_class(kind: str, name: str) -> Any:
         ) from e
 
 
+def converter_for(voice_kind: str) -> str | None:
+    """The converter that sings voices of ``voice_kind`` when none is named: the first whose class declares the kind
+    in its ``voice_kinds`` (:class:`~singer.engines.base.Converter`); None when no loadable converter does."""
+    for name in ENGINES["converter"]:
+        try:
+            cls = get_class("converter", name)
+        except EngineUnavailable:
+            continue
+        if voice_kind in cls.voice_kinds:
+            return name
+    return None
+
+
 def create(kind: str, name: str, settings: Any, **kwargs: Any) -> Any:
+    from . import warm
+
     cls = get_class(kind, name)
     cls.check(settings)
+    warm.configure(settings)  # the engine's models are kept by the process's one warm-model cache
     return cls(settings, **kwargs)
 
 

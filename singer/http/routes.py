@@ -298,11 +298,14 @@ def healthz(service: ServiceDep, x_api_key: Annotated[str | None, Header()] = No
 
 @router.get("/metrics", response_class=PlainTextResponse, tags=["service"])
 def metrics(service: ServiceDep, owner: Caller) -> str:
-    """Prometheus text format: jobs by state, requests by route and status."""
+    """Prometheus text format: jobs by state, requests by route and status, the process's warm models."""
+    from ..engines import warm
+
     lines = ["# TYPE singer_jobs gauge"]
     lines += [f'singer_jobs{{state="{s}"}} {n}' for s, n in service.store.counts().items()]
     lines.append("# TYPE singer_http_requests_total counter")
     lines += [
         f'singer_http_requests_total{{route="{r}",status="{s}"}} {n}' for (r, s), n in sorted(service.requests.items())
     ]
+    lines += warm.prometheus()
     return "\n".join(lines) + "\n"

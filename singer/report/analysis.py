@@ -56,7 +56,7 @@ def _round(v: float) -> float | None:
 
 def pitch(clip: Clip) -> np.ndarray:
     """f0 in Hz per 10 ms frame (0 where unvoiced), WORLD's DIO + StoneMask on a 16 kHz downmix."""
-    from ..vocoder import pyworld as _pyworld
+    from ..engines.converters.world.vocoder import pyworld as _pyworld
 
     pyworld = _pyworld()
     x = audio.resample(clip.x.mean(axis=0, keepdims=True), clip.sr, 16000)[0].astype(np.float64)

@@ -8,7 +8,6 @@ into the step's temp folder. Ops are thin: the real work lives in engines, :mod:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,7 @@ from .. import audio
 from ..engines import registry
 from ..errors import InputError, UsageError
 from ..keys import APPLIED_KEY_LIMIT, parse_key
-
-Progress = Callable[[float, str | None], None]
+from ..progress import Progress
 
 
 @dataclass
@@ -219,9 +217,7 @@ class SeparateOp(Op):
     def bind(self, ctx, params, engine):
         engine = engine or registry.DEFAULTS["separator"]
         cls = registry.get_class("separator", engine)
-        p, files = _engine_params("separator", engine, params), {}
-        if hasattr(cls, "bind"):  # the engine's model files join the cache key by content (uvr)
-            p, files = cls.bind(ctx.settings, p)
+        p, files = cls.bind(ctx.settings, _engine_params("separator", engine, params))  # model files: by content
         return Bound({"engine": engine, "engine_version": cls.version, **p}, files=files)
 
     def run(self, ctx, work, inputs, bound, progress):
@@ -249,12 +245,13 @@ class ConvertOp(Op):
             raise UsageError("No voice chosen.", hint="Pass --voice NAME (see `singer voices list`).")
         voice = ctx.voices.get(name)
         if not engine or engine == "auto":  # the voice's kind picks the engine: RVC models -> rvc, profiles -> world
-            engine = registry.VOICE_ENGINES.get(voice.kind, registry.DEFAULTS["converter"])
+            engine = registry.converter_for(voice.kind) or registry.DEFAULTS["converter"]
         cls = registry.get_class("converter", engine)
-        if not getattr(cls, "accepts", lambda v: v.kind == "profile")(voice):
+        if not cls.accepts(voice):
+            other = registry.converter_for(voice.kind) or registry.DEFAULTS["converter"]
             raise UsageError(
                 f"The {engine} converter cannot sing voice '{name}' (a {voice.kind} voice).",
-                hint=f"Use --engine {registry.VOICE_ENGINES.get(voice.kind, 'world')} or pick another voice.",
+                hint=f"Use --engine {other} or pick another voice.",
             )
         if "key" in params:  # the user's key (checked at -24..24 by CoverRequest), or for convert_backing the shift
             # the lead's conversion applied, whole octaves included: hence the wider limit here

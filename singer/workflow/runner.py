@@ -33,7 +33,8 @@ from .values import enabled, has_ref, origin_ref, resolve
 
 
 class EnginePool:
-    """Keeps constructed engines (and their loaded models) warm for the life of the process."""
+    """Keeps constructed engines (one per registry name) for the life of the process; their loaded models live in
+    the process's bounded warm-model cache (:mod:`singer.engines.warm`)."""
 
     def __init__(self, settings: Settings):
         self.settings = settings

@@ -40,7 +40,7 @@ SEPARATORS = registry.names("separator")
 @pytest.fixture(params=SEPARATORS)
 def separator(request, settings):
     if request.param == "uvr":  # a tiny real-format MDX model trained on synthetic songs (nothing downloaded)
-        from singer.engines.separators.uvr_catalog import uvr_dir
+        from singer.engines.separators.uvr.catalog import uvr_dir
         from tests.uvrkit import install_uvr_kit
 
         settings.uvr_model = install_uvr_kit(uvr_dir(settings))["vocals"]
@@ -108,7 +108,7 @@ def voice(converter, settings):
     from singer.voices import VoiceStore
 
     store = VoiceStore(settings)
-    usable = [v for v in store.list() if getattr(converter, "accepts", lambda v: v.kind == "profile")(v)]
+    usable = [v for v in store.list() if converter.accepts(v)]
     if not usable:
         pytest.skip(f"no voice for converter {converter.name}")
     return usable[0]

@@ -40,7 +40,7 @@ def test_add_verify_merge_and_sing(rvc, tmp_path):
     assert preview["output"].endswith(".ogg") and 5 < preview["duration"] <= 12.5
     assert merged["kind"] == "rvc" and merged["provenance"]["merged_from"][0]["weight"] == 0.6
     assert any(f.endswith("ayana2.index") for f in merged["files"])
-    from singer.rvc.index import RetrievalIndex
+    from singer.engines.converters.rvc.index import RetrievalIndex
 
     assert RetrievalIndex.load(settings.voices_path / "ayana2.index").ntotal == 600  # both voices' vectors
     from singer.register import Register

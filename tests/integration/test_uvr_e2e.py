@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from singer.api import CoverRequest, Singer
-from singer.engines.separators.uvr_catalog import uvr_dir
+from singer.engines.separators.uvr.catalog import uvr_dir
 from singer.progress import RecordingHooks
 from tests import media
 from tests.clirun import as_json, invoke

@@ -10,10 +10,10 @@ import pytest
 import soundfile as sf
 
 from singer import register as R
-from singer import vocoder
 from singer.api import CoverRequest
 from singer.config import Settings
-from singer.engines.converters.world import WorldConverter
+from singer.engines.converters.world import vocoder
+from singer.engines.converters.world.engine import WorldConverter
 from singer.voices import VoiceStore
 from tests.synth import make_synthetic_song, spoken, transpose_to
 
@@ -150,8 +150,8 @@ def test_report_says_why(settings):
 
 
 def test_rvc_register_from_samples_range_gender_and_old_manifests(settings, tmp_path):
-    from singer.rvc import voice as rvc_voice
-    from singer.rvc.voice import RVCVoice
+    from singer.engines.converters.rvc import voice as rvc_voice
+    from singer.engines.converters.rvc.voice import RVCVoice
 
     sung, talk = tmp_path / "sung.wav", tmp_path / "talk.wav"
     _, vocals, _ = make_synthetic_song(4.0, 16000, 0, transpose_to(64, 4.0, 0))

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from singer import register as R
-from singer import vocoder
 from singer.config import Settings
-from singer.profile import VoiceProfile
+from singer.engines.converters.world import vocoder
+from singer.engines.converters.world.profile import VoiceProfile
 from singer.voices import BUNDLED_DIR, VoiceStore
 from tests.synth import make_synthetic_song, spoken, transpose_to
 

@@ -1,4 +1,4 @@
-"""Pitch extraction for RVC (singer.rvc.f0 / singer.rvc.rmvpe): synthetic accuracy, RMVPE checkpoint handling, and
+"""Pitch extraction for RVC (singer.engines.converters.rvc.f0 / singer.engines.converters.rvc.rmvpe): synthetic accuracy, RMVPE checkpoint handling, and
 equality with rvc_python's own get_f0 / RMVPE when that package is installed (loaded by file, never imported)."""
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from singer.engines import warm
+from singer.engines.converters.rvc import f0 as F
 from singer.errors import ModelError, UsageError
-from singer.rvc import f0 as F
 
 SR = 16000
 TRUE_F0 = 220.0
@@ -24,7 +25,7 @@ TRUE_F0 = 220.0
 def _drop_models():
     """Loaded pitch models (RMVPE is ~360 MB) are not kept for the rest of the test session."""
     yield
-    F.clear_cache()
+    warm.MODELS.forget("pitch")
 
 
 def _rvc_pad(x: np.ndarray, pad_s: float = 0.25) -> tuple[np.ndarray, int]:
@@ -73,7 +74,7 @@ def test_unknown_method_and_bad_range():
 
 def test_import_is_light():
     code = (
-        "import sys, singer.rvc.f0; "
+        "import sys, singer.engines.converters.rvc.f0; "
         "print([m for m in ('torch', 'torchcrepe', 'torchfcpe', 'parselmouth', 'librosa') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -94,7 +95,7 @@ def rmvpe_dir(tmp_path_factory):
     """A random RMVPE checkpoint in the real format (full architecture, fp16 tensors like the published rmvpe.pt)."""
     import torch
 
-    from singer.rvc.rmvpe import E2E
+    from singer.engines.converters.rvc.rmvpe import E2E
 
     torch.manual_seed(0)
     state = {k: v.half() if v.is_floating_point() else v for k, v in E2E().state_dict().items()}
@@ -139,7 +140,7 @@ def test_rmvpe_missing_and_wrong_checkpoints(tmp_path, rmvpe_dir):
 
 def test_mel_filterbank_equals_librosa():
     librosa = pytest.importorskip("librosa")
-    from singer.rvc.rmvpe import mel_filterbank
+    from singer.engines.converters.rvc.rmvpe import mel_filterbank
 
     ref = librosa.filters.mel(sr=16000, n_fft=1024, n_mels=128, fmin=30, fmax=8000, htk=True)
     ours = mel_filterbank()

@@ -12,9 +12,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from singer.engines.converters.rvc import hubert
+from singer.engines.converters.rvc.hubert import ContentEncoder, find_content_model
 from singer.errors import ModelError, UsageError
-from singer.rvc import hubert
-from singer.rvc.hubert import ContentEncoder, find_content_model
 from tests import rvckit
 
 
@@ -197,11 +197,11 @@ def test_import_is_light_and_survives_a_broken_torchaudio(tmp_path):
     broken.mkdir(parents=True)
     (broken / "__init__.py").write_text("raise OSError('libc10_cuda.so: cannot open shared object file')\n")
     code = (
-        "import sys, singer.rvc.hubert, singer.rvc.index\n"
+        "import sys, singer.engines.converters.rvc.hubert, singer.engines.converters.rvc.index\n"
         "assert not [m for m in ('torch', 'transformers', 'faiss') if m in sys.modules]\n"
         "from transformers.utils import import_utils\n"
         "assert import_utils.is_torchaudio_available()\n"
-        "print(singer.rvc.hubert._transformers()[1].__name__)\n"
+        "print(singer.engines.converters.rvc.hubert._transformers()[1].__name__)\n"
     )
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), root])}

@@ -8,8 +8,8 @@ import pytest
 faiss = pytest.importorskip("faiss")
 torch = pytest.importorskip("torch")
 
+from singer.engines.converters.rvc.index import RetrievalIndex, build_index, merge_indexes
 from singer.errors import ModelError, UsageError
-from singer.rvc.index import RetrievalIndex, build_index, merge_indexes
 from tests import rvckit
 
 

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from singer.rvc import checkpoint as ck
-from singer.rvc.hubert import ContentEncoder
-from singer.rvc.index import RetrievalIndex
-from singer.rvc.pipeline import Chunking, Converter, Settings, mix_rms
-from singer.rvc.testing import random_checkpoint
+from singer.engines.converters.rvc import checkpoint as ck
+from singer.engines.converters.rvc.hubert import ContentEncoder
+from singer.engines.converters.rvc.index import RetrievalIndex
+from singer.engines.converters.rvc.pipeline import Chunking, Converter, Settings, mix_rms
+from singer.engines.converters.rvc.testing import random_checkpoint
 from tests import rvc_reference
 from tests.rvckit import FairseqShim, make_hf_hubert, make_index
 from tests.rvcvoice import HUBERT

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from singer.engines.converters.rvc import checkpoint as ck
+from singer.engines.converters.rvc.testing import UPSAMPLING, random_checkpoint, write_checkpoint
 from singer.errors import InputError, ModelError
-from singer.rvc import checkpoint as ck
-from singer.rvc.testing import UPSAMPLING, random_checkpoint, write_checkpoint
 from tests import rvc_reference
 
 VARIANTS = [(v, sr, f0) for (v, sr) in UPSAMPLING for f0 in (True, False)]

@@ -14,8 +14,9 @@ from singer.audio import resample_file
 from singer.config import Settings
 from singer.engines import registry
 from singer.engines.base import Separator
-from singer.engines.separators import spleeter as sp
-from singer.engines.separators._spleeter_net import (
+from singer.engines.separators.spleeter import engine as sp
+from singer.engines.separators.spleeter import stream as st
+from singer.engines.separators.spleeter.net import (
     FastUNet,
     SpleeterUNet,
     load_checkpoint,
@@ -118,7 +119,7 @@ def stream(model, mix: np.ndarray, block: int | None = None, **kw) -> np.ndarray
             k -= take
         return np.concatenate(parts, axis=1) if parts else np.zeros((2, 0), np.float32)
 
-    sp.separate_stream(model, read, mix.shape[1], lambda v, i: outs.append(v), **kw)
+    st.separate_stream(model, read, mix.shape[1], lambda v, i: outs.append(v), **kw)
     return np.concatenate(outs, axis=1)
 
 
@@ -215,32 +216,32 @@ def test_unbridged_stream_equals_whole_song_spleeter(engine, song, plain):
     """bridge=0 must reproduce a whole-song Spleeter computation (one STFT, 512-frame segments, one iSTFT)."""
     mix = torch.from_numpy(song["mix"])
     n = mix.shape[1]
-    window = torch.hann_window(sp.N_FFT)
-    spec = torch.stft(mix, sp.N_FFT, sp.HOP, window=window, center=True, pad_mode="constant", return_complex=True)
+    window = torch.hann_window(st.N_FFT)
+    spec = torch.stft(mix, st.N_FFT, st.HOP, window=window, center=True, pad_mode="constant", return_complex=True)
     frames = spec.shape[2]
-    mag = torch.nn.functional.pad(spec[:, : sp.BINS].abs(), (0, -frames % 512))
+    mag = torch.nn.functional.pad(spec[:, : st.BINS].abs(), (0, -frames % 512))
     model = engine.model()
-    masker = sp._Masker(model, torch.get_num_threads())
+    masker = st._Masker(model, torch.get_num_threads())
     try:
         mask = torch.cat(masker([mag[:, :, s : s + 512] for s in range(0, mag.shape[2], 512)]), 2)
     finally:
         masker.close()
-    masked = torch.nn.functional.pad(spec[:, : sp.BINS] * mask[:, :, :frames], (0, 0, 0, sp.N_FFT // 2 + 1 - sp.BINS))
-    ref = torch.istft(masked, sp.N_FFT, sp.HOP, window=window, center=True, length=n).numpy()
+    masked = torch.nn.functional.pad(spec[:, : st.BINS] * mask[:, :, :frames], (0, 0, 0, st.N_FFT // 2 + 1 - st.BINS))
+    ref = torch.istft(masked, st.N_FFT, st.HOP, window=window, center=True, length=n).numpy()
     got = plain
     # Identical to float rounding in the first window. The whole-song STFT stops at frame n // 1024, while the
     # stream also analyses the last 1-2 frames that still touch the song (so every output sample is covered);
     # those extra frames reach the last window's masks through the network's receptive field, very slightly.
-    first = 510 * sp.HOP
+    first = 510 * st.HOP
     assert snr_db(ref[:, :first], got[:, :first]) > 80
-    m = n - 3 * sp.HOP
+    m = n - 3 * st.HOP
     assert snr_db(ref[:, :m], got[:, :m]) > 40
 
 
 def test_bridge_changes_only_the_boundary_region(song, plain, separated):
     bridged = sf.read(separated["stems"]["vocals"], dtype="float32", always_2d=True)[0].T
-    boundary = 512 * sp.HOP - sp.N_FFT // 2  # first sample where window 1's frames dominate
-    reach = (sp.BLEND + 4) * sp.HOP  # blended frames plus one frame length
+    boundary = 512 * st.HOP - st.N_FFT // 2  # first sample where window 1's frames dominate
+    reach = (st.BLEND + 4) * st.HOP  # blended frames plus one frame length
     for far in (slice(0, boundary - reach), slice(boundary + reach, None)):
         assert np.abs(plain[:, far] - bridged[:, far]).max() < 1e-4  # identical away from the boundary
     assert snr_db(plain, bridged) > 10

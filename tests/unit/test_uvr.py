@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from singer.audio import resample, write_wav
-from singer.engines.separators import uvr_catalog as catalog
+from singer.engines.separators.uvr import catalog
 from singer.errors import EngineUnavailable, ModelError, UsageError
 from tests.synth import make_synthetic_song
 from tests.uvrkit import install_uvr_kit
@@ -98,7 +98,7 @@ def test_stems_that_do_not_fit_the_stage_are_refused():
 
 # ---- the compatibility layer ---------------------------------------------------------------------------------------
 def test_onnx2torch_standin_explains_itself():
-    from singer.engines.separators import uvr_compat
+    from singer.engines.separators.uvr import compat as uvr_compat
 
     uvr_compat.prepare()
     import onnx2torch
@@ -111,7 +111,7 @@ def test_onnx2torch_standin_explains_itself():
 
 
 def test_offline_separator_never_downloads(tmp_path, no_network):
-    from singer.engines.separators import uvr_compat
+    from singer.engines.separators.uvr import compat as uvr_compat
 
     uvr_compat.prepare()
     sep = uvr_compat.offline_separator_class()(
@@ -126,7 +126,7 @@ def test_offline_separator_never_downloads(tmp_path, no_network):
 def test_engine_output_equals_audio_separator_direct(settings, kit, song_wav, tmp_path, no_network):
     """singer adds nothing to the audio: its stems are audio-separator's own, bit for bit."""
     from singer.engines import registry
-    from singer.engines.separators import uvr_compat
+    from singer.engines.separators.uvr import compat as uvr_compat
 
     src, vocals = song_wav
     eng = registry.create("separator", "uvr", settings)
@@ -152,11 +152,22 @@ def test_engine_output_equals_audio_separator_direct(settings, kit, song_wav, tm
     assert np.corrcoef(est, vocals.mean(0))[0, 1] > 0.8
 
 
-def test_models_stay_warm_and_the_oldest_is_dropped(settings, kit, song_wav, tmp_path, monkeypatch):
-    from singer.engines.separators.uvr import UVRSeparator
+@pytest.fixture
+def cold_cache():
+    """The process's warm-model cache without UVR models; its limit restored afterwards."""
+    from singer.engines import warm
 
-    settings.warm_models = 1
-    eng = UVRSeparator(settings)
+    before = warm.MODELS.limit
+    warm.MODELS.forget("uvr")
+    yield warm.MODELS
+    warm.MODELS.resize(before)
+
+
+def test_models_stay_warm_and_the_oldest_is_dropped(settings, kit, song_wav, tmp_path, monkeypatch, cold_cache):
+    settings.max_warm_models = 1
+    from singer.engines import registry
+
+    eng = registry.create("separator", "uvr", settings)  # sizes the process's model cache from the settings
     loads: list[str] = []
     real = eng._separator
 
@@ -175,7 +186,7 @@ def test_models_stay_warm_and_the_oldest_is_dropped(settings, kit, song_wav, tmp
 
 
 def test_roformer_dereverb_stage_keeps_rate_length_and_channels(settings, kit, tmp_path, no_network):
-    from singer.engines.separators.uvr import UVRSeparator
+    from singer.engines.separators.uvr.engine import UVRSeparator
 
     mix, _, _ = make_synthetic_song(3.0, sr=44100, seed=2)
     x = resample(mix, 44100, 48000)[:1]

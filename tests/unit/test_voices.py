@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 
 from singer.config import Settings
+from singer.engines.converters.world.profile import VoiceProfile, learn_profile, merge_profiles
 from singer.errors import InputError, VoiceNotFound
-from singer.profile import VoiceProfile, learn_profile, merge_profiles
 from singer.voices import BUNDLED_DIR, VoiceStore, validate_name
 
 SR = 22050

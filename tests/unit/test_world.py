@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from singer import vocoder
 from singer.config import Settings
 from singer.engines import registry
-from singer.engines.converters.world import WorldConverter
+from singer.engines.converters.world import vocoder
+from singer.engines.converters.world.engine import WorldConverter
+from singer.engines.converters.world.profile import learn_profile
 from singer.errors import InputError
-from singer.profile import learn_profile
 
 SR = 44100
 

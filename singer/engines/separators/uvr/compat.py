@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ...errors import EngineUnavailable, ModelError
+from ....errors import EngineUnavailable, ModelError
 
 ARCH_MODULES = ("mdx_separator", "mdxc_separator", "vr_separator", "demucs_separator")
 _report: contextvars.ContextVar[Callable[[float], None] | None] = contextvars.ContextVar("uvr_progress", default=None)

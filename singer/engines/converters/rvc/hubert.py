@@ -19,13 +19,12 @@ import importlib.util
 import json
 import re
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError, UsageError
+from ....errors import ModelError, UsageError
 from .safeload import load_weights, load_with_stubs, plain
 
 HOP = 320  # samples per content frame at 16 kHz (5 * 2**6)
@@ -52,10 +51,6 @@ _FAIRSEQ_KEYS = [
 _POS = "encoder.pos_conv_embed.conv."
 _ACTIVATIONS = {"gelu_accurate": "gelu_pytorch_tanh"}  # fairseq name -> transformers name where they differ
 
-_CACHE: dict[tuple[str, int], ContentEncoder] = {}
-_CACHE_SIZE = 2
-_LOCK = threading.Lock()
-
 
 def find_content_model(models_path: Path) -> Path:
     """The content model under ``models_path``: ``hubert/`` (transformers folder) or a fairseq ``.pt``."""
@@ -71,12 +66,6 @@ def find_content_model(models_path: Path) -> Path:
     raise ModelError(
         f"No content model (HuBERT/ContentVec) found in {models_path}.", hint=PULL_HINT.format(models_path)
     )
-
-
-def clear_cache() -> None:
-    """Forget the warm models."""
-    with _LOCK:
-        _CACHE.clear()
 
 
 def _transformers() -> Any:
@@ -273,22 +262,14 @@ class ContentEncoder:
 
     @classmethod
     def load(cls, path: Path) -> ContentEncoder:
-        """Load (or reuse, keyed by resolved path and modification time) a transformers folder or fairseq .pt."""
+        """Load a transformers folder or fairseq .pt, or reuse the warm one (:mod:`singer.engines.warm`) while its
+        files are unchanged."""
+        from ... import warm
+
         path = Path(path)
         if not path.exists():
             raise ModelError(f"Content model {path} does not exist.", hint=PULL_HINT.format(path.parent))
-        files = [p for p in path.iterdir() if p.is_file()] if path.is_dir() else [path]
-        key = (str(path.resolve()), max((p.stat().st_mtime_ns for p in files), default=0))
-        with _LOCK:
-            if key in _CACHE:
-                return _CACHE[key]
-            enc = cls._build(path)
-            for old in [k for k in _CACHE if k[0] == key[0]]:
-                del _CACHE[old]  # the file changed: drop the stale model
-            while len(_CACHE) >= _CACHE_SIZE:
-                del _CACHE[next(iter(_CACHE))]
-            _CACHE[key] = enc
-            return enc
+        return warm.get("hubert", path.name, str(path.resolve()), lambda: cls._build(path), stamp=warm.file_stamp(path))
 
     @classmethod
     def _build(cls, path: Path) -> ContentEncoder:

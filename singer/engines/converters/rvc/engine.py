@@ -3,8 +3,9 @@
 Needs a content model in the models folder (``singer models pull hubert``: RVC's ``hubert_base.pt`` or a
 HF-format HuBERT/ContentVec folder) and, for ``f0_method = "rmvpe"``, ``rmvpe.pt``; fcpe (default), crepe,
 harvest and pm need nothing more. The vocal is mixed to mono, resampled to 16 kHz, converted by
-:mod:`singer.rvc.pipeline` (RVC's numerics), resampled back and written to every channel at the input's level
-ratio per channel, with the input's exact rate and length. Loaded models stay warm in the engine between calls.
+:mod:`.pipeline` (RVC's numerics), resampled back and written to every channel at the input's level
+ratio per channel, with the input's exact rate and length. Loaded models stay warm in the process between calls
+(:mod:`singer.engines.warm`).
 
 ``key = "auto"`` measures the vocal (its pitch track: range, and whether it is sung or spoken,
 :func:`singer.register.classify`) against the voice's register, like with like: singing against the voice's
@@ -25,8 +26,8 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ...errors import EngineUnavailable, InputError, ModelError
-from ..base import Progress, no_progress
+from ....errors import EngineUnavailable, InputError, ModelError
+from ...base import Converter, Progress, no_progress
 
 F0Method = Literal["fcpe", "crepe", "crepe-tiny", "rmvpe", "harvest", "pm"]
 
@@ -36,9 +37,10 @@ def instrumental_key(key: float) -> float:
     return float(key - 12 * round(key / 12))
 
 
-class RVCConverter:
+class RVCConverter(Converter):
     name: ClassVar[str] = "rvc"
     kind: ClassVar[str] = "converter"
+    voice_kinds: ClassVar[tuple[str, ...]] = ("rvc",)
     version: ClassVar[str] = "2"  # 2: key auto / auto_octave compare singing with singing, speech with speech
     description: ClassVar[str] = (
         "RVC v1/v2 voice models (own inference; HuBERT/ContentVec content, fcpe/crepe/rmvpe pitch, faiss index)"
@@ -86,7 +88,7 @@ class RVCConverter:
                 hint="Reinstall singer (make install).",
                 reasons={"rvc": f"python packages missing: {', '.join(missing)}"},
             )
-        from ...rvc.hubert import find_content_model
+        from .hubert import find_content_model
 
         try:
             find_content_model(Path(settings.models_path))
@@ -94,69 +96,53 @@ class RVCConverter:
             raise EngineUnavailable(e.user_message, hint=e.hint, reasons={"rvc": e.user_message}) from None
 
     def __init__(self, settings: Any):
-        from ...rvc.pipeline import map_large_buffers
+        from ....memory import map_large_buffers
 
         map_large_buffers()  # long songs: activations go back to the OS between chunks (peak RSS flat)
         self.settings = settings
-        self._encoder = None
-        self._voices: dict[tuple, Any] = {}
 
-    @staticmethod
-    def accepts(voice: Any) -> bool:
-        return getattr(voice, "kind", None) == "rvc"
-
-    # -- warm models ---------------------------------------------------------------------------------------------
+    # -- warm models (kept by the process's cache, :mod:`singer.engines.warm`; the engine holds none) ---------------
     def encoder(self):
-        if self._encoder is None:
-            from ...rvc.hubert import ContentEncoder, find_content_model
+        from .hubert import ContentEncoder, find_content_model
 
-            self._encoder = ContentEncoder.load(find_content_model(Path(self.settings.models_path)))
-        return self._encoder
+        return ContentEncoder.load(find_content_model(Path(self.settings.models_path)))
 
     def converter(self, rv: Any):
-        from ...rvc import checkpoint as ck
-        from ...rvc.pipeline import Converter
+        """The voice's synthesizer and index (warm while its files are unchanged) with the content encoder."""
+        from ... import warm
+        from .pipeline import Converter
 
-        stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in (rv.pth, rv.index) if p is not None)
-        conv = self._voices.get(stamp)
-        if conv is None:
-            net = ck.load(rv.pth).build()
-            index = None
+        def load() -> tuple:
+            from . import checkpoint as ck
+
+            net, index = ck.load(rv.pth).build(), None
             if rv.index is not None:
-                from ...rvc.index import RetrievalIndex
+                from .index import RetrievalIndex
 
                 index = RetrievalIndex.load(rv.index)
-            conv = Converter(net, self.encoder(), index)
-            self._voices.clear()  # one voice warm at a time keeps memory bounded
-            self._voices[stamp] = conv
-        return conv
+            return net, index
+
+        where = str(Path(rv.pth).resolve())
+        net, index = warm.get("rvc", rv.name, where, load, stamp=warm.file_stamp(rv.pth, rv.index))
+        return Converter(net, self.encoder(), index)
 
     # -- conversion ----------------------------------------------------------------------------------------------
     def convert(self, src: Path, dst: Path, voice: Any, params: dict, progress: Progress = no_progress) -> dict:
-        import soundfile as sf
-
-        from ...audio import resample_long
-        from ...register import choose_key, choose_octave, classify
-        from ...rvc.f0 import FRAME_S, pitch_stats
-        from ...rvc.pipeline import Settings
+        from ....audio import resample_long
 
         started = time.perf_counter()
-        try:
-            p = self.Params(**(params or {}))
-        except ValidationError as e:
-            err = e.errors()[0]
-            raise InputError(
-                f"Bad rvc converter parameter {err['loc'][0] if err['loc'] else ''}: {err['msg']}",
-                hint="See `singer engines` for the parameters and their ranges.",
-            ) from None
-        if getattr(voice, "kind", None) != "rvc":
+        p = self._params(params)
+        if not self.accepts(voice):
+            from ...registry import converter_for
+
             raise InputError(
                 f"Voice '{getattr(voice, 'name', voice)}' is a {getattr(voice, 'kind', '?')} voice; the rvc engine sings RVC models.",
-                hint="Pick an RVC voice (singer voices list) or use --engine world.",
+                hint=f"Pick an RVC voice (singer voices list) or use --engine "
+                f"{converter_for(getattr(voice, 'kind', '')) or 'world'}.",
             )
         rv = voice.load()
         mono, sr, rms = _read_mono(Path(src))
-        n, channels = len(mono), len(rms)
+        n = len(mono)
         if n == 0 or rms.max() < 10 ** (p.gate_db / 20):
             raise InputError(
                 f"No singing or speech found in {Path(src).name}: it is silent.",
@@ -167,65 +153,20 @@ class RVCConverter:
         gate = _gate_frames(mono, sr, p.gate_db)
         x16 = resample_long(mono, sr, 16000)
         del mono
-        chosen: dict = {}
-
-        reg = rv.register
-
-        def choose(f0: np.ndarray) -> float:
-            src_stats = pitch_stats(f0)
-            delivery = classify(f0, FRAME_S)
-            chosen["source_range"] = src_stats
-            choice = None
-            if p.key != "auto":
-                key = float(p.key)
-                if p.auto_octave and reg is not None and src_stats:
-                    choice = choose_octave(src_stats, delivery, reg, base=key, voice_name=rv.name)
-                    key += choice.shift
-            elif reg is None:
-                raise InputError(
-                    f"Voice '{rv.name}' has no recorded range, so --key auto cannot fit the song to it.",
-                    hint="Give a key (--key -3), or re-add the voice with --range C3-C5, --sample "
-                    "recordings or --gender.",
-                )
-            else:
-                choice = choose_key(src_stats, delivery, reg, voice_name=rv.name) if src_stats else None
-                key = choice.shift if choice else 0.0
-            chosen["key"], chosen["octave"] = key, choice.to_dict() if choice else None
-            return key
-
-        s = Settings(
-            key=0.0 if p.key == "auto" else float(p.key),
-            f0_method=p.f0_method,
-            index_rate=p.index_rate,
-            filter_radius=p.filter_radius,
-            rms_mix_rate=p.rms_mix_rate,
-            protect=p.protect,
-            sid=p.sid,
-            seed=p.seed,
-            crossfade_ms=p.crossfade_ms,
-        )
+        chooser = _KeyChooser(p, rv)
+        s = _pipeline_settings(p)
         y = conv(
             x16,
             s,
             models_path=Path(self.settings.models_path),
-            choose_key=choose,
+            choose_key=chooser,
             progress=lambda f: progress(0.05 + 0.9 * f, "converting"),
         )
         del x16
         y = resample_long(y, conv.tgt_sr, sr)
-        y = np.pad(y, (0, max(0, n - len(y))))[:n]
-        gains = (rms / max(float(rms.mean()), 1e-12)).astype(np.float32)
-        tmp = Path(dst).with_name(Path(dst).name + ".tmp.wav")
-        try:
-            with sf.SoundFile(str(tmp), "w", sr, channels, subtype="FLOAT", format="WAV") as f:
-                for a in range(0, n, BLOCK):
-                    b = min(n, a + BLOCK)
-                    f.write((y[a:b] * _expand_gate(gate, sr, a, b))[:, None] * gains[None, :])
-            tmp.replace(dst)
-        finally:
-            tmp.unlink(missing_ok=True)
+        _write_gated(Path(dst), np.pad(y, (0, max(0, n - len(y))))[:n], sr, rms, gate)
         progress(1.0, "done")
-        key = chosen.get("key", s.key)
+        key = chooser.chosen.get("key", s.key)
         follow = (
             instrumental_key(key) if p.key == "auto" else float(p.key)
         )  # octaves added by auto_octave stay vocal-only
@@ -240,11 +181,88 @@ class RVCConverter:
                 "f0": conv.f0,
                 "index": conv.index is not None,
             },
-            "source_range": chosen.get("source_range"),
-            "octave": chosen.get("octave"),
-            "voice_register": reg.to_dict() if reg is not None else None,
+            "source_range": chooser.chosen.get("source_range"),
+            "octave": chooser.chosen.get("octave"),
+            "voice_register": rv.register.to_dict() if rv.register is not None else None,
             "seconds": round(time.perf_counter() - started, 3),
         }
+
+    def _params(self, params: dict | None) -> Any:
+        try:
+            return self.Params(**(params or {}))
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise InputError(
+                f"Bad rvc converter parameter {err['loc'][0] if err['loc'] else ''}: {err['msg']}",
+                hint="See `singer engines` for the parameters and their ranges.",
+            ) from None
+
+
+class _KeyChooser:
+    """The pipeline's ``choose_key`` hook: given the vocal's pitch track, the key to apply (``key = "auto"``, or a
+    numeric key plus the octave ``auto_octave`` adds). What it measured and chose is kept in :attr:`chosen`."""
+
+    def __init__(self, p: Any, rv: Any):
+        self.p, self.rv = p, rv
+        self.chosen: dict = {}
+
+    def __call__(self, f0: np.ndarray) -> float:
+        from ....register import choose_key, choose_octave, classify
+        from .f0 import FRAME_S, pitch_stats
+
+        p, rv, reg = self.p, self.rv, self.rv.register
+        src_stats = pitch_stats(f0)
+        delivery = classify(f0, FRAME_S)
+        self.chosen["source_range"] = src_stats
+        choice = None
+        if p.key != "auto":
+            key = float(p.key)
+            if p.auto_octave and reg is not None and src_stats:
+                choice = choose_octave(src_stats, delivery, reg, base=key, voice_name=rv.name)
+                key += choice.shift
+        elif reg is None:
+            raise InputError(
+                f"Voice '{rv.name}' has no recorded range, so --key auto cannot fit the song to it.",
+                hint="Give a key (--key -3), or re-add the voice with --range C3-C5, --sample recordings or --gender.",
+            )
+        else:
+            choice = choose_key(src_stats, delivery, reg, voice_name=rv.name) if src_stats else None
+            key = choice.shift if choice else 0.0
+        self.chosen["key"], self.chosen["octave"] = key, choice.to_dict() if choice else None
+        return key
+
+
+def _pipeline_settings(p: Any) -> Any:
+    """The pipeline's settings for the step's params (``key = "auto"`` starts from 0; the chooser decides)."""
+    from .pipeline import Settings
+
+    return Settings(
+        key=0.0 if p.key == "auto" else float(p.key),
+        f0_method=p.f0_method,
+        index_rate=p.index_rate,
+        filter_radius=p.filter_radius,
+        rms_mix_rate=p.rms_mix_rate,
+        protect=p.protect,
+        sid=p.sid,
+        seed=p.seed,
+        crossfade_ms=p.crossfade_ms,
+    )
+
+
+def _write_gated(dst: Path, y: np.ndarray, sr: int, rms: np.ndarray, gate: np.ndarray) -> None:
+    """Write the mono result to every channel at the input's level ratio per channel, gated, atomically."""
+    import soundfile as sf
+
+    gains = (rms / max(float(rms.mean()), 1e-12)).astype(np.float32)
+    tmp = dst.with_name(dst.name + ".tmp.wav")
+    try:
+        with sf.SoundFile(str(tmp), "w", sr, len(rms), subtype="FLOAT", format="WAV") as f:
+            for a in range(0, len(y), BLOCK):
+                b = min(len(y), a + BLOCK)
+                f.write((y[a:b] * _expand_gate(gate, sr, a, b))[:, None] * gains[None, :])
+        tmp.replace(dst)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 BLOCK = 1 << 20  # samples per block when reading/writing long stems

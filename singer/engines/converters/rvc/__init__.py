@@ -1,5 +1,6 @@
-"""singer's own RVC inference (no fairseq, no rvc-python).
+"""``rvc``: singer's own RVC v1/v2 inference (no fairseq, no rvc-python), for voices of kind ``rvc``.
 
+  engine      RVCConverter: the workflow engine (params, key choice, reading and writing the stems)
   safeload    torch pickles read without running code (weights_only; fairseq configs as inert stubs)
   checkpoint  community .pth voice models: validate, describe, build, merge, save
   synth       the synthesizer (text encoder, flow, NSF-HiFiGAN, speaker embedding) with RVC's parameter names
@@ -10,5 +11,5 @@
   pipeline    RVC's conversion of a 16 kHz vocal, chunked, with RVC's numerics
   voice       RVC voices in the voice store: add, verify, merge
   testing     random checkpoints in the real format, for tests and benchmarks
-The engine that plugs this into workflows is :mod:`singer.engines.converters.rvc`.
+Nothing here imports torch when the package is imported; the modules that need it import it themselves.
 """

@@ -1,14 +1,14 @@
 """UVR separation (MDX-Net, Roformer/MDX23C, VR...) through audio-separator's ``Separator``.
 
 * Models live in ``<models>/uvr/``, handed to audio-separator as its ``model_file_dir``; singer's
-  :class:`~.uvr_compat.OfflineSeparator` never downloads (``singer models pull`` does, with checksums).
-* A step picks its model by preset, manifest name or file (:mod:`.uvr_catalog`) and its **stage**: ``vocals``
+  :class:`~.compat.OfflineSeparator` never downloads (``singer models pull`` does, with checksums).
+* A step picks its model by preset, manifest name or file (:mod:`.catalog`) and its **stage**: ``vocals``
   (vocals / instrumental), ``karaoke`` (lead / backing, run on a vocal stem), ``dereverb`` (dry / reverb). The
   model's own stem names are mapped to the stage's outputs, so ``UVR_MDXNET_KARA`` ("Vocals") and a Roformer
   ("vocals"/"other") both give ``lead``/``backing``.
-* Loaded models stay warm in the engine (``settings.warm_models`` per process, least recently used dropped),
-  and the workflow's engine pool keeps the engine: a second job with the same model skips loading.
-* MDX models always run at their own ``dim_t`` through ONNX Runtime (see :mod:`.uvr_compat` for why).
+* Loaded models stay warm in the process's one warm-model cache (:mod:`singer.engines.warm`, sized by
+  ``settings.max_warm_models``, least recently used dropped): a second job with the same model skips loading.
+* MDX models always run at their own ``dim_t`` through ONNX Runtime (see :mod:`.compat` for why).
 * audio-separator reads the song itself (librosa, resampled to 44.1 kHz) and writes float WAVs straight into the
   step's folder: singer adds no copy of the audio in memory. Only other rates or mono inputs are converted back
   afterwards (streamed), so outputs keep the input's rate, length and channel count.
@@ -16,28 +16,27 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import tempfile
 import threading
 import warnings
-from collections import OrderedDict
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...errors import EngineUnavailable, InputError, SingerError, StepFailed
-from ..base import Progress, no_progress
-from . import uvr_catalog as catalog
+from ....errors import EngineUnavailable, InputError, SingerError, StepFailed
+from ...base import Progress, Separator, no_progress
+from . import catalog
 
 SAMPLE_RATE = 44100
+_RUN_LOCK = threading.Lock()  # audio-separator's Separator is not thread-safe, and warm ones are shared
 _FIX = "make install (it adds audio-separator==0.47.1 with --no-deps; see the README, 'UVR separation')"
 
 
-class UVRSeparator:
+class UVRSeparator(Separator):
     """Separation with UVR models through audio-separator, offline once the model files are here."""
 
     name: ClassVar[str] = "uvr"
@@ -87,22 +86,23 @@ class UVRSeparator:
 
     def __init__(self, settings: Any):
         self.settings = settings
-        self.capacity = max(1, int(getattr(settings, "warm_models", 2) or 2))
-        self._loaded: OrderedDict[str, Any] = OrderedDict()
-        self._lock = threading.Lock()  # audio-separator's Separator is not thread-safe
 
     # ---- models -------------------------------------------------------------------------------------------------
     def _separator(self, m: catalog.UVRModel) -> Any:
-        """A Separator with ``m`` loaded: reused while warm, else created (the least recently used is dropped)."""
-        if m.file in self._loaded:
-            self._loaded.move_to_end(m.file)
-            return self._loaded[m.file]
-        from . import uvr_compat
+        """A Separator with ``m`` loaded: reused while warm, else created (:mod:`singer.engines.warm`)."""
+        from ... import warm
 
-        uvr_compat.prepare()
+        where = str(catalog.uvr_dir(self.settings).resolve() / m.file)
+        stamp = warm.file_stamp(*m.paths(self.settings))  # a replaced model file loads afresh
+        return warm.get("uvr", m.file, where, lambda: self._load(m), stamp=stamp)
+
+    def _load(self, m: catalog.UVRModel) -> Any:
+        from . import compat
+
+        compat.prepare()
         folder = catalog.uvr_dir(self.settings)
         with warnings.catch_warnings():  # its constructor would silence every warning of the whole process
-            sep = uvr_compat.offline_separator_class()(
+            sep = compat.offline_separator_class()(
                 log_level=logging.WARNING,
                 model_file_dir=str(folder),
                 output_dir=tempfile.gettempdir(),
@@ -128,15 +128,14 @@ class UVRSeparator:
                 hint=f"Check the files with `singer models verify {m.pull or ''}`".strip() + "; "
                 "pull them again if they are damaged.",
             ) from e
-        while len(self._loaded) >= self.capacity:
-            self._loaded.popitem(last=False)
-            gc.collect()
-        self._loaded[m.file] = sep
         return sep
 
     def warm(self) -> list[str]:
-        """File names of the models loaded now (most recently used last)."""
-        return list(self._loaded)
+        """File names of this engine's models (those in its UVR folder) loaded now, most recently used last."""
+        from ... import warm
+
+        folder = catalog.uvr_dir(self.settings).resolve()
+        return [name for name, where in warm.MODELS.warm("uvr") if where == str(folder / name)]
 
     # ---- separation ---------------------------------------------------------------------------------------------
     def separate(
@@ -162,7 +161,7 @@ class UVRSeparator:
         m = catalog.resolve(self.settings, p.model, p.stage)
         catalog.require(self.settings, m)
         out_dir.mkdir(parents=True, exist_ok=True)
-        with self._lock:
+        with _RUN_LOCK:
             progress(0.0, f"loading {m.name}")
             sep = self._separator(m)
             parts = self._run(sep, src, out_dir, p.stage, progress)
@@ -178,7 +177,7 @@ class UVRSeparator:
         return final
 
     def _run(self, sep: Any, src: Path, out_dir: Path, stage: str, progress: Progress) -> dict[str, Path]:
-        from . import uvr_compat
+        from . import compat
 
         inst = sep.model_instance
         mapping = catalog.assign(stage, str(inst.primary_stem_name), str(inst.secondary_stem_name))
@@ -190,7 +189,7 @@ class UVRSeparator:
             progress(0.02 + 0.9 * done[0], "separating")
 
         sep.output_dir = inst.output_dir = str(out_dir)
-        token = uvr_compat.reporting(report)
+        token = compat.reporting(report)
         try:
             written = sep.separate(str(src), custom_output_names=names)
         except (SingerError, MemoryError):
@@ -198,7 +197,7 @@ class UVRSeparator:
         except Exception as e:
             raise StepFailed(f"audio-separator failed on {src.name}: {type(e).__name__}: {e}") from e
         finally:
-            uvr_compat.stop_reporting(token)
+            compat.stop_reporting(token)
         parts = {out: out_dir / f"{names[stem]}.wav" for out, stem in mapping.items()}
         missing = [out for out, part in parts.items() if not part.is_file()]
         if missing:
@@ -215,7 +214,7 @@ def _conform(part: Path, dst: Path, rate: int, frames: int, channels: int) -> No
     import numpy as np
     import soundfile as sf
 
-    from ...audio import resample_file
+    from ....audio import resample_file
 
     info = sf.info(str(part))
     if info.samplerate == rate and info.frames == frames and info.channels == channels:

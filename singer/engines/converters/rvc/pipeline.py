@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ....memory import release_memory
+
 SR = 16000
 WINDOW = 160  # samples per content/pitch frame at 16 kHz
 
@@ -48,32 +50,6 @@ class Settings:
     sid: int = 0
     seed: int = 0
     crossfade_ms: float = 0.0  # > 0: chunks overlap this much around each cut and are crossfaded (RVC: hard cut)
-
-
-def _libc():
-    try:
-        import ctypes
-
-        return ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-
-
-def release_memory() -> None:
-    """Hand freed heap memory back to the OS between chunks (glibc keeps it otherwise, and RSS creeps up)."""
-    libc = _libc()
-    if libc is not None and hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
-
-
-def map_large_buffers(threshold: int = 1 << 20) -> None:
-    """Make glibc serve every buffer above ``threshold`` bytes with its own mapping, returned to the OS when freed.
-
-    glibc raises its mmap threshold after the first large free, after which 100 MB activations come from the heap and
-    stay resident; on a 10-minute song that costs a few hundred MB of peak RSS. Called by the rvc engine."""
-    libc = _libc()
-    if libc is not None and hasattr(libc, "mallopt"):
-        libc.mallopt(-3, threshold)  # M_MMAP_THRESHOLD (fixing it also stops the dynamic raise)
 
 
 def highpass(audio: np.ndarray) -> np.ndarray:
@@ -164,8 +140,6 @@ class Converter:
         ``choose_key(f0)`` (optional) sees the pitch track before the shift and returns the key to apply."""
         import torch
 
-        from .f0 import coarse_f0, extract_f0
-
         ch = self.ch
         t_pad, t_pad_tgt = SR * ch.x_pad, self.tgt_sr * ch.x_pad
         audio = highpass(np.asarray(audio, dtype=np.float64))
@@ -174,14 +148,7 @@ class Converter:
         audio_pad = np.pad(audio, (t_pad, t_pad), mode="reflect")
         del audio  # long songs: keep one copy
         p_len = audio_pad.shape[0] // WINDOW
-        pitch = pitchf = None
-        if self.f0:
-            f0 = extract_f0(audio_pad, p_len, s.f0_method, filter_radius=s.filter_radius, models_path=models_path)
-            f0 = np.asarray(f0)[:p_len]
-            key = choose_key(f0) if choose_key is not None else s.key
-            f0 = f0 * pow(2, key / 12)
-            pitch = torch.from_numpy(coarse_f0(f0).astype(np.int64)).unsqueeze(0)
-            pitchf = torch.from_numpy(f0.astype(np.float32)).unsqueeze(0)
+        pitch, pitchf = self._pitch(audio_pad, p_len, s, models_path, choose_key) if self.f0 else (None, None)
         gen = torch.Generator().manual_seed(int(s.seed))
         start, pos = 0, 0
         out = np.empty((len(audio_pad) - 2 * t_pad) * self.tgt_sr // SR + self.tgt_sr, dtype=np.float32)
@@ -215,6 +182,21 @@ class Converter:
         if s.rms_mix_rate != 1:
             out = mix_rms(None, out, self.tgt_sr, s.rms_mix_rate, src_env=env_in)
         return out.astype(np.float32, copy=False)
+
+    def _pitch(self, audio_pad: np.ndarray, p_len: int, s: Settings, models_path, choose_key) -> tuple:
+        """Coarse pitch (long) and pitch in Hz, [1, p_len] tensors, after the key shift (``choose_key(f0)`` or
+        ``s.key``)."""
+        import torch
+
+        from .f0 import coarse_f0, extract_f0
+
+        f0 = extract_f0(audio_pad, p_len, s.f0_method, filter_radius=s.filter_radius, models_path=models_path)
+        f0 = np.asarray(f0)[:p_len]
+        key = choose_key(f0) if choose_key is not None else s.key
+        f0 = f0 * pow(2, key / 12)
+        pitch = torch.from_numpy(coarse_f0(f0).astype(np.int64)).unsqueeze(0)
+        pitchf = torch.from_numpy(f0.astype(np.float32)).unsqueeze(0)
+        return pitch, pitchf
 
     def _chunk(self, x: np.ndarray, pitch, pitchf, s: Settings, gen, keep: tuple[int, int]) -> np.ndarray:
         import torch

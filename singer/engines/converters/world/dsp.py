@@ -13,8 +13,8 @@ from math import gcd
 
 import numpy as np
 
-from ... import vocoder
-from ...profile import VoiceProfile
+from . import vocoder
+from .profile import VoiceProfile
 
 HOP_SECONDS = 0.01
 MAX_SEGMENT_SECONDS = 10.0

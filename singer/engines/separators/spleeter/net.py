@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...errors import ModelError
+from ....errors import ModelError
 
 CHANNELS = (16, 32, 64, 128, 256, 512)  # encoder widths; the decoder mirrors them
 BN_EPS = 1e-3

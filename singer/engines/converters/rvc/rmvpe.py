@@ -5,7 +5,7 @@ U-Net and a bidirectional GRU that scores 360 pitch bins (20 cents apart) per 10
 salience-weighted mean of the 9 bins around the best one, 0 where the best score is at or below ``thred``.
 
 Module and parameter names follow RVC's ``E2E(4, 1, (2, 2))`` so a real ``rmvpe.pt`` state dict loads with
-``strict=True``. This module imports torch at the top; :mod:`singer.rvc.f0` imports it only when RMVPE is used.
+``strict=True``. This module imports torch at the top; :mod:`singer.engines.converters.rvc.f0` imports it only when RMVPE is used.
 """
 
 from __future__ import annotations

@@ -4,18 +4,17 @@ The community layout (RVC WebUI ``savee``/``extract_small_model``, Applio): a di
 synthesizer's state dict without ``enc_q``, usually float16), ``config`` (18 hyper-parameters), ``f0`` (1/0),
 ``version`` ("v1"/"v2"; missing in old v1 files), ``sr`` ("40k"...) and ``info``. Weight-normed layers appear as
 ``weight_g``/``weight_v`` (old torch) or ``parametrizations.weight.original0/1`` (new torch); both are folded into
-plain weights here. Loading goes through :func:`singer.rvc.safeload.load_weights` (weights_only).
+plain weights here. Loading goes through :func:`singer.engines.converters.rvc.safeload.load_weights` (weights_only).
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, ModelError
+from ....errors import InputError, ModelError
 from .safeload import load_weights
 
 SR_NAMES = {32000: "32k", 40000: "40k", 48000: "48k"}
@@ -143,17 +142,8 @@ def unfold_weight_norm(weight: dict) -> dict:
     return out
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def from_dict(raw: Any, path: Path | None = None) -> RVCCheckpoint:
-    """Validate a loaded checkpoint dict (as ``torch.load`` gives it) and normalise it."""
-    name = path.name if path else "checkpoint"
+def _check_format(raw: Any, name: str) -> None:
+    """Raise ModelError unless ``raw`` looks like an RVC inference model with a vocoder singer runs."""
     if isinstance(raw, dict) and "weight" not in raw and "model" in raw:
         raise ModelError(
             f"{name} is an RVC training checkpoint (G_*.pth), not a voice model.",
@@ -170,6 +160,12 @@ def from_dict(raw: Any, path: Path | None = None) -> RVCCheckpoint:
             f"{name} uses the {vocoder} vocoder, which singer does not support yet.",
             hint="Use a model trained with the default HiFi-GAN vocoder.",
         )
+
+
+def from_dict(raw: Any, path: Path | None = None) -> RVCCheckpoint:
+    """Validate a loaded checkpoint dict (as ``torch.load`` gives it) and normalise it."""
+    name = path.name if path else "checkpoint"
+    _check_format(raw, name)
     try:
         weight = {
             k: v.float() if v.is_floating_point() else v for k, v in raw["weight"].items() if not k.startswith("enc_q.")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...errors import ModelError, UsageError
+from ....errors import ModelError, UsageError
 
 STAGES: dict[str, tuple[str, str]] = {  # stage -> (output kept, the rest)
     "vocals": ("vocals", "instrumental"),
@@ -67,7 +67,7 @@ def _from_entry(entry: Any, store: Any) -> UVRModel:
 
 
 def catalog(settings: Any) -> list[UVRModel]:
-    from ...modelstore import ModelStore
+    from ....modelstore import ModelStore
 
     store = ModelStore(settings)
     return [_from_entry(e, store) for e in store.entries("separator") if e.engine == "uvr"]

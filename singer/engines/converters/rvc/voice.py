@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, ModelError
-from ..register import TYPICAL_SPEAKING_HZ, Register
+from ....errors import InputError, ModelError
+from ....files import sha256_file
+from ....register import TYPICAL_SPEAKING_HZ, Register
 from . import checkpoint as ck
 
 NOTE_RE = re.compile(r"([A-Ga-g])([#b]?)(-?\d)\Z")
@@ -121,8 +122,8 @@ def register_from_samples(paths: Sequence[Path], kind: str = "auto") -> tuple[Re
     Returns (register, what the samples were: {"kind", "said": "by you" | "detected", evidence...})."""
     import numpy as np
 
-    from .. import audio
-    from ..register import classify, pitch_stats
+    from .... import audio
+    from ....register import classify, pitch_stats
     from .f0 import FRAME_S, extract_f0
 
     if kind not in SAMPLE_KINDS:
@@ -164,7 +165,7 @@ def register_meta(reg: Register) -> dict:
 def _copy(src: Path, dst: Path) -> str:
     tmp = dst.with_name(dst.name + ".tmp")
     shutil.copyfile(src, tmp)
-    digest = ck.sha256_file(tmp)
+    digest = sha256_file(tmp)
     tmp.replace(dst)
     return digest
 
@@ -239,9 +240,9 @@ def _model_meta(model: ck.RVCCheckpoint) -> dict:
 
 
 def _write(store: Any, path: Path, name: str, files: list[str], meta: dict, provenance: dict):
-    from ..profile import save_json
+    from ....files import atomic_write_json
 
-    save_json(path, {"name": name, "kind": "rvc", "files": files, "meta": meta, "provenance": provenance})
+    atomic_write_json(path, {"name": name, "kind": "rvc", "files": files, "meta": meta, "provenance": provenance})
     voice = store._read(path, False)
     assert voice is not None
     return voice
@@ -258,7 +259,7 @@ def verify(voice: Any) -> dict:
                 f"Voice '{voice.name}' is missing {f.name}.",
                 hint=f"Add the voice again (singer voices add {voice.name} ...).",
             )
-        actual = ck.sha256_file(f)
+        actual = sha256_file(f)
         report[f.name] = {
             "expected": expected.get(f.name, ""),
             "actual": actual,
@@ -292,7 +293,7 @@ def merge(
     files = [f"{new_name}.pth"]
     pth_tmp = store.user_dir / f"{new_name}.pth"
     merged.save(pth_tmp)
-    sha = {files[0]: ck.sha256_file(pth_tmp)}
+    sha = {files[0]: sha256_file(pth_tmp)}
     note = ""
     live = [(r, w) for r, w in zip(rvs, weights) if w > 0]
     if all(r.index is not None for r, _ in live):
@@ -301,7 +302,7 @@ def merge(
         idx = merge_indexes([RetrievalIndex.load(r.index) for r, _ in live], [w for _, w in live])
         files.append(f"{new_name}.index")
         idx.save(store.user_dir / files[1])
-        sha[files[1]] = ck.sha256_file(store.user_dir / files[1])
+        sha[files[1]] = sha256_file(store.user_dir / files[1])
     elif any(r.index is not None for r, _ in live):
         note = "no index: not every merged voice has one"
     total = float(sum(weights))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -33,17 +34,18 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ...errors import EngineUnavailable, InputError
-from ..base import Progress, no_progress
-from . import world_dsp as dsp
+from ....errors import EngineUnavailable, InputError
+from ...base import Converter, Progress, no_progress
+from . import dsp
 
 WINDOWS_FOR_SOURCE_PROFILE = 8
 WINDOW_SECONDS = 1.5
 
 
-class WorldConverter:
+class WorldConverter(Converter):
     name: ClassVar[str] = "world"
     kind: ClassVar[str] = "converter"
+    voice_kinds: ClassVar[tuple[str, ...]] = ("profile",)
     version: ClassVar[str] = (
         "3"  # 2: reports key / instrumental_key; 3: octave choice by singing range / speaking pitch
     )
@@ -94,29 +96,15 @@ class WorldConverter:
         self.settings = settings
         import scipy.signal  # noqa: F401  heavy imports (about 1 s) belong to construction, not to convert()
 
-        from ... import vocoder
+        from . import vocoder
 
         vocoder.pyworld()
 
     def convert(self, src: Path, dst: Path, voice: Any, params: dict, progress: Progress = no_progress) -> dict:
-        import soundfile as sf
-
         started = time.perf_counter()
         src, dst = Path(src), Path(dst)
-        try:
-            p = self.Params(**(params or {}))
-        except ValidationError as e:
-            raise InputError(
-                f"Bad world converter parameters: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}",
-                hint="See `singer engines` for the parameters and their ranges.",
-            ) from None
-        try:
-            info = sf.info(str(src))
-        except (RuntimeError, sf.LibsndfileError) as e:
-            raise InputError(
-                f"Cannot read {src.name} as a WAV file: {e}", hint="The converter expects a WAV vocal stem."
-            ) from None
-        sr, channels, n = info.samplerate, info.channels, info.frames
+        p = self._params(params)
+        sr, channels, n = _wav_shape(src)
         hop = round(sr * dsp.HOP_SECONDS)
         frame_db, gains = _levels(src, hop, channels)
         segments = dsp.plan_segments(frame_db, hop, n, sr)
@@ -143,41 +131,8 @@ class WorldConverter:
             analysis_rate=proc_sr,
         )
         xf = int(dsp.CROSSFADE_SECONDS * sr / 2) * 2  # overlap of crossfaded neighbours, as planned
-        ctx, edge = int(dsp.CONTEXT_SECONDS * sr), int(0.01 * sr)
-
-        def work(seg: dsp.Segment) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            a, b = max(0, seg.start - ctx), min(n, seg.end + ctx)
-            with sf.SoundFile(str(src)) as f:
-                f.seek(a)
-                x = f.read(b - a, dtype="float32", always_2d=True) @ gains.mix
-            y, f0_in, f0_out = dsp.process_segment(x, sr, proc_sr, transform, p.frame_period)
-            y = y[seg.start - a : seg.start - a + seg.end - seg.start]
-            # crossfade against a neighbour, or a 10 ms guard fade where the segment meets silence
-            head = xf if seg.fade_in else min(edge, len(y) // 2)
-            tail = xf if seg.fade_out else min(edge, len(y) // 2)
-            y[:head] *= np.sin(0.5 * np.pi * (np.arange(head) + 0.5) / max(head, 1)) ** 2
-            y[len(y) - tail :] *= np.cos(0.5 * np.pi * (np.arange(tail) + 0.5) / max(tail, 1)) ** 2
-            return y, f0_in, f0_out
-
-        total = sum(s.end - s.start for s in segments)
-        done, f0s_in, f0s_out = 0, [], []
-        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.part")
-        workers = max(1, int(getattr(self.settings, "threads", 0) or os.cpu_count() or 1))
-        pool = ThreadPoolExecutor(max_workers=workers)
-        try:
-            with sf.SoundFile(str(tmp), "w", sr, channels, subtype="FLOAT", format="WAV") as out:
-                writer = _OrderedWriter(out, gains.out, xf)
-                for seg, (y, f0_in, f0_out) in zip(segments, pool.map(work, segments)):
-                    writer.add(seg, y)
-                    f0s_in.append(f0_in)
-                    f0s_out.append(f0_out)
-                    done += seg.end - seg.start
-                    progress(done / total, f"world: {done / sr:.0f}/{total / sr:.0f} s")
-                writer.finish(n)
-            os.replace(tmp, dst)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)  # on error or cancel, queued segments are dropped
-            tmp.unlink(missing_ok=True)
+        job = _SegmentJob(src, n, sr, proc_sr, transform, p.frame_period, gains.mix, xf)
+        f0s_in, f0s_out = self._render(job, segments, dst, channels, gains.out, progress)
         return _metadata(
             p,
             transform,
@@ -192,6 +147,87 @@ class WorldConverter:
             f0s_out,
             time.perf_counter() - started,
         )
+
+    def _params(self, params: dict | None) -> Any:
+        try:
+            return self.Params(**(params or {}))
+        except ValidationError as e:
+            raise InputError(
+                f"Bad world converter parameters: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}",
+                hint="See `singer engines` for the parameters and their ranges.",
+            ) from None
+
+    def _render(
+        self, job: _SegmentJob, segments: list, dst: Path, channels: int, out_gains: np.ndarray, progress: Progress
+    ) -> tuple[list, list]:
+        """Process the segments in a thread pool and write them in order to ``dst`` (atomically); the f0 tracks in
+        and out, per segment."""
+        import soundfile as sf
+
+        sr, total = job.sr, sum(s.end - s.start for s in segments)
+        done, f0s_in, f0s_out = 0, [], []
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.part")
+        workers = max(1, int(getattr(self.settings, "threads", 0) or os.cpu_count() or 1))
+        pool = ThreadPoolExecutor(max_workers=workers)
+        try:
+            with sf.SoundFile(str(tmp), "w", sr, channels, subtype="FLOAT", format="WAV") as out:
+                writer = _OrderedWriter(out, out_gains, job.xf)
+                for seg, (y, f0_in, f0_out) in zip(segments, pool.map(job, segments)):
+                    writer.add(seg, y)
+                    f0s_in.append(f0_in)
+                    f0s_out.append(f0_out)
+                    done += seg.end - seg.start
+                    progress(done / total, f"world: {done / sr:.0f}/{total / sr:.0f} s")
+                writer.finish(job.n)
+            os.replace(tmp, dst)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # on error or cancel, queued segments are dropped
+            tmp.unlink(missing_ok=True)
+        return f0s_in, f0s_out
+
+
+def _wav_shape(src: Path) -> tuple[int, int, int]:
+    """Sample rate, channels and frames of a WAV stem."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(src))
+    except (RuntimeError, sf.LibsndfileError) as e:
+        raise InputError(
+            f"Cannot read {src.name} as a WAV file: {e}", hint="The converter expects a WAV vocal stem."
+        ) from None
+    return info.samplerate, info.channels, info.frames
+
+
+@dataclass
+class _SegmentJob:
+    """One segment's work, run in a pool thread: read it (with context) from the stem, transform, fade its edges."""
+
+    src: Path
+    n: int
+    sr: int
+    proc_sr: int
+    transform: dsp.Transform
+    frame_period: float
+    mix: np.ndarray
+    xf: int
+
+    def __call__(self, seg: dsp.Segment) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        import soundfile as sf
+
+        ctx, edge = int(dsp.CONTEXT_SECONDS * self.sr), int(0.01 * self.sr)
+        a, b = max(0, seg.start - ctx), min(self.n, seg.end + ctx)
+        with sf.SoundFile(str(self.src)) as f:
+            f.seek(a)
+            x = f.read(b - a, dtype="float32", always_2d=True) @ self.mix
+        y, f0_in, f0_out = dsp.process_segment(x, self.sr, self.proc_sr, self.transform, self.frame_period)
+        y = y[seg.start - a : seg.start - a + seg.end - seg.start]
+        # crossfade against a neighbour, or a 10 ms guard fade where the segment meets silence
+        head = self.xf if seg.fade_in else min(edge, len(y) // 2)
+        tail = self.xf if seg.fade_out else min(edge, len(y) // 2)
+        y[:head] *= np.sin(0.5 * np.pi * (np.arange(head) + 0.5) / max(head, 1)) ** 2
+        y[len(y) - tail :] *= np.cos(0.5 * np.pi * (np.arange(tail) + 0.5) / max(tail, 1)) ** 2
+        return y, f0_in, f0_out
 
 
 class _Gains:
@@ -258,10 +294,13 @@ class _OrderedWriter:
 def _voice_profile(voice: Any) -> Any:
     if voice is None or hasattr(voice, "formant_scale"):
         return voice
-    if getattr(voice, "kind", "profile") != "profile":
+    if hasattr(voice, "kind") and not WorldConverter.accepts(voice):
+        from ...registry import converter_for
+
+        other = converter_for(voice.kind)
         raise InputError(
             f"Voice '{voice.name}' is a {voice.kind} voice; the world converter needs a profile voice.",
-            hint=f"Use the {voice.kind} converter for it, or pick a profile voice.",
+            hint=f"Use the {other} converter for it, or pick a profile voice." if other else "Pick a profile voice.",
         )
     return voice.load()
 
@@ -270,7 +309,7 @@ def _source_profile(src: Path, frame_db: np.ndarray, hop: int, sr: int, proc_sr:
     """Profile of the singer from up to 8 loud 1.5 s windows spread over the song; None if too little is voiced."""
     import soundfile as sf
 
-    from ...profile import learn_profile
+    from .profile import learn_profile
 
     active = np.flatnonzero(frame_db > max(dsp.SILENCE_FLOOR_DB, float(frame_db.max()) - 30.0))
     half = int(WINDOW_SECONDS * sr / 2)
@@ -297,7 +336,7 @@ def _source_profile(src: Path, frame_db: np.ndarray, hop: int, sr: int, proc_sr:
 def _octave_choice(p: Any, profile: Any, source: Any, voice: Any) -> Any:
     """The whole octaves ``auto_octave`` adds (:func:`singer.register.choose_octave`), or None when it is off or the
     vocal has too little voiced sound to measure."""
-    from ...register import Delivery, choose_octave
+    from ....register import Delivery, choose_octave
 
     if not p.auto_octave or profile is None or source is None or not source.pitch:
         return None

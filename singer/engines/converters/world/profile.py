@@ -1,7 +1,7 @@
 """Voice profiles: a few statistics of a voice, learned from reference recordings, that the ``world`` converter
 moves a singer towards.
 
-A profile holds, on the fixed log-frequency grid of :mod:`singer.vocoder`:
+A profile holds, on the fixed log-frequency grid of :mod:`singer.engines.converters.world.vocoder`:
   * ``env_mean``/``env_std``: long-term average (and spread) of the WORLD spectral envelope in dB (timbre);
   * ``ap_mean``: average aperiodicity in dB (breathiness);
 and scalars: the f0 median and 5th/95th percentiles (the voice's register), ``formant_scale`` (geometric mean
@@ -17,10 +17,7 @@ evidence: :func:`singer.register.classify`) and ``pitch`` (10th/50th/90th percen
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
-import json
 import os
-import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,10 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from ....errors import InputError
+from ....files import sha256_file
+from ....register import Register, classify, hz_to_midi, midi_to_hz, note, pitch_stats
+from ....version import __version__
 from . import vocoder
-from .errors import InputError
-from .register import Register, classify, hz_to_midi, midi_to_hz, note, pitch_stats
-from .version import __version__
 
 FORMAT = 1
 NEUTRAL_FORMANT_HZ = 1400.0
@@ -133,14 +131,6 @@ def note_name(hz: float) -> str:
     return ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"][midi % 12] + str(midi // 12 - 1)
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class _Accumulator:
     """Running sums over the voiced, non-quiet frames of every analysed chunk."""
 
@@ -218,7 +208,7 @@ def learn_profile(
     Raises InputError when a file is silent or when there is too little voiced sound overall.
     ``aperiodicity=False`` skips the (slow) D4C step and leaves ``ap_mean`` at 0 dB.
     """
-    from . import audio
+    from .... import audio
 
     sr = vocoder.ANALYSIS_RATE
     prov = dict(provenance or {})
@@ -321,17 +311,3 @@ def merge_profiles(
         delivery=delivery,
         pitch=pitch,
     )
-
-
-def save_json(path: Path, data: dict) -> None:
-    """Write JSON atomically (temp file in the same folder + os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    text = json.dumps(data, indent=1)
-    text = re.sub(
-        r"\[\s*(-?[0-9][-0-9.eE,\s]*?)\s*\]",
-        lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]",
-        text,
-    )
-    tmp.write_text(text + "\n", encoding="utf-8")
-    os.replace(tmp, path)

@@ -15,7 +15,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelError
+from ....errors import ModelError
 
 # Modules whose classes may appear in fairseq/omegaconf checkpoint configs; they load as inert stubs.
 STUB_MODULES = ("argparse", "omegaconf", "fairseq", "enum", "typing", "collections", "pathlib", "dataclasses")

@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .audio import AUDIO_EXTENSIONS, FORMATS, file_extension
+from .config import Settings
 from .errors import InputError, SingerError, UsageError
 from .files import atomic_write_json
 from .jobs.execute import Outcome, execute
@@ -83,7 +84,7 @@ def find_inputs(folder: Path, out: Path | None = None) -> list[Path]:
     return found
 
 
-def output_format(src: Path, requested: str | None, default: str) -> str:
+def output_format(src: Path | PurePosixPath, requested: str | None, default: str) -> str:
     """``requested``, else the input's own format where singer writes it (ogg/opus in, ogg/opus out), else
     ``default``."""
     if requested:
@@ -174,7 +175,9 @@ def _recipe(request: dict) -> dict:
 
 
 class Batch:
-    def __init__(self, settings: Any, folder: Path, out: Path, request: dict, workers: int = 1, fmt: str | None = None):
+    def __init__(
+        self, settings: Settings, folder: Path, out: Path, request: dict, workers: int = 1, fmt: str | None = None
+    ):
         self.settings, self.folder, self.out = settings, Path(folder), Path(out)
         if not self.folder.is_dir():
             raise InputError(f"{folder} is not a folder.", hint="Give the folder that holds the voice notes.")
@@ -219,7 +222,7 @@ class Batch:
                 and dst.stat().st_size == rec.get("size")
             )
             item = Item(p.rel, output=str(dst))
-            if current:
+            if current and rec is not None:
                 item.status, item.duration, item.run_id = "skipped", rec.get("duration", 0.0), rec.get("run_id", "")
             todo.append((item, None if current else req))
         return todo
@@ -242,7 +245,7 @@ class Batch:
         with ProcessPoolExecutor(
             self.workers, mp_context=ctx, initializer=_init, initargs=(self.worker_settings().model_dump_json(),)
         ) as ex:
-            pending = {}
+            pending: dict[Any, tuple[Item, dict]] = {}
             queue = list(todo)
             while queue or pending:
                 while queue and len(pending) < self.workers * 2:

@@ -63,3 +63,12 @@ Progress = Callable[[float, str | None], None]
 
 def no_progress(fraction: float, message: str | None = None) -> None:
     return None
+
+
+def scaled_progress(progress: Progress, start: float, span: float) -> Progress:
+    """``progress`` for a part of a task: the part's 0..1 lands on ``start``..``start + span`` of the whole."""
+
+    def part(fraction: float, message: str | None = None) -> None:
+        progress(start + span * fraction, message)
+
+    return part

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from ..config import Settings
 from ..progress import Progress, no_progress
 
 
@@ -36,7 +37,7 @@ class Engine(Protocol):
     description: ClassVar[str]
 
     @classmethod
-    def check(cls, settings: Any) -> None: ...
+    def check(cls, settings: Settings) -> None: ...
 
 
 @runtime_checkable
@@ -47,7 +48,7 @@ class Separator(Engine, Protocol):
     stems: ClassVar[tuple[str, ...]]
 
     @classmethod
-    def bind(cls, settings: Any, params: dict) -> tuple[dict, dict[str, Path]]:
+    def bind(cls, settings: Settings, params: dict) -> tuple[dict, dict[str, Path]]:
         """Canonical params and ``{name: file}`` whose content joins the step's cache key (the model files a step
         uses). Default: the params unchanged, no files."""
         return dict(params), {}

@@ -10,6 +10,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from ..config import Settings
 from ..errors import EngineUnavailable, UsageError
 
 ENGINES: dict[str, dict[str, str]] = {
@@ -79,7 +80,7 @@ def converter_for(voice_kind: str) -> str | None:
     return None
 
 
-def create(kind: str, name: str, settings: Any, **kwargs: Any) -> Any:
+def create(kind: str, name: str, settings: Settings, **kwargs: Any) -> Any:
     from . import warm
 
     cls = get_class(kind, name)
@@ -88,7 +89,7 @@ def create(kind: str, name: str, settings: Any, **kwargs: Any) -> Any:
     return cls(settings, **kwargs)
 
 
-def status(settings: Any) -> list[EngineStatus]:
+def status(settings: Settings) -> list[EngineStatus]:
     out = []
     for kind, table in ENGINES.items():
         for name in table:

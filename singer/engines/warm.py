@@ -24,6 +24,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
+from ..config import Settings
+
 T = TypeVar("T")
 
 
@@ -131,7 +133,7 @@ def get(kind: str, name: str, identity: Hashable, load: Callable[[], T], stamp: 
     return MODELS.get(kind, name, identity, load, stamp)
 
 
-def configure(settings: Any) -> None:
+def configure(settings: Settings) -> None:
     """Size the process's cache from ``settings.max_warm_models``."""
     MODELS.resize(int(settings.max_warm_models))
 

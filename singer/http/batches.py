@@ -85,10 +85,10 @@ def _folder(service: Service, folder: str) -> Path:
             found.append(real)
     if not found:
         raise refused
-    real = next((f for f in found if _is_dir(f)), None)
-    if real is None:
+    folder_found = next((f for f in found if _is_dir(f)), None)
+    if folder_found is None:
         raise UsageError(f"No folder {folder[:SHOWN_MAX]} in the batch roots.", hint="Check the folder's name.")
-    return real
+    return folder_found
 
 
 def _folder_items(service: Service, folder: str, out: Path, base: dict, fmt: str | None) -> list[BatchItem]:
@@ -131,11 +131,12 @@ def _upload_items(
     planned = plan([unique_name(names, safe_name(file.filename)) for file in files], fmt, base["workflow"])
     items = []
     for file, p in zip(files, planned, strict=True):
-        request, error, rel = {**base, "input": "", "format": p.format, "out": str(out / p.out)}, None, p.rel
+        request, rel = {**base, "input": "", "format": p.format, "out": str(out / p.out)}, p.rel
+        error: dict | None = None
         try:
             request["input"] = str(save_upload(service.settings, file, folder, label=rel))
         except HTTPException as e:  # over the size limit
-            error = e.detail
+            error = e.detail if isinstance(e.detail, dict) else {"error": "too_large", "message": str(e.detail)}
         except InputError as e:  # not audio, too long (a missing ffprobe refuses the whole batch: 503)
             error = error_dict(e)
         items.append(BatchItem(rel, kind, request, error))

@@ -22,7 +22,9 @@ from .links import LINKED
 from .schemas import ErrorOut
 from .security import KeyRing, RateLimiter
 
-ERRORS = {s: {"model": ErrorOut} for s in (400, 401, 404, 422, 429)}  # documented answers of every keyed route
+ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorOut} for s in (400, 401, 404, 422, 429)
+}  # documented answers of every keyed route
 MAX_ID_LENGTH = 64  # longer job or batch ids are not looked up (and are cut to this in messages)
 RETRY_JOBS_S = 10  # Retry-After when a key has its most jobs queued or running
 RETRY_BATCHES_S = 30

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ..config import Settings
+
 MAX_HEADER_BYTES = 16 * 1024
 
 
@@ -39,7 +41,7 @@ def protocol(header_timeout: float) -> type:
             if self.cycle is self._armed_for and not self.transport.is_closing():
                 self.transport.close()  # no complete request line and headers in time
 
-        def connection_made(self, transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport) -> None:
             super().connection_made(transport)
             self._arm()
 
@@ -60,7 +62,7 @@ def protocol(header_timeout: float) -> type:
     return HeaderDeadline
 
 
-def serve(app: Any, host: str, port: int, settings: Any) -> None:
+def serve(app: Any, host: str, port: int, settings: Settings) -> None:
     import uvicorn
 
     uvicorn.run(

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config import Settings
 from .db import BATCH, STATES, Database, Job, insert_job, job_from_row
 
 
@@ -222,7 +223,7 @@ def summary(batch: Batch, jobs: list[Job]) -> dict:
     return summarize(batch.request.get("folder") or "", ".", summary_items(batch, jobs), seconds)
 
 
-def write_zip(batch: Batch, jobs: list[Job], dest: Path, settings: Any = None) -> None:
+def write_zip(batch: Batch, jobs: list[Job], dest: Path, settings: Settings | None = None) -> None:
     """The finished outputs mirroring the input tree, plus ``batch-summary.json`` and ``batch-summary.csv`` as
     ``singer batch`` writes them, and (with ``settings``) ``batch-report.html`` playing the outputs beside it."""
     from ..batch import write_summary
@@ -232,7 +233,7 @@ def write_zip(batch: Batch, jobs: list[Job], dest: Path, settings: Any = None) -
         write_summary(Path(tmp), info)
         for job, item in zip(jobs, info["items"], strict=True):
             if item["output"]:  # audio is compressed already: stored as is
-                zf.write(job.result["output"], item["output"], compress_type=zipfile.ZIP_STORED)
+                zf.write((job.result or {})["output"], item["output"], compress_type=zipfile.ZIP_STORED)
         for name in ("batch-summary.json", "batch-summary.csv"):
             zf.write(Path(tmp) / name, name, compress_type=zipfile.ZIP_DEFLATED)
         if settings is not None:

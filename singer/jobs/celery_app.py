@@ -22,6 +22,7 @@ import time
 from functools import lru_cache
 from typing import Any
 
+from ..config import Settings
 from ..errors import SingerError, error_dict
 from .db import Job
 from .execute import Outcome, ProgressHooks, run_job, store_event
@@ -99,7 +100,7 @@ def _run_job(task: Any, job_id: str, kind: str, request: dict, owner: str = "") 
 class CeleryDispatcher:
     """The service's side: sends queued jobs to Celery and mirrors their progress and outcome into the store."""
 
-    def __init__(self, settings: Any, store: JobStore, poll: float = 0.25, views: Views = PLAIN):
+    def __init__(self, settings: Settings, store: JobStore, poll: float = 0.25, views: Views = PLAIN):
         import redis
 
         self.settings, self.store, self.poll, self.views = settings, store, poll, views
@@ -176,7 +177,7 @@ class CeleryDispatcher:
         job_ended(self.settings, self.store, job.id, self.views)
 
 
-def run_worker(settings: Any) -> None:
+def run_worker(settings: Settings) -> None:
     """``singer worker``: a Celery worker for ``settings.broker`` (blocks)."""
     app = make_celery(settings.broker, settings.job_timeout, settings.workers)
     app.worker_main(

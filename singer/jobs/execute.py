@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..config import Settings
 from ..errors import error_dict
 from .paths import batch_target, job_dir, uploads_dir
 
@@ -92,7 +93,7 @@ def result_of(res: Any, seconds: float) -> dict:
 
 def run_job(
     singer: Any,
-    settings: Any,
+    settings: Settings,
     job_id: str,
     kind: str,
     request: dict,
@@ -117,7 +118,7 @@ def run_job(
     return execute(singer, {**fields, "out": out}, hooks, kind=kind, policy=policy, reraise=reraise)
 
 
-def remote_policy(settings: Any, owner: str = ""):
+def remote_policy(settings: Settings, owner: str = ""):
     """What a job of the service may read: its own upload (uploads folder), files under SINGER_BATCH_ROOTS, URLs
     and search text; never another file of this machine. Uploads are held to SINGER_MAX_UPLOAD_DURATION of decoded
     audio."""

@@ -12,8 +12,8 @@ import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from ..config import Settings
 from .batches import Batch, status
 from .db import Job
 from .paths import batch_target, batch_uploads_dir, uploads_dir
@@ -33,7 +33,7 @@ class Views:
 PLAIN = Views()
 
 
-def job_ended(settings: Any, store: JobStore, job_id: str, views: Views = PLAIN) -> None:
+def job_ended(settings: Settings, store: JobStore, job_id: str, views: Views = PLAIN) -> None:
     """A job ended: remove its upload, call its webhook, if any, and end its batch if it was the batch's last
     job."""
     job = store.get(job_id)
@@ -57,7 +57,7 @@ def job_ended(settings: Any, store: JobStore, job_id: str, views: Views = PLAIN)
         batch_ended(settings, store, job.batch, views)
 
 
-def batch_ended(settings: Any, store: JobStore, batch_id: str, views: Views = PLAIN) -> bool:
+def batch_ended(settings: Settings, store: JobStore, batch_id: str, views: Views = PLAIN) -> bool:
     """If none of the batch's jobs is left to run: mark it ended (once, whoever calls first), remove its uploads
     folder and call its webhook (event ``batch.done``, the batch's status as the payload). True if it ended now."""
     batch = store.batches.end(batch_id)
@@ -76,14 +76,14 @@ def batch_ended(settings: Any, store: JobStore, batch_id: str, views: Views = PL
     return True
 
 
-def end_batches(settings: Any, store: JobStore, views: Views = PLAIN) -> None:
+def end_batches(settings: Settings, store: JobStore, views: Views = PLAIN) -> None:
     """At start: batches whose last job ended just before a crash are ended now (webhook included)."""
     for batch_id in store.batches.unended():
         batch_ended(settings, store, batch_id, views)
 
 
 def _notify(
-    settings: Any, url: str, event: str, payload: Callable[[], dict], key: str, record: Callable[[dict], None]
+    settings: Settings, url: str, event: str, payload: Callable[[], dict], key: str, record: Callable[[dict], object]
 ) -> None:
     """Call a webhook in a thread of its own (a slow receiver holds up nothing) and ``record`` its outcome."""
 
@@ -95,7 +95,7 @@ def _notify(
     threading.Thread(target=call, name=f"webhook-{event}", daemon=True).start()
 
 
-def place_output(settings: Any, job: Job, result: dict) -> dict:
+def place_output(settings: Settings, job: Job, result: dict) -> dict:
     """Move a batch job's output that was made elsewhere (a Celery worker writes to its job folder in the shared
     cache) to its place in the batch's output tree; the result with the new path. Other jobs: unchanged."""
     target = batch_target(settings, job.batch, job.request)

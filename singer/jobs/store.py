@@ -16,6 +16,7 @@ streams them as Server-Sent Events and a client that reconnects resumes from its
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -67,7 +68,9 @@ class JobStore:
         job = get_job(self.db.conn(), job_id)
         return job if job and (owner is None or job.owner == owner) else None
 
-    def list(self, owner: str | None = None, states: tuple[str, ...] = STATES, limit: int = LIST_LIMIT) -> list[Job]:
+    def list(
+        self, owner: str | None = None, states: tuple[str, ...] = STATES, limit: int = LIST_LIMIT
+    ) -> builtins.list[Job]:
         marks = ",".join("?" * len(states))
         sql, args = f"SELECT * FROM jobs WHERE state IN ({marks})", list(states)
         if owner is not None:
@@ -180,7 +183,7 @@ class JobStore:
         self.wake()
         return seq
 
-    def events(self, job_id: str, after: int = 0) -> list[tuple[int, str, dict]]:
+    def events(self, job_id: str, after: int = 0) -> builtins.list[tuple[int, str, dict]]:
         rows = (
             self.db.conn()
             .execute("SELECT seq, type, data FROM events WHERE job_id = ? AND seq > ? ORDER BY seq", (job_id, after))

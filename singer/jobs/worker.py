@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any
 
+from ..config import Settings
 from ..errors import error_dict
 from .db import Job
 from .execute import ProgressHooks, run_job, store_event
@@ -31,7 +32,7 @@ class EmbeddedWorker:
 
     def __init__(
         self,
-        settings: Any,
+        settings: Settings,
         store: JobStore,
         concurrency: int = 1,
         singer: Any = None,
@@ -76,9 +77,9 @@ class EmbeddedWorker:
         )
         try:
             if outcome.ok:
-                self.store.finish(job.id, outcome.result)
+                self.store.finish(job.id, outcome.result or {})
             else:
-                self.store.fail(job.id, outcome.error)
+                self.store.fail(job.id, outcome.error or {})
         except Exception as e:  # the result could not be recorded: the job fails, the worker carries on
             self.store.fail(job.id, error_dict(e))
         job_ended(self.settings, self.store, job.id, self.views)
@@ -117,7 +118,7 @@ def process_main(settings_json: str, parent_pid: int, views: Views = PLAIN) -> N
 class WorkerProcess:
     """Start/stop :func:`process_main` in a spawned child (the service's ``worker_mode="process"``)."""
 
-    def __init__(self, settings: Any, views: Views = PLAIN):
+    def __init__(self, settings: Settings, views: Views = PLAIN):
         self.settings, self.views = settings, views
         self.proc: Any = None
 

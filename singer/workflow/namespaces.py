@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import locks
+from ..config import Settings
 from ..engines.sources.library import INDEX_NAME, TEMP_PREFIX
 from .store import Eviction, Item, Store, evict
 
@@ -109,7 +110,7 @@ def _aliases(folder: Path) -> dict[str, list[Path]]:
     return out
 
 
-def _download_items(ns: str, root: Path, settings: Any) -> list[Item]:
+def _download_items(ns: str, root: Path, settings: Settings) -> list[Item]:
     items: list[Item] = []
     for dirpath, dirnames, filenames in os.walk(root):
         folder = Path(dirpath)
@@ -124,18 +125,18 @@ def _download_items(ns: str, root: Path, settings: Any) -> list[Item]:
     return items
 
 
-def _index_items(ns: str, root: Path, settings: Any) -> list[Item]:
+def _index_items(ns: str, root: Path, settings: Settings) -> list[Item]:
     found = [root] if root.is_file() else []
     return [_item(ns, root.parent, p) for p in found + sorted(root.parent.glob(TEMP_PREFIX + "*"))]
 
 
-def _file_items(ns: str, root: Path, settings: Any) -> list[Item]:
+def _file_items(ns: str, root: Path, settings: Settings) -> list[Item]:
     if not root.is_dir():
         return []
     return [_item(ns, root, p) for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()]
 
 
-def _job_items(ns: str, root: Path, settings: Any) -> list[Item]:
+def _job_items(ns: str, root: Path, settings: Settings) -> list[Item]:
     if not root.is_dir():
         return []
     jobs = _job_store(settings)
@@ -172,7 +173,7 @@ class _Jobs:
         return get_job(self.db.conn(), job_id)
 
 
-def _job_store(settings: Any) -> _Jobs | None:
+def _job_store(settings: Settings) -> _Jobs | None:
     """The HTTP service's jobs database, when this home has one (never created here)."""
     path = Path(settings.home) / "jobs.db"
     return _Jobs(path) if path.is_file() else None
@@ -213,17 +214,17 @@ NAMESPACES: dict[str, Namespace] = {
 }
 
 
-def folder(settings: Any, name: str) -> Path:
+def folder(settings: Settings, name: str) -> Path:
     """Where namespace ``name`` lives for ``settings``."""
     return NAMESPACES[name].path(settings)
 
 
-def items(settings: Any, name: str) -> list[Item]:
+def items(settings: Settings, name: str) -> list[Item]:
     ns = NAMESPACES[name]
     return ns.items(name, ns.path(settings), settings)
 
 
-def usage(settings: Any, store: Store) -> dict[str, dict]:
+def usage(settings: Settings, store: Store) -> dict[str, dict]:
     """``{namespace: {"path", "about", "bytes", "entries"}}``, the step store (``steps``) first."""
     out = {"steps": _usage(store.root, "finished workflow steps", store.items())}
     for name, ns in NAMESPACES.items():
@@ -236,7 +237,7 @@ def _usage(path: Path, about: str, found: list[Item]) -> dict:
 
 
 def prune(
-    settings: Any,
+    settings: Settings,
     store: Store,
     max_bytes: int | None = None,
     older_than_s: float | None = None,
@@ -251,7 +252,7 @@ def prune(
     return done
 
 
-def shrink(settings: Any, name: str, max_bytes: int, keep: tuple[Path, ...] = ()) -> Eviction:
+def shrink(settings: Settings, name: str, max_bytes: int, keep: tuple[Path, ...] = ()) -> Eviction:
     """Trim one namespace to ``max_bytes``, oldest first; ``keep`` counts as in use (a download just written)."""
     found = items(settings, name)
     for i in found:

@@ -16,7 +16,7 @@ from .. import audio
 from ..engines import registry
 from ..errors import InputError, UsageError
 from ..keys import APPLIED_KEY_LIMIT, parse_key
-from ..progress import Progress
+from ..progress import Progress, scaled_progress
 
 
 @dataclass
@@ -100,8 +100,8 @@ class SourceOp(Op):
         policy = ctx.inputs or InputPolicy()
         path = policy.own_file(query)  # a remote job's upload (or batch-root file), named by the server
         found = None if path else classify(query, local=policy.local)
-        if path or found.kind == "path":  # a file is keyed by its content, never by how its name was written
-            path = path or policy.check_file(found.path, found.text)
+        if path or (found is not None and found.kind == "path"):  # a file is keyed by its content, never its name
+            path = path or policy.check_file(found.path if found else None, found.text if found else query)
             if not path.is_file():
                 shown = found.text if found else Path(query).name
                 raise InputError(
@@ -124,9 +124,7 @@ class SourceOp(Op):
 
             cand, _ = resolve.resolve(bound.params["query"], ctx.settings, pick=bound.params.get("pick"), policy=policy)
             progress(0.05, f"fetching {cand.title}")
-            media = resolve.fetch(
-                cand, ctx.settings, lambda f, m=None: progress(0.05 + 0.8 * f, m), namespace=policy.namespace
-            )
+            media = resolve.fetch(cand, ctx.settings, scaled_progress(progress, 0.05, 0.8), namespace=policy.namespace)
             meta.update(
                 title=cand.title,
                 artist=cand.artist,

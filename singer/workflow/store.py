@@ -212,7 +212,7 @@ class Store:
 
     # ---- maintenance -------------------------------------------------------------------------------------------
     def entries(self) -> list[Entry]:
-        out = []
+        out: list[Entry] = []
         if not self.objects.exists():
             return out
         for sub in sorted(self.objects.iterdir()):

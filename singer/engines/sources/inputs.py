@@ -13,8 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
+from ...config import Settings
 from ...errors import InputError
 from .urls import looks_like_url, normalize_url
 
@@ -134,7 +135,7 @@ class InputPolicy:
 
     @classmethod
     def remote(
-        cls, settings: Any, roots: tuple[Path, ...] = (), uploads: Path | None = None, owner: str = ""
+        cls, settings: Settings, roots: tuple[Path, ...] = (), uploads: Path | None = None, owner: str = ""
     ) -> InputPolicy:
         """The HTTP service's policy: files only inside ``uploads`` and ``roots``; uploads limited to
         ``max_upload_duration`` of decoded audio; the library only with ``SINGER_HTTP_LIBRARY=1``; the step cache
@@ -159,9 +160,11 @@ class InputPolicy:
         except (InputError, OSError, ValueError):
             return None
 
-    def check_file(self, path: Path, shown: str) -> Path:
+    def check_file(self, path: Path | None, shown: str) -> Path:
         """``path`` resolved (links and ``..`` followed) if this policy may read it; InputError otherwise, naming
         the input as the caller gave it (``shown``), never the server's path."""
+        if path is None:
+            raise InputError(f"No file named in '{shown}'.", hint="Give the path of an audio or video file.")
         real = path.resolve()
         if self.local:
             return real

@@ -18,6 +18,7 @@ from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ...config import Settings
 from ...errors import InputError, SourceError
 from ..base import Candidate, Progress, no_progress
 
@@ -183,10 +184,10 @@ class LibrarySource:
     description: ClassVar[str] = "Your own music folders (SINGER_LIBRARY), searched by file name and tags."
 
     @classmethod
-    def check(cls, settings: Any) -> None:
+    def check(cls, settings: Settings) -> None:
         return None  # with no folders configured, search() simply finds nothing
 
-    def __init__(self, settings: Any):
+    def __init__(self, settings: Settings):
         self.settings = settings
         self.index = LibraryIndex(Path(settings.cache_path) / INDEX_NAME)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
+from ...config import Settings
 from ...errors import EngineUnavailable, InputError
 from ..base import Candidate, Progress, no_progress
 
@@ -27,13 +28,13 @@ class LocalFileSource:
     description: ClassVar[str] = "A local audio/video file given by path."
 
     @classmethod
-    def check(cls, settings: Any) -> None:
+    def check(cls, settings: Settings) -> None:
         if not shutil.which("ffprobe"):
             raise EngineUnavailable(
                 "ffprobe is not installed.", hint="Install ffmpeg (Debian/Ubuntu: apt-get install ffmpeg)."
             )
 
-    def __init__(self, settings: Any):
+    def __init__(self, settings: Settings):
         self.settings = settings
 
     def search(self, query: str, limit: int = 1) -> list[Candidate]:

@@ -9,8 +9,8 @@ network is unreachable the search falls back to the library and every returned c
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+from ...config import Settings
 from ...errors import EngineUnavailable, InputError, NetworkUnavailable, SourceError
 from .. import registry
 from ..base import Candidate, Progress, no_progress
@@ -33,7 +33,7 @@ def choose(candidates: list[Candidate], pick: int | None, query: str) -> Candida
     return candidates[index - 1]
 
 
-def search(query: str, settings: Any, limit: int | None = None, use_library: bool = True) -> list[Candidate]:
+def search(query: str, settings: Settings, limit: int | None = None, use_library: bool = True) -> list[Candidate]:
     """Numbered candidates for a text query (position + 1 is the number to pick), at most ``limit``. ``use_library``:
     include the local music library (when one is set); remote callers get it only if the operator allows."""
     query = " ".join(query.split())
@@ -83,7 +83,7 @@ def search(query: str, settings: Any, limit: int | None = None, use_library: boo
 
 def resolve(
     query: str,
-    settings: Any,
+    settings: Settings,
     pick: int | None = None,
     search_limit: int | None = None,
     policy: InputPolicy | None = None,
@@ -109,7 +109,7 @@ def resolve(
     return choose(candidates, pick, found.text), candidates
 
 
-def fetch(candidate: Candidate, settings: Any, progress: Progress = no_progress, namespace: str = "") -> Path:
+def fetch(candidate: Candidate, settings: Settings, progress: Progress = no_progress, namespace: str = "") -> Path:
     """A local media file for ``candidate``, from the source engine that found it. With ``namespace`` (a remote
     caller's id) downloads are kept apart per caller: nobody learns from a fast answer what another one fetched."""
     engine = registry.create("source", candidate.source, settings)

@@ -50,7 +50,7 @@ def _addresses(host: str, port: int, url: str) -> list[str]:
         ) from None
     except (UnicodeError, OSError) as e:
         raise SourceError(f"Invalid host name '{host}' in {url}", hint=f"Check the link ({e}).") from None
-    return [info[4][0] for info in infos]
+    return [str(info[4][0]) for info in infos]
 
 
 def check_url(url: str, allow_private: Any = False, allow: str | None = None) -> str:

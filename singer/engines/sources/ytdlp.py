@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ... import locks
+from ...config import Settings
 from ...errors import EngineUnavailable, InputError, NetworkUnavailable, SourceError
 from ...netguard import guarded
 from ...workflow import namespaces
@@ -89,11 +90,11 @@ class YtDlpSource:
     extra_params: ClassVar[dict[str, Any]] = {}
 
     @classmethod
-    def check(cls, settings: Any) -> None:
+    def check(cls, settings: Settings) -> None:
         if find_spec("yt_dlp") is None:
             raise EngineUnavailable("yt-dlp is not installed.", hint="pip install yt-dlp")
 
-    def __init__(self, settings: Any, params: dict[str, Any] | None = None):
+    def __init__(self, settings: Settings, params: dict[str, Any] | None = None):
         self.settings = settings
         self.params = dict(params or {})
         self.log = _Collector()

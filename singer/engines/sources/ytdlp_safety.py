@@ -15,6 +15,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from ...config import Settings
 from ...errors import SourceError
 from ...netpolicy import REFUSAL_MARK, Policy
 from ..base import Progress
@@ -43,7 +44,7 @@ class DownloadCaps:
     """The size and time limits of one download, checked on each of yt-dlp's progress reports (:meth:`hook`),
     which also reports progress under the title found (``title``, filled in once the page is read)."""
 
-    def __init__(self, settings: Any, url: str, progress: Progress):
+    def __init__(self, settings: Settings, url: str, progress: Progress):
         self.url = url
         self.title = url
         self.progress = progress
@@ -87,7 +88,7 @@ class DownloadCaps:
         return SourceError(what[0].upper() + what[1:] + "; it was stopped.", hint=hint)
 
 
-def check_proxy(settings: Any, opts: dict[str, Any], url: str) -> None:
+def check_proxy(settings: Settings, opts: dict[str, Any], url: str) -> None:
     """Refuse a download through a proxy the allow-list does not name: the proxy, not singer, resolves and
     connects to every address behind it, so only one the operator trusts may be used."""
     policy = Policy.of(settings)

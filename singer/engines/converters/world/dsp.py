@@ -146,6 +146,8 @@ def process_segment(
     if t.env_db is not None:
         sp = sp * 10.0 ** (vocoder.grid_to_bins(t.env_db, sp.shape[1], proc_sr) / 10.0)
     ap = a.ap
+    if ap is None:
+        raise ValueError("the analysis has no aperiodicity (analyse with it to synthesize)")
     if t.ap_db is not None:
         ap = np.clip(ap * 10.0 ** (vocoder.grid_to_bins(t.ap_db, ap.shape[1], proc_sr) / 20.0), 0.0, 1.0 - 1e-12)
     y = vocoder.synthesize(f0, sp, ap, proc_sr, frame_period, len(xp))

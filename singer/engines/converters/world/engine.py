@@ -34,6 +34,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ....config import Settings
 from ....errors import EngineUnavailable, InputError
 from ...base import Converter, Progress, no_progress
 from . import dsp
@@ -84,7 +85,7 @@ class WorldConverter(Converter):
             return v
 
     @classmethod
-    def check(cls, settings: Any) -> None:
+    def check(cls, settings: Settings) -> None:
         if find_spec("pyworld") is None:
             raise EngineUnavailable(
                 "The world converter needs pyworld.",
@@ -92,7 +93,7 @@ class WorldConverter(Converter):
                 reasons={"world": "python package pyworld is not installed"},
             )
 
-    def __init__(self, settings: Any):
+    def __init__(self, settings: Settings):
         self.settings = settings
         import scipy.signal  # noqa: F401  heavy imports (about 1 s) belong to construction, not to convert()
 

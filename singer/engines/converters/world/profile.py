@@ -80,7 +80,11 @@ class VoiceProfile:
             k: float(d[k]) for k in ("f0_median", "f0_p5", "f0_p95", "formant_scale", "band_hz", "voiced_seconds")
         }
         return cls(
-            **arrays, **scalars, provenance=d.get("provenance", {}), delivery=d.get("delivery"), pitch=d.get("pitch")
+            **arrays,  # type: ignore[arg-type]
+            **scalars,  # type: ignore[arg-type]
+            provenance=d.get("provenance", {}),
+            delivery=d.get("delivery"),
+            pitch=d.get("pitch"),
         )
 
     @property
@@ -296,7 +300,7 @@ def merge_profiles(
     delivery = {"kind": kinds.pop(), "merged": True} if len(kinds) == 1 and "" not in kinds else None
     pitch = None
     if all(profs[i].pitch for i in used):  # MIDI numbers are already logarithmic: a plain weighted mean
-        pitch = {k: float(sum(w[i] * profs[i].pitch[k] for i in used)) for k in ("p10", "median", "p90")}
+        pitch = {k: float(sum(w[i] * (profs[i].pitch or {})[k] for i in used)) for k in ("p10", "median", "p90")}
     return VoiceProfile(
         env_mean=grid_avg("env_mean"),
         env_std=grid_avg("env_std"),

@@ -38,7 +38,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ....audio import resample_file
+from ....config import Settings
 from ....errors import EngineUnavailable, InputError
+from ....progress import scaled_progress
 from ...base import Progress, Separator, no_progress
 from .stream import separate_stream
 
@@ -146,7 +148,7 @@ class SpleeterSeparator(Separator):
         model_config = ConfigDict(extra="forbid")
 
     @classmethod
-    def check(cls, settings: Any) -> None:
+    def check(cls, settings: Settings) -> None:
         reasons = {}
         if find_spec("torch") is None:
             reasons["torch"] = "PyTorch is not installed"
@@ -162,7 +164,7 @@ class SpleeterSeparator(Separator):
                 "The spleeter separator cannot run: " + "; ".join(reasons.values()) + ".", hint=_FIX, reasons=reasons
             )
 
-    def __init__(self, settings: Any):
+    def __init__(self, settings: Settings):
         self.settings = settings
         # Threads for the networks (0: torch's count), applied per worker thread (see _Masker); torch's
         # process-wide setting is left alone: torch.set_num_threads breaks later batched linalg.solve calls.
@@ -207,7 +209,7 @@ class SpleeterSeparator(Separator):
                 temps += [mix44, voc44, ins44]
                 progress(0.0, "resampling to 44.1 kHz")
                 resample_file(src, mix44, SAMPLE_RATE)
-                _separate_file(model, mix44, voc44, ins44, lambda f, m=None: progress(0.02 + 0.93 * f, m), self.threads)
+                _separate_file(model, mix44, voc44, ins44, scaled_progress(progress, 0.02, 0.93), self.threads)
                 progress(0.96, "resampling back")
                 resample_file(voc44, part["vocals"], info.samplerate, n_out=info.frames)
                 _subtract_file(src, part["vocals"], part["instrumental"])

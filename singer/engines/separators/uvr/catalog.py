@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ....config import Settings
 from ....errors import ModelError, UsageError
 
 STAGES: dict[str, tuple[str, str]] = {  # stage -> (output kept, the rest)
@@ -32,7 +33,7 @@ LIST_FILE = "download_checks.json"
 HASH_DATA = ("mdx_model_data.json", "vr_model_data.json")  # read for every .onnx (MDX) and .pth (VR) model
 
 
-def uvr_dir(settings: Any) -> Path:
+def uvr_dir(settings: Settings) -> Path:
     return Path(settings.models_path) / "uvr"
 
 
@@ -47,7 +48,7 @@ class UVRModel:
     sdr: dict = field(default_factory=dict, compare=False)
     pull: str = ""  # what `singer models pull` takes to fetch it ("" for a loose file)
 
-    def paths(self, settings: Any) -> list[Path]:
+    def paths(self, settings: Settings) -> list[Path]:
         return [uvr_dir(settings) / f for f in self.files]
 
 
@@ -66,14 +67,14 @@ def _from_entry(entry: Any, store: Any) -> UVRModel:
     )
 
 
-def catalog(settings: Any) -> list[UVRModel]:
+def catalog(settings: Settings) -> list[UVRModel]:
     from ....modelstore import ModelStore
 
     store = ModelStore(settings)
     return [_from_entry(e, store) for e in store.entries("separator") if e.engine == "uvr"]
 
 
-def resolve(settings: Any, model: str, stage: str) -> UVRModel:
+def resolve(settings: Settings, model: str, stage: str) -> UVRModel:
     """The model a step asks for; ``""`` means the stage's default (``settings.uvr_model`` for the vocals stage,
     else the stage's default preset)."""
     if stage not in STAGES:
@@ -97,7 +98,7 @@ def resolve(settings: Any, model: str, stage: str) -> UVRModel:
     )
 
 
-def require(settings: Any, m: UVRModel) -> list[Path]:
+def require(settings: Settings, m: UVRModel) -> list[Path]:
     """The model's files; :class:`ModelError` (exit 4) naming the pull command when any is missing."""
     paths = m.paths(settings)
     missing = [p for p in paths if not p.is_file()]

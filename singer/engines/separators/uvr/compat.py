@@ -77,7 +77,7 @@ def prepare() -> None:
         except ImportError:  # an architecture whose extra packages are missing: load_model reports it when used
             continue
         if hasattr(mod, "tqdm"):
-            mod.tqdm = ProgressBar
+            setattr(mod, "tqdm", ProgressBar)  # noqa: B010 - a module attribute mypy cannot see
     _prepared = True
 
 

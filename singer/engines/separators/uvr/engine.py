@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ....config import Settings
 from ....errors import EngineUnavailable, InputError, SingerError, StepFailed
 from ...base import Progress, Separator, no_progress
 from . import catalog
@@ -58,7 +59,7 @@ class UVRSeparator(Separator):
         stage: Literal["vocals", "karaoke", "dereverb"] = "vocals"
 
     @classmethod
-    def check(cls, settings: Any) -> None:
+    def check(cls, settings: Settings) -> None:
         missing = {m: "not installed" for m in ("audio_separator", "onnxruntime", "torch") if find_spec(m) is None}
         if missing:
             raise EngineUnavailable(
@@ -76,7 +77,7 @@ class UVRSeparator(Separator):
             )
 
     @classmethod
-    def bind(cls, settings: Any, params: dict) -> tuple[dict, dict[str, Path]]:
+    def bind(cls, settings: Settings, params: dict) -> tuple[dict, dict[str, Path]]:
         """Canonical params (the model resolved to its file) and the files whose content goes into the cache key.
         Raises :class:`ModelError` (exit 4) naming ``singer models pull`` when a file is missing."""
         p = cls.Params(**params)
@@ -84,7 +85,7 @@ class UVRSeparator(Separator):
         paths = catalog.require(settings, m)
         return {"model": m.file, "stage": p.stage}, {f"model:{path.name}": path for path in paths}
 
-    def __init__(self, settings: Any):
+    def __init__(self, settings: Settings):
         self.settings = settings
 
     # ---- models -------------------------------------------------------------------------------------------------

@@ -132,7 +132,7 @@ def build(out: Path) -> list[str]:
         "recordings: average spectral envelope, pitch range, formant scale), built by `scripts/build_voices.py`. "
         "All four were learned from speech (the profile records `delivery: spoken` with the evidence), so each "
         "voice's speaking pitch is measured (the median pitch of the recordings) and its singing range is "
-        "derived from it by the rule in `singer/register.py`: from 3 semitones below the speaking pitch to 18 "
+        "derived from it by the rule in `singer/register/`: from 3 semitones below the speaking pitch to 18 "
         "above (see `singer voices show NAME`). "
         "Profiles derived from CC BY-SA 3.0 recordings are themselves offered under CC BY-SA 3.0 "
         "(https://creativecommons.org/licenses/by-sa/3.0/, text in LICENSE-CC-BY-SA-3.0.txt) with the attribution "

@@ -20,6 +20,7 @@ from .codec import (
     is_silent,
     pitch_shift,
     read_wav,
+    stem_info,
     write_wav,
 )
 from .probe import AUDIO_EXTENSIONS, DEMUXERS, PROBE_TIMEOUT, AudioInfo, demuxer, ffmpeg_bin, probe, sniff
@@ -47,5 +48,6 @@ __all__ = [
     "resample_file",
     "resample_long",
     "sniff",
+    "stem_info",
     "write_wav",
 ]

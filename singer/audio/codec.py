@@ -7,6 +7,7 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -216,3 +217,24 @@ def pitch_shift(src: str | os.PathLike, dst: str | os.PathLike, semitones: float
             + proc.stderr.decode("utf-8", "replace").strip()[-200:],
         )
     return dst
+
+
+def stem_info(src: Path, engine: str, channels: tuple[int, ...] = (1, 2)) -> Any:
+    """soundfile's info of a WAV stem an engine is given; InputError when it is unreadable, empty, or has a
+    channel count outside ``channels`` (engines take what the decode step writes)."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(src))
+    except (RuntimeError, sf.LibsndfileError) as e:
+        raise InputError(
+            f"Cannot read {src.name} as WAV: {e}", hint="Decode the input with singer.audio first."
+        ) from None
+    if info.frames == 0:
+        raise InputError(f"{src.name} contains no audio.", hint="Give a non-empty recording.")
+    if info.channels not in channels:
+        raise InputError(
+            f"{src.name} has {info.channels} channels; the {engine} engine takes mono or stereo.",
+            hint="Decode it to stereo first (singer.audio.decode(..., channels=2)).",
+        )
+    return info

@@ -37,9 +37,9 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from ....audio import resample_file
+from ....audio import resample_file, stem_info
 from ....config import Settings
-from ....errors import EngineUnavailable, InputError
+from ....errors import EngineUnavailable
 from ....progress import scaled_progress
 from ...base import Progress, Separator, no_progress
 from .stream import separate_stream
@@ -180,22 +180,9 @@ class SpleeterSeparator(Separator):
     def separate(
         self, src: Path, out_dir: Path, progress: Progress = no_progress, params: dict | None = None
     ) -> dict[str, Path]:
-        import soundfile as sf
 
         src, out_dir = Path(src), Path(out_dir)
-        try:
-            info = sf.info(str(src))
-        except (RuntimeError, sf.LibsndfileError) as e:
-            raise InputError(
-                f"Cannot read {src.name} as WAV: {e}", hint="Decode the input with singer.audio first."
-            ) from e
-        if info.frames == 0:
-            raise InputError(f"{src.name} contains no audio.", hint="Give a non-empty recording.")
-        if info.channels not in (1, 2):
-            raise InputError(
-                f"{src.name} has {info.channels} channels; the spleeter separator takes mono or stereo.",
-                hint="Decode it to stereo first (singer.audio.decode(..., channels=2)).",
-            )
+        info = stem_info(src, "spleeter")
         model = self.model()
         out_dir.mkdir(parents=True, exist_ok=True)
         final = {stem: out_dir / f"{stem}.wav" for stem in self.stems}

@@ -27,8 +27,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ....audio import stem_info
 from ....config import Settings
-from ....errors import EngineUnavailable, InputError, SingerError, StepFailed
+from ....errors import EngineUnavailable, SingerError, StepFailed
 from ...base import Progress, Separator, no_progress
 from . import catalog
 
@@ -142,23 +143,10 @@ class UVRSeparator(Separator):
     def separate(
         self, src: Path, out_dir: Path, progress: Progress = no_progress, params: dict | None = None
     ) -> dict[str, Path]:
-        import soundfile as sf
 
         p = self.Params(**(params or {}))
         src, out_dir = Path(src), Path(out_dir)
-        try:
-            info = sf.info(str(src))
-        except (RuntimeError, sf.LibsndfileError) as e:
-            raise InputError(
-                f"Cannot read {src.name} as audio: {e}", hint="Decode the input with singer.audio first."
-            ) from e
-        if info.frames == 0:
-            raise InputError(f"{src.name} contains no audio.", hint="Give a non-empty recording.")
-        if info.channels not in (1, 2):
-            raise InputError(
-                f"{src.name} has {info.channels} channels; the uvr separator takes mono or stereo.",
-                hint="Decode it to stereo first (singer.audio.decode(..., channels=2)).",
-            )
+        info = stem_info(src, "uvr")
         m = catalog.resolve(self.settings, p.model, p.stage)
         catalog.require(self.settings, m)
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Lazy engine registry: name -> "module:Class". Nothing heavy is imported until an engine is chosen.
 
 Like audio-separator's architecture map and yt-dlp's extractor list, the table is plain data; the import
-happens in :func:`get_class`. Later issues add entries (``uvr``, ``rvc``) here and nowhere else.
+happens in :func:`get_class`. A new engine is one entry here and one folder under its kind.
 """
 
 from __future__ import annotations

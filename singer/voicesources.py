@@ -197,6 +197,13 @@ def _is_torch_file(path: Path) -> bool:
 def _from_file(stage: Stager, path: Path, want: str, label: str, kind_hint: str = "") -> Gathered:
     """A single file: a ``.pth`` as it is, a zip unpacked and its voice picked."""
     if kind_hint == "pth" or _is_torch_file(path):
+        with open(path, "rb") as f:
+            head = f.read(4)
+        if head[:2] != b"\x80\x02" and head != b"PK\x03\x04":  # neither torch's zip nor its legacy pickle
+            raise ModelError(
+                f"{label} is not an RVC voice model, nor a zip holding one.",
+                hint="Link or give the .pth file itself (or a zip of it); a web page or a preview is not the file.",
+            )
         return Gathered(path, None, source={"kind": "pth"})
     limits = Limits(max_total_bytes=stage.max_bytes)
     folder = extract_zip(path, stage.root, limits=limits, label=label)

@@ -105,6 +105,10 @@ def run_job(
     """Run a service job: its output goes to the job's own folder, except for a job of ``batch`` whose request
     names an ``out`` inside that batch's output folder (the server sets it; see
     :func:`~singer.jobs.paths.batch_target`). It may read what :func:`remote_policy` allows ``owner``."""
+    from .voicejobs import VOICE_KINDS, run_voice_job
+
+    if kind in VOICE_KINDS:
+        return run_voice_job(singer, settings, kind, request, hooks)
     try:
         fields = {k: v for k, v in request.items() if k not in ("out", "rel")}
         target = batch_target(settings, batch, request)

@@ -214,8 +214,8 @@ def _from_file(stage: Stager, path: Path, want: str, label: str, kind_hint: str 
 def _from_local(stage: Stager, text: str, want: str) -> Gathered:
     path = Path(text).expanduser()
     if path.is_dir():
-        got = pick_voice_files(path, want=want, label=path.name)
-        return Gathered(got.pth, got.index, got.readme, got.licence, got.notes, {"kind": "folder", "file": path.name})
+        vf = pick_voice_files(path, want=want, label=path.name)
+        return Gathered(vf.pth, vf.index, vf.readme, vf.licence, vf.notes, {"kind": "folder", "file": path.name})
     if not path.is_file():
         raise InputError(
             f"No such file or folder: {text}",

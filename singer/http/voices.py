@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Header, UploadFile
 
@@ -31,7 +31,8 @@ from .schemas import (
 from .security import KeyRing
 
 router = APIRouter(tags=["voices"])
-ADMIN_ERRORS = {**ERRORS, 403: {"model": ErrorOut}}
+ANY_KEY: dict[int | str, dict[str, Any]] = {k: v for k, v in ERRORS.items()}  # noqa: C416 - typed for FastAPI
+ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {**ANY_KEY, 403: {"model": ErrorOut}}
 CHUNK = 1 << 20
 
 
@@ -62,7 +63,7 @@ def _range(text: str | None) -> None:
         parse_range(text)
 
 
-@router.get("/v1/voices/{name}", response_model=VoiceDetail, responses=ERRORS)
+@router.get("/v1/voices/{name}", response_model=VoiceDetail, responses=ANY_KEY)
 def get_voice(name: str, service: ServiceDep, owner: Caller) -> VoiceDetail:
     """One voice: model (RVC version, sample rate, f0), singing range, size, sha256, licence, where it came from."""
     v = service.singer.voices.get(name).to_dict()
@@ -174,7 +175,7 @@ def upload_voice(
             saved.append(_save(service, file, limit))
             if index is not None and index.filename:
                 saved.append(_save(service, index, limit))
-            request = {"name": name, "upload": str(saved[0]), "vocal_range": range, "gender": gender}
+            request: dict[str, Any] = {"name": name, "upload": str(saved[0]), "vocal_range": range, "gender": gender}
             request.update(description=description, licence=licence, overwrite=overwrite)
             if len(saved) > 1:
                 request["index_upload"] = str(saved[1])

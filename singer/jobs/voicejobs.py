@@ -53,10 +53,8 @@ def result_of(voice: Any, seconds: float) -> dict:
     }
 
 
-def run_voice_job(singer: Any, settings: Any, kind: str, request: dict, hooks: Any):
-    """Run a voice job; an :class:`~singer.jobs.execute.Outcome` (never raises)."""
-    from .execute import Outcome
-
+def run_voice_job(singer: Any, settings: Any, kind: str, request: dict, hooks: Any) -> dict:
+    """Run a voice job; its result (as :func:`result_of`). Raises what stopped it; the uploads go either way."""
     t0 = time.perf_counter()
     try:
         if kind == "voice_merge":
@@ -68,8 +66,6 @@ def run_voice_job(singer: Any, settings: Any, kind: str, request: dict, hooks: A
             )
         else:
             voice = _add(singer, settings, request, hooks)
-    except Exception as e:  # a user error or a bug: either is the request's answer
-        return Outcome.failed(e, round(time.perf_counter() - t0, 3))
     finally:
         for key in ("upload", "index_upload"):
             if request.get(key):
@@ -77,5 +73,4 @@ def run_voice_job(singer: Any, settings: Any, kind: str, request: dict, hooks: A
                     _upload(settings, request[key]).unlink()
                 except (InputError, OSError):
                     pass
-    seconds = round(time.perf_counter() - t0, 3)
-    return Outcome("done", result_of(voice, seconds), seconds=seconds)
+    return result_of(voice, round(time.perf_counter() - t0, 3))

@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -141,6 +142,9 @@ class Stager:
         partial = self.incoming / "partial"
         part = partial / (hashlib.sha256(url.encode()).hexdigest()[:24] + ".part")
         label = name or _file_name(url)
+        run_id = f"voice-{self.name}-{label}"
+        self.hooks.on_run_start(run_id, "voices.add", [label])  # one bar per download
+        ok, t0 = False, time.monotonic()
         self.hooks.on_step_start(label, False)
         try:
             digest = download(
@@ -154,15 +158,19 @@ class Stager:
                 resumes=RESUMES,
                 agent="singer-voices",
             )
+            ok = True
         except NetworkUnavailable:
             raise
         except BaseException:
             part.unlink(missing_ok=True)
             raise
+        finally:
+            if ok:
+                self.hooks.on_step_end(label, False, time.monotonic() - t0)
+            self.hooks.on_run_end(run_id, ok)
         dest = self.root / "dl" / label
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(part, dest)
-        self.hooks.on_step_end(label, False, 0.0)
         return dest, digest
 
 

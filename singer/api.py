@@ -303,9 +303,11 @@ class Singer:
     def merge_voices(self, names: list[str], weights: list[float], new_name: str):
         return self.voices.merge(names, weights, new_name)
 
-    def add_voice(self, name: str, pth: str | Path, index: str | Path | None = None, **kw: Any):
-        """Add an RVC model (+ .index) as voice ``name`` (copied into the store with sha256 recorded)."""
-        return self.voices.add_rvc(name, pth, index, **kw)
+    def add_voice(self, name: str, source: str | Path, index: str | Path | None = None, **kw: Any):
+        """Add an RVC voice ``name`` from ``source``: a .pth, a zip, another tool's voice folder or an http(s) link
+        (+ its .index when apart); checked, copied into the store with sha256 recorded. Keywords:
+        :meth:`singer.voices.VoiceStore.add_rvc` (``sha256`` pins the download, ``vocal_range``, ``gender``...)."""
+        return self.voices.add_rvc(name, source, index, **kw)
 
     def verify_voice(self, name: str) -> dict:
         return self.voices.verify(name)

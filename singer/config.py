@@ -61,8 +61,18 @@ class Settings(BaseSettings):
         description="Models kept loaded per process, all engines together (separator networks, RVC voices, "
         "content encoder, pitch trackers); the least recently used is dropped first.",
     )
+    max_voice_mb: float = Field(
+        default=1000.0,
+        gt=0,
+        description="Largest voice a user adds (a download, an upload, or what a zip unpacks to), MB.",
+    )
     # HTTP service
     api_keys: str = Field(default="", description="Accepted API keys, comma-separated (header X-API-Key).")
+    admin_keys: str = Field(
+        default="",
+        description="Operator API keys, comma-separated: they may also add, merge and remove voices "
+        "(ordinary keys list and use them).",
+    )
     rate_limit: int = Field(default=120, ge=1, description="Requests per minute per API key.")
     max_jobs_per_key: int = Field(default=5, ge=1, description="Queued + running jobs per API key.")
     max_upload_mb: float = Field(default=25.0, gt=0, description="Largest voice-note upload, MB.")

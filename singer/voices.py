@@ -114,6 +114,7 @@ class VoiceStore:
     """Lists, loads, creates, merges and removes voices."""
 
     def __init__(self, settings: Settings, bundled_dir: Path | None = None):
+        self.settings = settings
         self.user_dir = Path(settings.voices_path)
         self.bundled_dir = Path(bundled_dir) if bundled_dir else BUNDLED_DIR
 
@@ -260,29 +261,45 @@ class VoiceStore:
         description: str = "",
         licence: str = "",
         overwrite: bool = False,
+        sha256: str | None = None,
+        local: bool = True,
+        hooks: Any = None,
     ) -> Voice:
-        """Copy an RVC model (+ its .index) into the store. Its register (singing range and speaking pitch) comes from
-        ``vocal_range`` (a singing range, e.g. "A3-E5"), else ``samples`` (sung or spoken: ``sample_kind``, "auto"
-        tells them apart), else ``gender`` (typical figures); see :mod:`singer.register`."""
+        """Add an RVC voice from ``pth``: a ``.pth``, a zip holding one, a folder another tool left (RVC WebUI,
+        Applio, ultimate-rvc), or an http(s) link to any of the files (:mod:`singer.voicesources`); ``index`` is
+        its ``.index`` when it comes separately. ``sha256`` pins the file ``pth`` names. ``local=False``: links
+        only (HTTP callers). Its register (singing range and speaking pitch) comes from ``vocal_range`` (a singing
+        range, e.g. "A3-E5"), else ``samples`` (sung or spoken: ``sample_kind``, "auto" tells them apart), else
+        ``gender`` (typical figures); see :mod:`singer.register`. A readme and licence that came with the voice
+        become its description and licence unless given."""
         from .engines.converters.rvc import voice as rvc_voice
+        from .voicesources import gathered
 
+        self._check_new(name, overwrite)  # before anything is downloaded
         reg, heard = None, None
         if vocal_range:
             reg = rvc_voice.register_from_range(vocal_range)
         elif samples:
             reg, heard = rvc_voice.register_from_samples([Path(p) for p in samples], sample_kind)
-        return rvc_voice.add(
-            self,
-            name,
-            Path(pth),
-            Path(index) if index else None,
-            register=reg,
-            samples=heard,
-            gender=gender,
-            description=description,
-            licence=licence,
-            overwrite=overwrite,
-        )
+        with gathered(self.settings, name, pth, index, sha256=sha256, local=local, hooks=hooks) as got:
+            readme = (got.readme or "").strip()
+            return rvc_voice.add(
+                self,
+                name,
+                got.pth,
+                got.index,
+                register=reg,
+                samples=heard,
+                gender=gender,
+                description=(description or readme.splitlines()[0][:200]) if readme else description,
+                licence=licence or (got.licence or "")[:2000],
+                overwrite=overwrite,
+                source={
+                    **got.source,
+                    **({"readme": readme} if readme else {}),
+                    **({"notes": list(got.notes)} if got.notes else {}),
+                },
+            )
 
     def verify(self, name: str) -> dict:
         """Check a voice's files against the sha256 recorded when it was added."""

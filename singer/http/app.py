@@ -19,7 +19,7 @@ from ..errors import SingerError, error_dict
 from ..jobs.store import JobStore
 from ..redact import redact
 from ..version import __version__
-from . import batches, routes
+from . import batches, routes, voices
 from .deps import CODES, Service, status_for
 from .guard import Guard
 from .security import KeyRing, RateLimiter
@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
         settings,
         JobStore(settings.home / "jobs.db"),
         Singer(settings),
-        KeyRing(settings.api_keys),
+        KeyRing(",".join((settings.api_keys, settings.admin_keys))),  # operator keys are keys too
         RateLimiter(settings.rate_limit),
     )
     app = FastAPI(
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
 
     app.include_router(routes.router)
     app.include_router(batches.router)
+    app.include_router(voices.router)
     app.add_middleware(Guard, settings=settings, keys=service.keys)  # outermost of ours: before any body is read
     return app
 

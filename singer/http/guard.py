@@ -115,6 +115,8 @@ class Guard:
         s = self.settings
         if method == "POST" and path == "/v1/conversions":
             return int(s.max_upload_mb * 1e6) + MULTIPART_SLACK
+        if method == "POST" and path == "/v1/voices/upload":  # a model file and its index
+            return 2 * int(s.max_voice_mb * 1e6) + MULTIPART_SLACK
         if method == "POST" and path == "/v1/batches":
             return int(s.max_batch_upload_mb * 1e6) + MULTIPART_SLACK
         return int(s.max_body_mb * 1e6)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..jobs.batches import Batch, status
 from ..jobs.db import Job
 from ..jobs.lifecycle import Views
+from ..jobs.voicejobs import VOICE_RESULT_TYPE
 
 
 def job_url(job_id: str) -> str:
@@ -31,9 +32,17 @@ def batch_report_url(batch_id: str) -> str:
     return f"/v1/batches/{batch_id}/report"
 
 
+def voice_url(name: str) -> str:
+    return f"/v1/voices/{name}"
+
+
 def linked_result(job_id: str, result: dict | None) -> dict | None:
-    """A job's public result with the link to its file first."""
-    return {"url": job_result_url(job_id), **result} if result else result
+    """A job's public result with the link to its file first (a voice job's: to the voice)."""
+    if not result:
+        return result
+    if result.get("content_type") == VOICE_RESULT_TYPE:
+        return {"url": voice_url(result.get("voice", "")), **result}
+    return {"url": job_result_url(job_id), **result}
 
 
 def public_job(job: Job) -> dict:

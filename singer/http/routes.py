@@ -53,10 +53,10 @@ def check_callback(settings: Settings, url: str | None) -> None:
             "callback_url is not accepted: this service has no webhook secret to sign calls with.",
             hint="Poll GET /v1/jobs/{id} or its events instead, or ask the operator to set SINGER_WEBHOOK_SECRET.",
         )
-    _door_url_check(url, settings)
+    door_url_check(url, settings)
 
 
-def _door_url_check(url: str, settings: Settings) -> None:
+def door_url_check(url: str, settings: Settings) -> None:
     """The URL policy at the door (the worker checks every connection again). A host name that does not resolve
     now may later: the job (or the webhook delivery) says so if it still does not; that is no reason to refuse."""
     from ..engines.sources.urls import check_url
@@ -67,7 +67,7 @@ def _door_url_check(url: str, settings: Settings) -> None:
         pass
 
 
-def _accept(service: Service, owner: str, kind: str, request: dict, callback_url: str | None) -> JobAccepted:
+def accept_job(service: Service, owner: str, kind: str, request: dict, callback_url: str | None) -> JobAccepted:
     check_callback(service.settings, callback_url)
     job = service.store.submit(owner, kind, request, callback_url, max_active=service.settings.max_jobs_per_key)
     if job is None:
@@ -82,7 +82,7 @@ def _query(text: str, settings: Settings) -> str:
 
     found = classify(text, local=False)
     if found.kind == "url":
-        _door_url_check(found.url, settings)
+        door_url_check(found.url, settings)
     return found.url if found.kind == "url" else found.text
 
 
@@ -98,7 +98,7 @@ def submit_cover(body: CoverIn, service: ServiceDep, owner: Caller) -> JobAccept
         "key": body.key,
         "pick": body.pick,
     }
-    return _accept(service, owner, "cover", {k: v for k, v in request.items() if v is not None}, body.callback_url)
+    return accept_job(service, owner, "cover", {k: v for k, v in request.items() if v is not None}, body.callback_url)
 
 
 @router.post(
@@ -136,7 +136,9 @@ def submit_conversion(
                 "trim": trim,
                 "denoise": denoise,
             }
-            return _accept(service, owner, "convert", {k: v for k, v in request.items() if v is not None}, callback_url)
+            return accept_job(
+                service, owner, "convert", {k: v for k, v in request.items() if v is not None}, callback_url
+            )
         except BaseException:  # refused: the upload goes (an accepted one goes when its job ends)
             path.unlink(missing_ok=True)
             raise
@@ -258,6 +260,13 @@ def job_result(job_id: str, service: ServiceDep, owner: Caller):
             "not_ready",
             f"Job {job.id} is {job.state}.",
             "Wait for state 'done' (GET /v1/jobs/{id} or its events).",
+        )
+    if "output" not in job.result:  # a voice job: its result is a voice
+        raise http_error(
+            404,
+            "not_found",
+            f"Job {job.id} made a voice, not a file.",
+            f"GET /v1/voices/{job.result.get('voice', '')} shows it.",
         )
     path = Path(job.result["output"])
     if not path.is_file():

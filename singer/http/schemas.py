@@ -228,3 +228,72 @@ class ErrorOut(BaseModel):
     error: str
     message: str
     hint: str = ""
+
+
+RANGE_MAX = 40  # characters of a singing range ("A3-E5")
+SHA256_LEN = 64
+Gender = Literal["", "female", "male"]
+
+
+class VoiceAddIn(BaseModel):
+    """An RVC voice from a link (operator keys only): a .pth, a zip holding one, a Hugging Face file or repo link,
+    a pixeldrain link."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"name": "ayana_a", "url": "https://huggingface.co/user/repo/blob/main/a.pth", "range": "A3-E5"}
+            ]
+        },
+    )
+
+    name: str = Field(..., min_length=1, max_length=VOICE_MAX, description="New voice name (a-z, 0-9, - and _).")
+    url: str = Field(..., min_length=1, max_length=QUERY_MAX, description="http(s) link to the voice.")
+    index_url: str | None = Field(None, max_length=QUERY_MAX, description="Link to its .index when apart.")
+    sha256: str | None = Field(None, min_length=SHA256_LEN, max_length=SHA256_LEN, description="Pin the download.")
+    range: str | None = Field(None, max_length=RANGE_MAX, description="Singing range, e.g. A3-E5 (for key auto).")
+    gender: Gender = Field("", description="female / male: a typical range when none is given.")
+    description: str = Field("", max_length=500)
+    licence: str = Field("", max_length=2000)
+    overwrite: bool = Field(False, description="Replace a voice of the same name.")
+    callback_url: str | None = Field(None, max_length=CALLBACK_MAX, description="Gets a signed POST when the job ends.")
+
+
+class VoiceMergeIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"names": ["ayana_a", "ayana_b"], "weights": [0.6, 0.4], "name": "ayana"}]},
+    )
+
+    names: list[Annotated[str, Field(min_length=1, max_length=VOICE_MAX)]] = Field(..., min_length=2, max_length=8)
+    weights: list[Annotated[float, Field(ge=0, le=1000)]] | None = Field(None, min_length=2, max_length=8)
+    name: str = Field(..., min_length=1, max_length=VOICE_MAX, description="Name of the merged voice.")
+    overwrite: bool = False
+    callback_url: str | None = Field(None, max_length=CALLBACK_MAX)
+
+
+class VoiceDetail(BaseModel):
+    """One voice: what it is, its register, where it came from. No server paths."""
+
+    name: str
+    kind: str
+    bundled: bool
+    description: str = ""
+    licence: str = ""
+    gender: str = ""
+    version: str | None = Field(None, description="RVC v1 / v2.")
+    sample_rate: int | None = None
+    f0: bool | None = None
+    vocoder: str | None = None
+    embedder: str | None = None
+    range: str | None = Field(None, description="Singing range (for key auto), when known.")
+    range_from: str | None = None
+    bytes: int | None = None
+    sha256: dict[str, str] = Field(default_factory=dict, description="File -> sha256, as recorded when added.")
+    source: str | None = Field(None, description="The link it was added from.")
+    notes: list[str] = Field(default_factory=list)
+
+
+class VoiceRemoved(BaseModel):
+    removed: str

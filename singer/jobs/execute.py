@@ -17,6 +17,7 @@ from typing import Any
 from ..config import Settings
 from ..errors import error_dict
 from .paths import batch_target, job_dir, uploads_dir
+from .voicejobs import VOICE_KINDS, run_voice_job
 
 PROGRESS_INTERVAL_S = 0.25  # at most one step_progress event per step this often (the last one always goes)
 
@@ -106,6 +107,15 @@ def run_job(
     """Run a service job: its output goes to the job's own folder, except for a job of ``batch`` whose request
     names an ``out`` inside that batch's output folder (the server sets it; see
     :func:`~singer.jobs.paths.batch_target`). It may read what :func:`remote_policy` allows ``owner``."""
+    if kind in VOICE_KINDS:
+        t0 = time.perf_counter()
+        try:
+            result = run_voice_job(singer, settings, kind, request, hooks)
+        except reraise:
+            raise
+        except Exception as e:  # a user error or a bug: either is the request's answer
+            return Outcome.failed(e, round(time.perf_counter() - t0, 3))
+        return Outcome("done", result, seconds=result["seconds"])
     try:
         fields = {k: v for k, v in request.items() if k not in ("out", "rel")}
         target = batch_target(settings, batch, request)

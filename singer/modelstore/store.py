@@ -21,45 +21,30 @@ URL policy holds for every connection (redirects and retries included), not only
 from __future__ import annotations
 
 import hashlib
-import http.client
 import importlib.util
 import json
 import os
 import re
 import time
 import tomllib
-import urllib.request
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from urllib.error import HTTPError, URLError
 from urllib.parse import unquote, urlsplit
 
 from filelock import FileLock
 
 from ..config import Settings
 from ..engines.sources.urls import check_url
-from ..errors import EngineUnavailable, InputError, ModelError, NetworkUnavailable, SourceError, UsageError
-from ..files import human_bytes, sha256_file
-from ..netguard import guarded
+from ..errors import EngineUnavailable, InputError, ModelError, NetworkUnavailable, UsageError
+from ..files import sha256_file
 from ..progress import Hooks, NullHooks
 from .manifest import CHECKSUMS, SHA256_HEX, ModelEntry, ModelFile, find_manifest, parse_entry
+from .transfer import download
 
 
 def _safe_file_name(url: str) -> str:
     base = unquote(PurePosixPath(urlsplit(url).path).name)
     return re.sub(r"[^A-Za-z0-9._-]+", "_", base).lstrip("._-")[:120] or "download"
-
-
-class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
-    """Applies the URL check to every redirect target, so a refused redirect names its URL (the guard around the
-    download would refuse its connection anyway)."""
-
-    def __init__(self, check):
-        self.check = check
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        self.check(newurl)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 class ModelStore:
@@ -249,66 +234,15 @@ class ModelStore:
     def _fetch(self, f: ModelFile, part: Path, hooks: Hooks) -> str:
         """Download ``f.url`` into ``part``, continuing what is there; return the sha256 of the whole file. Every
         connection is held to the URL policy: a refused one ends the pull with its :class:`SourceError`."""
-        with guarded(self.settings, f.url):
-            return self._transfer(f, part, hooks)
-
-    def _transfer(self, f: ModelFile, part: Path, hooks: Hooks) -> str:
-        opener = urllib.request.build_opener(_CheckedRedirects(lambda u: self._check(f, u)))
-        part.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(3):
-            offset = part.stat().st_size if part.exists() else 0
-            headers = {"User-Agent": "singer-modelstore", "Accept-Encoding": "identity"}
-            if offset:
-                headers["Range"] = f"bytes={offset}-"
-            try:
-                resp = opener.open(
-                    urllib.request.Request(self._check(f, f.url), headers=headers),
-                    timeout=self.settings.network_timeout,
-                )
-            except HTTPError as e:
-                if e.code == 416 and offset:
-                    if e.headers.get("Content-Range", "") == f"bytes */{offset}":  # the .part is already whole
-                        return sha256_file(part)
-                    part.unlink()  # longer than the file: start again
-                    continue
-                raise SourceError(
-                    f"Download of {f.rel} failed: the server answered HTTP {e.code} {e.reason} for {f.url}",
-                    hint="Check the URL; the file may have moved.",
-                ) from None
-            except (URLError, OSError, http.client.HTTPException) as e:
-                raise self._offline(f, getattr(e, "reason", e)) from None
-            with resp:
-                m = re.match(r"bytes (\d+)-", resp.headers.get("Content-Range", ""))
-                resuming = resp.status == 206 and offset > 0 and m is not None and int(m.group(1)) == offset
-                if resp.status == 206 and not resuming:  # a range we did not ask for: start again without one
-                    part.unlink(missing_ok=True)
-                    continue
-                h, offset = hashlib.sha256(), offset if resuming else 0
-                if resuming:
-                    with open(part, "rb") as old:
-                        while chunk := old.read(1 << 20):
-                            h.update(chunk)
-                length = resp.headers.get("Content-Length", "")
-                done, total = offset, offset + int(length) if length.isdigit() else f.size
-                try:
-                    with open(part, "ab" if resuming else "wb") as out:
-                        while chunk := resp.read(1 << 18):
-                            out.write(chunk)
-                            h.update(chunk)
-                            done += len(chunk)
-                            hooks.on_step_progress(
-                                f.rel,
-                                min(done / total, 1.0) if total else 0.0,
-                                f"{human_bytes(done)} / {human_bytes(total)}" if total else human_bytes(done),
-                            )
-                except (OSError, http.client.HTTPException) as e:
-                    raise self._offline(f, f"the transfer broke off at {done} bytes ({e})") from None
-                if total and done != total:
-                    raise self._offline(f, f"the transfer broke off at {done} of {total} bytes")
-                return h.hexdigest()
-        raise SourceError(
-            f"Download of {f.rel} failed: the server will not continue {part.name}",
-            hint=f"Delete {part} and pull again.",
+        return download(
+            self.settings,
+            f.url,
+            part,
+            label=f.rel,
+            offline=lambda why: self._offline(f, why),
+            hooks=hooks,
+            size=f.size,
+            agent="singer-modelstore",
         )
 
     # ---- verify ---------------------------------------------------------------------------------------------------

@@ -160,6 +160,12 @@ def _check_format(raw: Any, name: str) -> None:
             f"{name} uses the {vocoder} vocoder, which singer does not support yet.",
             hint="Use a model trained with the default HiFi-GAN vocoder.",
         )
+    embedder = str(raw.get("embedder_model", "contentvec"))
+    if embedder.lower() not in ("contentvec", "hubert_base", "hubert-base", ""):
+        raise ModelError(
+            f"{name} was trained on {embedder} features; singer extracts ContentVec (hubert_base) features only.",
+            hint="Use a model trained with the default ContentVec embedder.",
+        )
 
 
 def from_dict(raw: Any, path: Path | None = None) -> RVCCheckpoint:

@@ -195,9 +195,11 @@ def add(
     description: str = "",
     licence: str = "",
     overwrite: bool = False,
+    source: dict | None = None,
 ):
     """Validate and copy an RVC model (+ index) into the store as voice ``name``. Without a ``register`` a known
-    ``gender`` gives the typical one (:meth:`singer.register.Register.typical`)."""
+    ``gender`` gives the typical one (:meth:`singer.register.Register.typical`). ``source``: where the files came
+    from (:mod:`singer.voicesources`), kept in the manifest. A failure leaves none of the voice's files behind."""
     path = store._check_new(name, overwrite)
     pth = Path(pth)
     model = ck.load(pth)
@@ -212,14 +214,23 @@ def add(
         register = Register.typical(gender)
     store.user_dir.mkdir(parents=True, exist_ok=True)
     files = {f"{name}.pth": pth, **({f"{name}.index": index} if index is not None else {})}
-    sha = {dst: _copy(src, store.user_dir / dst) for dst, src in files.items()}
+    try:
+        sha = {dst: _copy(src, store.user_dir / dst) for dst, src in files.items()}
+    except BaseException:
+        for dst in files:
+            for p in (store.user_dir / dst, store.user_dir / f"{dst}.tmp"):
+                p.unlink(missing_ok=True)
+        raise
     meta = {
         "description": description or f"RVC {model.version} {model.sr // 1000}k model from {pth.name}",
         "gender": gender,
         "licence": licence,
         **_model_meta(model),
         "sha256": sha,
+        "bytes": sum((store.user_dir / dst).stat().st_size for dst in files),
     }
+    if source:
+        meta["source"] = source
     if register is not None:
         meta.update(register_meta(register))
     if samples:
@@ -236,6 +247,7 @@ def _model_meta(model: ck.RVCCheckpoint) -> dict:
         "f0": d["f0"],
         "speakers": d["speakers"],
         "info": d["info"],
+        **{k: str(d[k]) for k in ("vocoder", "embedder_model") if d.get(k)},  # Applio names them
     }
 
 

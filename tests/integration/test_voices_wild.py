@@ -232,3 +232,30 @@ def test_links_are_rewritten_and_unsupported_hosts_said(monkeypatch):
     for url in ("https://mega.nz/file/abc#key", "https://drive.google.com/file/d/x/view"):
         with pytest.raises(UsageError, match="in a browser"):
             resolve_link(url)
+
+
+def test_a_failed_replacement_keeps_the_old_voice(settings, files, monkeypatch):
+    """--overwrite whose index copy fails: the voice it was replacing keeps its files, and they still match."""
+    import shutil
+
+    from singer.voices import VoiceStore
+
+    store = VoiceStore(settings)
+    old = store.add_rvc("keep", files["pth"], files["index"], vocal_range="A3-E5")
+    before = {p.name: p.read_bytes() for p in old.files}
+    other_pth, other_index = write_voice_files(files["dir"] / "other", "other", seed=7)
+    real_copy = shutil.copyfile
+
+    def failing_copy(src, dst, *a, **kw):
+        if str(src).endswith(".index"):
+            raise OSError("disk full")
+        return real_copy(src, dst, *a, **kw)
+
+    monkeypatch.setattr(shutil, "copyfile", failing_copy)
+    with pytest.raises(OSError, match="disk full"):
+        store.add_rvc("keep", other_pth, other_index, vocal_range="A3-E5", overwrite=True)
+    monkeypatch.setattr(shutil, "copyfile", real_copy)
+    kept = store.get("keep")
+    assert {p.name: p.read_bytes() for p in kept.files} == before
+    assert not [p.name for p in store.user_dir.iterdir() if p.name.endswith(".tmp")]
+    assert all(r["ok"] for r in store.verify("keep").values())  # raises when a file no longer matches

@@ -14,6 +14,7 @@ renamed into place; the manifest is written last, so a voice is complete or abse
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Sequence
@@ -162,12 +163,22 @@ def register_meta(reg: Register) -> dict:
     return {"range": reg.singing_dict(), "speaking": {"median": round(reg.speaking, 2), "from": reg.speaking_from}}
 
 
-def _copy(src: Path, dst: Path) -> str:
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.copyfile(src, tmp)
-    digest = sha256_file(tmp)
-    tmp.replace(dst)
-    return digest
+def _install(files: dict[str, Path], folder: Path) -> dict[str, str]:
+    """Copy ``files`` ({name in folder: source}) into ``folder``; their sha256. Every copy is staged beside its
+    target first and the targets replaced only once all are staged, so a failed copy leaves the folder as it was
+    (a voice being replaced keeps its old files)."""
+    staged = {dst: folder / f".{dst}.{os.getpid()}.tmp" for dst in files}
+    try:
+        sha = {}
+        for dst, src in files.items():
+            shutil.copyfile(src, staged[dst])
+            sha[dst] = sha256_file(staged[dst])
+        for dst, tmp in staged.items():
+            os.replace(tmp, folder / dst)
+        return sha
+    finally:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
 
 
 def check_index(index_path: Path, model: ck.RVCCheckpoint, label: str):
@@ -214,13 +225,8 @@ def add(
         register = Register.typical(gender)
     store.user_dir.mkdir(parents=True, exist_ok=True)
     files = {f"{name}.pth": pth, **({f"{name}.index": index} if index is not None else {})}
-    try:
-        sha = {dst: _copy(src, store.user_dir / dst) for dst, src in files.items()}
-    except BaseException:
-        for dst in files:
-            for p in (store.user_dir / dst, store.user_dir / f"{dst}.tmp"):
-                p.unlink(missing_ok=True)
-        raise
+    was_new = not path.exists()
+    sha = _install(files, store.user_dir)
     meta = {
         "description": description or f"RVC {model.version} {model.sr // 1000}k model from {pth.name}",
         "gender": gender,
@@ -236,7 +242,13 @@ def add(
     if samples:
         meta["samples"] = samples
     provenance = {"added_from": {pth.name: sha[f"{name}.pth"], **({index.name: sha[f"{name}.index"]} if index else {})}}
-    return _write(store, path, name, list(files), meta, provenance)
+    try:
+        return _write(store, path, name, list(files), meta, provenance)
+    except BaseException:
+        if was_new:  # a new voice whose manifest could not be written leaves none of its files
+            for dst in files:
+                (store.user_dir / dst).unlink(missing_ok=True)
+        raise
 
 
 def _model_meta(model: ck.RVCCheckpoint) -> dict:

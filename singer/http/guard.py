@@ -5,6 +5,7 @@ A pure ASGI middleware (it sees the request before FastAPI parses a form or JSON
 - **Key first.** Routes that need an API key answer 401 before the body is read, so a 200 MB upload without a
   key costs the server nothing. Failed key checks are counted per client address: past
   ``SINGER_AUTH_FAILURES_PER_MINUTE`` the address gets 429 with Retry-After, key or not, until it cools down.
+  Routes that change voices answer 403 to a key that is not an operator key (SINGER_ADMIN_KEYS), also unread.
 - **Size.** A body larger than its route allows is refused with 413: at once when Content-Length says so, and
   while streaming when it does not (chunked) or lies. Limits: uploads ``SINGER_MAX_UPLOAD_MB``, batches
   ``SINGER_MAX_BATCH_UPLOAD_MB``, everything else ``SINGER_MAX_BODY_MB``.
@@ -36,6 +37,14 @@ Send = Callable[[Message], Awaitable[None]]
 OPEN = ("/healthz", "/docs", "/redoc", "/openapi.json", "/favicon.ico")  # no key needed (and no body read)
 MULTIPART_SLACK = 1 << 20  # form boundaries and the other fields beside an upload's bytes
 MIN_BODY_RATE = 32_000  # bytes/s a body must average (a 25 MB voice note: 13 min at the least)
+
+
+def changes_voices(method: str, path: str) -> bool:
+    """The routes only operator keys (SINGER_ADMIN_KEYS) may call: add, upload, merge and remove voices."""
+    path = path.rstrip("/")
+    if method == "POST":
+        return path in ("/v1/voices", "/v1/voices/upload", "/v1/voices/merge")
+    return method == "DELETE" and path.startswith("/v1/voices/")
 
 
 class TooMuch(Exception):
@@ -99,6 +108,7 @@ class Guard:
 
     def __init__(self, app: Any, settings: Settings, keys: KeyRing):
         self.app, self.settings, self.keys = app, settings, keys
+        self.admins = KeyRing(settings.admin_keys)
         self.throttle = FailureThrottle(settings.auth_failures_per_minute)
         self.proxies = {p.strip() for p in settings.trusted_proxies.split(",") if p.strip()}
         self.busy: Counter = Counter()  # client address -> requests in flight (event streams included)
@@ -214,6 +224,17 @@ class Guard:
             return (
                 *error_body(
                     401, "unauthorized", "Missing or unknown API key.", "Send your key in the X-API-Key header."
+                ),
+                {},
+            )
+        if changes_voices(scope["method"], path) and self.admins.owner(headers.get("x-api-key")) is None:
+            # an ordinary key may not send a voice's upload (up to 2 x SINGER_MAX_VOICE_MB) to be told 403 after
+            return (
+                *error_body(
+                    403,
+                    "forbidden",
+                    "This API key may list and use voices, not add, merge or remove them.",
+                    "Voices are changed with an operator key (SINGER_ADMIN_KEYS on the server).",
                 ),
                 {},
             )

@@ -143,3 +143,45 @@ def test_upload_and_merge_as_jobs(live, voice_files, app_settings):
     job = _wait(live, r.json()["job_id"], OP)
     assert job["state"] == "failed" and "not an RVC voice model" in job["error"]["message"], job
     assert str(app_settings.home) not in str(job["error"])
+
+
+def test_an_ordinary_key_is_refused_before_its_voice_upload_is_read(idle):
+    """An ordinary key may not make the server read (and spool to disk) a voice upload of up to 2 x
+    SINGER_MAX_VOICE_MB only to be told 403 afterwards: the door refuses it before a byte of the body."""
+    import asyncio
+
+    app = idle.app
+    sent = {"bytes": 0}
+    chunk = b"\0" * (1 << 20)
+
+    async def receive():
+        sent["bytes"] += len(chunk)
+        return {"type": "http.request", "body": chunk, "more_body": sent["bytes"] < 50 * len(chunk)}
+
+    answer: list[dict] = []
+
+    async def send(message):
+        answer.append(message)
+
+    for method, path in (("POST", "/v1/voices/upload"), ("POST", "/v1/voices"), ("DELETE", "/v1/voices/ayana")):
+        sent["bytes"], answer[:] = 0, []
+        scope = {
+            "type": "http",
+            "method": method,
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "headers": [
+                (b"x-api-key", USER["X-API-Key"].encode()),
+                (b"content-type", b"multipart/form-data; boundary=x"),
+                (b"content-length", str(50 << 20).encode()),
+            ],
+            "client": ("127.0.0.1", 5000),
+            "server": ("testserver", 80),
+            "scheme": "http",
+            "http_version": "1.1",
+            "root_path": "",
+        }
+        asyncio.run(app(scope, receive, send))
+        assert answer[0]["status"] == 403, (path, answer)
+        assert sent["bytes"] == 0, f"{path}: read {sent['bytes']} bytes of the body before refusing the key"

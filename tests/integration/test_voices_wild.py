@@ -259,3 +259,84 @@ def test_a_failed_replacement_keeps_the_old_voice(settings, files, monkeypatch):
     assert {p.name: p.read_bytes() for p in kept.files} == before
     assert not [p.name for p in store.user_dir.iterdir() if p.name.endswith(".tmp")]
     assert all(r["ok"] for r in store.verify("keep").values())  # raises when a file no longer matches
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def test_a_pth_whose_records_inflate_is_refused_unread(settings, files, tmp_path):
+    """torch's reader inflates a deflated record whole: a 0.4 MB .pth became 400 MB in memory (a 100 MB one, 100
+    GB). torch never compresses what it saves, so a compressed record is refused before torch reads the file."""
+    import zipfile
+
+    from singer.voices import VoiceStore
+
+    ck = torch.load(files["pth"], weights_only=True)
+    ck["weight"]["pad"] = torch.zeros(75_000_000)  # 300 MB of zeros
+    torch.save(ck, tmp_path / "big.pth")
+    del ck
+    with zipfile.ZipFile(tmp_path / "big.pth") as src, zipfile.ZipFile(tmp_path / "bomb.pth", "w") as out:
+        for info in src.infolist():
+            out.writestr(info.filename, src.read(info), zipfile.ZIP_DEFLATED)
+    (tmp_path / "big.pth").unlink()
+    assert (tmp_path / "bomb.pth").stat().st_size < 2e6
+    before = _peak_rss_mb()
+    with pytest.raises(ModelError, match="compressed") as e:
+        VoiceStore(settings).add_rvc("bomb", tmp_path / "bomb.pth", vocal_range="A3-E5")
+    assert "bomb.pth" in e.value.user_message and str(tmp_path) not in e.value.user_message
+    assert _peak_rss_mb() - before < 150, "the records were inflated before the file was refused"
+
+
+def test_an_index_that_declares_more_than_it_holds_is_refused_without_the_memory(settings, files, tmp_path):
+    """A 200-byte faiss index declaring 1.5 GB of vectors made faiss allocate (and zero) all of it."""
+    import struct
+
+    import faiss
+    import numpy as np
+
+    from singer.voices import VoiceStore
+
+    flat = faiss.IndexFlatL2(768)
+    flat.add(np.zeros((1, 768), dtype=np.float32))
+    raw = bytearray(faiss.serialize_index(flat).tobytes())
+    at = raw.find(struct.pack("<Q", 768), 4)  # the count of stored floats, after the header
+    raw[at : at + 8] = struct.pack("<Q", 384 * 1024**2)
+    (tmp_path / "liar.index").write_bytes(bytes(raw[:200]))
+    before = _peak_rss_mb()
+    with pytest.raises(ModelError, match="liar.index") as e:
+        VoiceStore(settings).add_rvc("liar", files["pth"], tmp_path / "liar.index", vocal_range="A3-E5")
+    assert str(tmp_path) not in e.value.user_message
+    assert _peak_rss_mb() - before < 500, "the index's declared sizes were allocated"
+    assert not list(VoiceStore(settings).user_dir.glob("liar*"))
+
+
+def test_a_failed_merge_leaves_nothing_and_keeps_the_voice_it_replaces(settings, files, monkeypatch):
+    """An RVC merge wrote NAME.pth in place before its index was merged: a failure then left a stray model (a new
+    name) or a replaced voice whose model no longer matched its manifest (--overwrite). Weights must be finite."""
+    from singer.engines.converters.rvc import index as rvc_index
+    from singer.voices import VoiceStore
+
+    store = VoiceStore(settings)
+    store.add_rvc("ma", files["pth"], files["index"], vocal_range="A3-E5")
+    other_pth, other_index = write_voice_files(files["dir"] / "mb", "mb", seed=9)
+    store.add_rvc("mb", other_pth, other_index, vocal_range="A3-E5")
+    store.merge(["ma", "mb"], [0.5, 0.5], "mix")
+    before = {p.name: p.read_bytes() for p in store.get("mix").files}
+
+    def broken(*a, **kw):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(rvc_index, "merge_indexes", broken)
+    with pytest.raises(OSError, match="disk full"):
+        store.merge(["ma", "mb"], [0.9, 0.1], "mix", overwrite=True)
+    with pytest.raises(OSError, match="disk full"):
+        store.merge(["ma", "mb"], [0.9, 0.1], "fresh")
+    assert {p.name: p.read_bytes() for p in store.get("mix").files} == before
+    assert all(r["ok"] for r in store.verify("mix").values())
+    assert sorted(p.name for p in store.user_dir.iterdir() if "fresh" in p.name or p.name.startswith(".")) == []
+    for bad in ([float("nan"), 1.0], [float("inf"), 1.0], [-1.0, 2.0]):
+        with pytest.raises(InputError, match="weights"):
+            store.merge(["ma", "mb"], bad, "nan")

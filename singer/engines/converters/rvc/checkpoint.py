@@ -9,6 +9,7 @@ plain weights here. Loading goes through :func:`singer.engines.converters.rvc.sa
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,7 +271,7 @@ def merge(cks: list[RVCCheckpoint], weights: list[float], names: list[str]) -> R
         raise InputError(
             f"Got {len(cks)} voices and {len(weights)} weights.", hint="Give two or more voices and one weight each."
         )
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0 or not math.isfinite(sum(weights)):
         raise InputError(
             f"Invalid merge weights {weights}.", hint="Use non-negative weights with a positive sum, e.g. 0.6,0.4."
         )

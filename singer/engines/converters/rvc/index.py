@@ -102,6 +102,52 @@ class RetrievalIndex:
             raise
 
 
+# Run in a child held to a memory budget: faiss allocates (and zeroes) every size a file declares before reading it,
+# so a 200-byte index declaring a terabyte of vectors would take the whole machine down with the process.
+_PROBE = """
+import os, resource, sys
+import numpy as np, faiss
+path, budget = sys.argv[1], int(sys.argv[2])
+with open("/proc/self/status") as f:
+    vm = next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (vm + budget, resource.getrlimit(resource.RLIMIT_AS)[1]))
+try:
+    index = faiss.deserialize_index(np.fromfile(path, dtype=np.uint8))
+    index.reconstruct_n(0, index.ntotal)
+except MemoryError:
+    sys.exit("it declares more data than the file holds")
+except Exception as e:
+    sys.exit((str(e).strip().splitlines() or [type(e).__name__])[-1][:300])
+"""
+PROBE_SLACK = 512 * 1024**2  # bytes beyond 3x the file: numpy, faiss's own tables
+
+
+def probe_file(path: Path) -> None:
+    """Read an untrusted ``.index`` in a child process held to memory of about three times its size (the bytes,
+    the index, its vectors); a ModelError naming the file when it cannot be read within that. Linux only (it needs
+    /proc and RLIMIT_AS); elsewhere :meth:`RetrievalIndex.load` alone judges it."""
+    import subprocess
+    import sys
+
+    path = Path(path)
+    if not Path("/proc/self/status").exists():
+        return
+    budget = 3 * path.stat().st_size + PROBE_SLACK
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "1"}
+    run = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(path), str(budget)], capture_output=True, text=True, env=env, timeout=600
+    )
+    if run.returncode != 0:
+        lines = [ln for ln in run.stderr.strip().splitlines() if ln.strip()]
+        why = lines[-1].split(": ", 1)[-1] if "Error" in (lines or [""])[-1] else (lines or ["unreadable"])[-1]
+        if "bad_alloc" in why or "MemoryError" in why or run.returncode < 0:
+            why = "it declares more data than the file holds"
+        raise ModelError(
+            f"Cannot read the voice index {path.name}: {why[:300]}",
+            hint="Re-download the voice's .index file, or add the voice without it.",
+        )
+
+
 def build_index(vectors: np.ndarray) -> RetrievalIndex:
     """RVC's recipe: ``IVF{n},Flat`` with n = min(16*sqrt(N), N//39) (at least 1), nprobe 1, added in batches."""
     faiss = _faiss()

@@ -132,11 +132,32 @@ def _refused(path: Path, e: Exception) -> ModelError:
     )
 
 
+def check_container(path: Path) -> None:
+    """Refuse a zip-format checkpoint torch would inflate into memory: torch saves every record stored (never
+    compressed), so a deflated record, or records that add up to more than the file, can only be a memory bomb
+    (torch's reader inflates each record whole, whatever it grows to)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return  # not a zip: a legacy pickle, or damaged (torch says which)
+    size = path.stat().st_size
+    if any(i.compress_type != zipfile.ZIP_STORED for i in infos) or sum(i.file_size for i in infos) > size:
+        raise ModelError(
+            f"Refused to load {path.name}: its records are compressed or claim more than the file holds "
+            "(torch never saves them so; unpacking them could take any amount of memory).",
+            hint="Use the .pth as RVC WebUI/Applio saved it (torch.save), not a re-packed copy.",
+        )
+
+
 def load_weights(path: str | Path) -> Any:
     """``torch.load(weights_only=True)`` with errors as ModelError naming the file."""
     import torch
 
     path = Path(path)
+    check_container(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -152,6 +173,7 @@ def load_with_stubs(path: str | Path) -> Any:
     import torch
 
     path = Path(path)
+    check_container(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=False, pickle_module=stub_pickle)
     except pickle.UnpicklingError as e:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,8 +183,9 @@ def _install(files: dict[str, Path], folder: Path) -> dict[str, str]:
 
 
 def check_index(index_path: Path, model: ck.RVCCheckpoint, label: str):
-    from .index import RetrievalIndex
+    from .index import RetrievalIndex, probe_file
 
+    probe_file(index_path)  # an index from the wild: read first where its declared sizes cannot exhaust memory
     idx = RetrievalIndex.load(index_path)
     if idx.dim != model.content_dim:
         raise InputError(
@@ -314,21 +316,24 @@ def merge(
     models = [ck.load(r.pth) for r in rvs]
     merged = ck.merge(models, list(weights), names)
     store.user_dir.mkdir(parents=True, exist_ok=True)
-    files = [f"{new_name}.pth"]
-    pth_tmp = store.user_dir / f"{new_name}.pth"
-    merged.save(pth_tmp)
-    sha = {files[0]: sha256_file(pth_tmp)}
-    note = ""
-    live = [(r, w) for r, w in zip(rvs, weights) if w > 0]
-    if all(r.index is not None for r, _ in live):
-        from .index import RetrievalIndex, merge_indexes
+    # made in a staging folder and installed together, so a failure (index merge, disk) leaves no new file and a
+    # voice being replaced keeps its files
+    with tempfile.TemporaryDirectory(prefix=".merge-", dir=store.user_dir) as staging:
+        made = {f"{new_name}.pth": Path(staging) / f"{new_name}.pth"}
+        merged.save(made[f"{new_name}.pth"])
+        note = ""
+        live = [(r, w) for r, w in zip(rvs, weights) if w > 0]
+        if all(r.index is not None for r, _ in live):
+            from .index import RetrievalIndex, merge_indexes
 
-        idx = merge_indexes([RetrievalIndex.load(r.index) for r, _ in live], [w for _, w in live])
-        files.append(f"{new_name}.index")
-        idx.save(store.user_dir / files[1])
-        sha[files[1]] = sha256_file(store.user_dir / files[1])
-    elif any(r.index is not None for r, _ in live):
-        note = "no index: not every merged voice has one"
+            idx = merge_indexes([RetrievalIndex.load(r.index) for r, _ in live], [w for _, w in live])
+            made[f"{new_name}.index"] = Path(staging) / f"{new_name}.index"
+            idx.save(made[f"{new_name}.index"])
+        elif any(r.index is not None for r, _ in live):
+            note = "no index: not every merged voice has one"
+        was_new = not path.exists()
+        sha = _install(made, store.user_dir)
+    files = list(made)
     total = float(sum(weights))
     ranges = [r.range for r in rvs]
     meta = {
@@ -353,7 +358,16 @@ def merge(
             {"name": n, "weight": w, "sha256": r.meta.get("sha256", {})} for n, w, r in zip(names, weights, rvs)
         ]
     }
-    return _write(store, path, new_name, files, meta, provenance)
+    try:
+        voice = _write(store, path, new_name, files, meta, provenance)
+    except BaseException:
+        if was_new:
+            for dst in files:
+                (store.user_dir / dst).unlink(missing_ok=True)
+        raise
+    if f"{new_name}.index" not in files:  # the voice it replaced had one: it is not this voice's
+        (store.user_dir / f"{new_name}.index").unlink(missing_ok=True)
+    return voice
 
 
 def _merged_gender(voices: Sequence[Any]) -> str:

@@ -11,9 +11,12 @@ into cache keys. Writes are atomic; names are safe slugs.
 from __future__ import annotations
 
 import builtins
+import contextlib
+import functools
+import inspect
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -110,6 +113,23 @@ def validate_name(name: str) -> str:
     )
 
 
+def _changes(param: str) -> Callable:
+    """A VoiceStore method that creates or replaces the voice named by its argument ``param``: run under
+    :meth:`VoiceStore.changing` for that name."""
+
+    def wrap(fn: Callable) -> Callable:
+        sig = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def inner(self: VoiceStore, *args: Any, **kwargs: Any) -> Any:
+            with self.changing(sig.bind(self, *args, **kwargs).arguments[param]):
+                return fn(self, *args, **kwargs)
+
+        return inner
+
+    return wrap
+
+
 class VoiceStore:
     """Lists, loads, creates, merges and removes voices."""
 
@@ -175,6 +195,19 @@ class VoiceStore:
         assert voice is not None
         return voice
 
+    @contextlib.contextmanager
+    def changing(self, name: str) -> Iterator[None]:
+        """Held while voice ``name`` is created or replaced: two changes of one name (two threads, two processes)
+        run one after the other, so the second sees the first's voice instead of mixing files with it."""
+        from filelock import FileLock
+
+        validate_name(name)
+        locks = Path(self.settings.home) / "locks" / "voices"  # outside the store: a lock is not a voice's file
+        locks.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(locks / f"{name}.lock")):
+            yield
+
+    @_changes("name")
     def create(
         self,
         name: str,
@@ -209,6 +242,7 @@ class VoiceStore:
         }
         return self._write(path, name, profile, meta)
 
+    @_changes("new_name")
     def merge(
         self,
         names: Sequence[str],
@@ -248,6 +282,7 @@ class VoiceStore:
         }
         return self._write(path, new_name, profile, meta)
 
+    @_changes("name")
     def add_rvc(
         self,
         name: str,

@@ -47,6 +47,13 @@ def changes_voices(method: str, path: str) -> bool:
     return method == "DELETE" and path.startswith("/v1/voices/")
 
 
+Refusal = tuple[int, bytes, dict[str, str]]
+
+
+def _refusal(status: int, code: str, message: str, hint: str, headers: dict[str, str] | None = None) -> Refusal:
+    return (*error_body(status, code, message, hint), headers or {})
+
+
 class TooMuch(Exception):
     """The body went past its route's limit while streaming."""
 
@@ -184,70 +191,62 @@ class Guard:
             status, body = state["answered"]
             await respond(send, status, body)
 
-    def _refuse(self, scope: Scope, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]] | None:
+    def _refuse(self, scope: Scope, headers: dict[str, str]) -> Refusal | None:
         """A refusal (status, body, headers) decided from the request line and headers alone, or None."""
         path = scope["path"]
         length = headers.get("content-length")
         if length is not None and not re.fullmatch(r"[0-9]{1,15}", length.strip()):
-            return (
-                *error_body(
-                    400,
-                    "invalid_request",
-                    "The Content-Length header is not a number.",
-                    "Send the body's size in bytes, or leave the header out.",
-                ),
-                {},
+            return _refusal(
+                400,
+                "invalid_request",
+                "The Content-Length header is not a number.",
+                "Send the body's size in bytes, or leave the header out.",
             )
         addr = self.client(scope, headers)
         if path.startswith(OPEN) or path == "/":
-            # /healthz says more to a valid key: no free guessing there either. A throttled address's key is
-            # not even looked at (the route sees none).
-            if headers.get("x-api-key"):
-                if self.throttle.blocked(addr):
-                    scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() != b"x-api-key"]
-                elif self.keys.owner(headers["x-api-key"]) is None:
-                    self.throttle.failed(addr)
+            self._open_route(scope, headers, addr)
             return None
+        refused = self._key_refusal(scope, headers, addr)
+        if refused is not None:
+            return refused
+        limit = self.limit(scope["method"], path)
+        if length is not None and int(length) > limit:
+            size = f"The request body is {int(length) / 1e6:.1f} MB; this route takes at most {limit / 1e6:.1f} MB."
+            return _refusal(413, "too_large", size, "Send a smaller file.")
+        return None
+
+    def _open_route(self, scope: Scope, headers: dict[str, str], addr: str) -> None:
+        """/healthz says more to a valid key: no free guessing there either. A throttled address's key is not even
+        looked at (the route sees none)."""
+        if not headers.get("x-api-key"):
+            return
+        if self.throttle.blocked(addr):
+            scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() != b"x-api-key"]
+        elif self.keys.owner(headers["x-api-key"]) is None:
+            self.throttle.failed(addr)
+
+    def _key_refusal(self, scope: Scope, headers: dict[str, str], addr: str) -> Refusal | None:
         wait = self.throttle.blocked(addr)
         if wait > 0:
-            return (
-                *error_body(
-                    429,
-                    "too_many_failures",
-                    "Too many requests with a wrong API key from this address.",
-                    f"Wait {wait:.0f} s and send a valid key in the X-API-Key header.",
-                ),
+            return _refusal(
+                429,
+                "too_many_failures",
+                "Too many requests with a wrong API key from this address.",
+                f"Wait {wait:.0f} s and send a valid key in the X-API-Key header.",
                 {"Retry-After": str(max(1, round(wait)))},
             )
         if self.keys.owner(headers.get("x-api-key")) is None:
             self.throttle.failed(addr)
-            return (
-                *error_body(
-                    401, "unauthorized", "Missing or unknown API key.", "Send your key in the X-API-Key header."
-                ),
-                {},
+            return _refusal(
+                401, "unauthorized", "Missing or unknown API key.", "Send your key in the X-API-Key header."
             )
-        if changes_voices(scope["method"], path) and self.admins.owner(headers.get("x-api-key")) is None:
+        if changes_voices(scope["method"], scope["path"]) and self.admins.owner(headers.get("x-api-key")) is None:
             # an ordinary key may not send a voice's upload (up to 2 x SINGER_MAX_VOICE_MB) to be told 403 after
-            return (
-                *error_body(
-                    403,
-                    "forbidden",
-                    "This API key may list and use voices, not add, merge or remove them.",
-                    "Voices are changed with an operator key (SINGER_ADMIN_KEYS on the server).",
-                ),
-                {},
-            )
-        limit = self.limit(scope["method"], path)
-        if length is not None and int(length) > limit:
-            return (
-                *error_body(
-                    413,
-                    "too_large",
-                    f"The request body is {int(length) / 1e6:.1f} MB; this route takes at most {limit / 1e6:.1f} MB.",
-                    "Send a smaller file.",
-                ),
-                {},
+            return _refusal(
+                403,
+                "forbidden",
+                "This API key may list and use voices, not add, merge or remove them.",
+                "Voices are changed with an operator key (SINGER_ADMIN_KEYS on the server).",
             )
         return None
 

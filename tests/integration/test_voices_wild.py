@@ -340,3 +340,30 @@ def test_a_failed_merge_leaves_nothing_and_keeps_the_voice_it_replaces(settings,
     for bad in ([float("nan"), 1.0], [float("inf"), 1.0], [-1.0, 2.0]):
         with pytest.raises(InputError, match="weights"):
             store.merge(["ma", "mb"], bad, "nan")
+
+
+def test_two_adds_of_one_name_do_not_mix(settings, files):
+    """Two threads add voice "twin" from different models at once: one wins, the other is told it exists, and the
+    voice's files are the winner's (its manifest's sha256 match the files on disk)."""
+    import threading
+
+    from singer.voices import VoiceStore
+
+    other_pth, other_index = write_voice_files(files["dir"] / "twin2", "twin2", seed=9)
+    sources = [(files["pth"], files["index"]), (other_pth, other_index)]
+    outcomes: list = []
+
+    def add(pth, index):
+        try:
+            outcomes.append(VoiceStore(settings).add_rvc("twin", pth, index, vocal_range="A3-E5"))
+        except Exception as e:  # noqa: BLE001 - the loser's error is the assertion
+            outcomes.append(e)
+
+    threads = [threading.Thread(target=add, args=s) for s in sources]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    errors = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(outcomes) == 2 and len(errors) == 1 and "already exists" in str(errors[0])
+    assert all(r["ok"] for r in VoiceStore(settings).verify("twin").values())

@@ -244,13 +244,7 @@ def add(
     if samples:
         meta["samples"] = samples
     provenance = {"added_from": {pth.name: sha[f"{name}.pth"], **({index.name: sha[f"{name}.index"]} if index else {})}}
-    try:
-        return _write(store, path, name, list(files), meta, provenance)
-    except BaseException:
-        if was_new:  # a new voice whose manifest could not be written leaves none of its files
-            for dst in files:
-                (store.user_dir / dst).unlink(missing_ok=True)
-        raise
+    return _write_or_undo(store, path, name, list(files), meta, provenance, was_new)
 
 
 def _model_meta(model: ck.RVCCheckpoint) -> dict:
@@ -334,10 +328,27 @@ def merge(
         was_new = not path.exists()
         sha = _install(made, store.user_dir)
     files = list(made)
+    meta = _merged_meta(voices, rvs, weights, merged, sha, note)
+    if description:
+        meta["description"] = description
+    provenance = {
+        "merged_from": [
+            {"name": n, "weight": w, "sha256": r.meta.get("sha256", {})} for n, w, r in zip(names, weights, rvs)
+        ]
+    }
+    voice = _write_or_undo(store, path, new_name, files, meta, provenance, was_new)
+    if f"{new_name}.index" not in files:  # the voice it replaced had one: it is not this voice's
+        (store.user_dir / f"{new_name}.index").unlink(missing_ok=True)
+    return voice
+
+
+def _merged_meta(voices: Sequence[Any], rvs: list, weights: Sequence[float], merged: Any, sha: dict, note: str) -> dict:
+    """A merged voice's manifest meta: its description, gender, licences, model, and the weighted register."""
+    names = [v.name for v in voices]
     total = float(sum(weights))
     ranges = [r.range for r in rvs]
     meta = {
-        "description": description or "merge of " + " + ".join(f"{w / total:.3g}*{n}" for n, w in zip(names, weights)),
+        "description": "merge of " + " + ".join(f"{w / total:.3g}*{n}" for n, w in zip(names, weights)),
         "gender": _merged_gender(voices),
         "licence": "; ".join(sorted({v.meta.get("licence", "") for v in voices} - {""})),
         **_model_meta(merged),
@@ -353,21 +364,20 @@ def merge(
             "median": sum(s * w for s, w in zip(speaking, weights)) / total,
             "from": "weighted merge of the voices' speaking pitches",
         }
-    provenance = {
-        "merged_from": [
-            {"name": n, "weight": w, "sha256": r.meta.get("sha256", {})} for n, w, r in zip(names, weights, rvs)
-        ]
-    }
+    return meta
+
+
+def _write_or_undo(
+    store: Any, path: Path, name: str, files: list[str], meta: dict, provenance: dict, was_new: bool
+) -> Any:
+    """The manifest written; a new voice whose manifest could not be written leaves none of its files."""
     try:
-        voice = _write(store, path, new_name, files, meta, provenance)
+        return _write(store, path, name, files, meta, provenance)
     except BaseException:
         if was_new:
             for dst in files:
                 (store.user_dir / dst).unlink(missing_ok=True)
         raise
-    if f"{new_name}.index" not in files:  # the voice it replaced had one: it is not this voice's
-        (store.user_dir / f"{new_name}.index").unlink(missing_ok=True)
-    return voice
 
 
 def _merged_gender(voices: Sequence[Any]) -> str:

@@ -160,3 +160,16 @@ def test_merge_round_trips_through_save(tmp_path):
     np.testing.assert_allclose(
         back.weight["dec.conv_pre.weight"].numpy(), m.weight["dec.conv_pre.weight"].numpy(), atol=2e-3
     )
+
+
+def test_a_config_asking_for_absurd_sizes_is_refused_before_anything_is_built():
+    """A .pth whose config describes a network far larger than its weights: refused when read, without allocating
+    the network (it is built on torch's meta device, after its numbers are bounded)."""
+    raw = random_checkpoint("v2", 40000, size="tiny")
+    huge = {**raw, "config": [*raw["config"][:3], 10**9, *raw["config"][4:]]}
+    with pytest.raises(ModelError, match="config no RVC model has"):
+        ck.from_dict(huge)
+    wider = {**raw, "config": [*raw["config"][:3], raw["config"][3] * 2, *raw["config"][4:]]}  # valid, wrong
+    with pytest.raises(ModelError, match="does not fit"):
+        ck.from_dict(wider)
+    assert ck.from_dict(raw).version == "v2"

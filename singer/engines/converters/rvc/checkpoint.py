@@ -204,6 +204,7 @@ def from_dict(raw: Any, path: Path | None = None) -> RVCCheckpoint:
         )
     sr = config[-1]
     sr = int(sr.rstrip("k")) * 1000 if isinstance(sr, str) else int(sr)
+    _check_shapes(name, config, version, f0, weight)
     extra = {
         k: v
         for k, v in raw.items()
@@ -219,6 +220,49 @@ def from_dict(raw: Any, path: Path | None = None) -> RVCCheckpoint:
         info=str(raw.get("info", "")),
         extra=extra,
     )
+
+
+CONFIG_INT_MAX = 65536  # no layer width, count, kernel or rate of a real RVC model comes near this
+CONFIG_LIST_MAX = 64
+
+
+def _config_numbers(value: Any) -> list:
+    if isinstance(value, list | tuple):
+        if len(value) > CONFIG_LIST_MAX:
+            raise ValueError(f"a config list of {len(value)} entries")
+        return [n for v in value for n in _config_numbers(v)]
+    return [value] if isinstance(value, int | float) and not isinstance(value, bool) else []
+
+
+def _check_shapes(name: str, config: list, version: str, f0: bool, weight: dict) -> None:
+    """The network the config describes must be the one the weights fill: built without memory (torch's meta
+    device) after its numbers were bounded, its parameter shapes compared with the weights'. A config asking for
+    absurd sizes would otherwise allocate them when the voice is first used."""
+    import torch
+
+    from .synth import SynthConfig, Synthesizer
+
+    try:
+        numbers = _config_numbers(config[:-1])
+        if any(not (0 <= n <= CONFIG_INT_MAX) for n in numbers):
+            raise ValueError("a config number out of range")
+        with torch.device("meta"):
+            shapes = {
+                k: tuple(v.shape)
+                for k, v in Synthesizer(SynthConfig.from_list(config), version, f0).state_dict().items()
+            }
+    except (ValueError, TypeError, IndexError, RuntimeError) as e:
+        raise ModelError(
+            f"{name} has a config no RVC model has ({_short(e)}).", hint="The file may be damaged."
+        ) from None
+    wrong = sorted(k for k in shapes if k not in weight or tuple(weight[k].shape) != shapes[k])
+    extra = sorted(k for k in weight if k not in shapes)
+    if wrong or extra:
+        raise ModelError(
+            f"{name} does not fit the RVC {version} architecture its config describes "
+            f"({len(wrong)} weights of another shape or missing, {len(extra)} unknown; e.g. {(wrong or extra)[0]}).",
+            hint="The file may be from an unsupported RVC fork or damaged.",
+        )
 
 
 def load(path: str | Path) -> RVCCheckpoint:

@@ -59,7 +59,9 @@ class KnnConverter(Converter):
         breathiness: float = Field(1.0, ge=0, le=1, description="Aperiodicity (breath): 1 = the voice's, 0 = the singer's.")
         k: int = Field(4, ge=1, le=32, description="Voice frames blended for each frame of the vocal.")
         air: float = Field(1.0, ge=0, le=2, description="Level of the original band above the analysis Nyquist rate.")
-        analysis_rate: int = Field(16000, ge=8000, le=48000, description="WORLD analysis rate in Hz.")
+        analysis_rate: int = Field(
+            0, ge=0, le=48000, description="WORLD analysis rate in Hz; 0 = the input's rate over a whole number, near 20 kHz."
+        )
         frame_period: float = Field(10.0, ge=5.0, le=20.0, description="WORLD frame period in ms.")
 
     @classmethod
@@ -106,7 +108,7 @@ class KnnConverter(Converter):
             )
         if p.key == "auto":  # like world: whole octaves only, the song stays in its key
             p = p.model_copy(update={"key": 0.0, "auto_octave": True})
-        proc_sr = min(sr, p.analysis_rate)
+        proc_sr = min(sr, p.analysis_rate) if p.analysis_rate else sr // max(1, round(sr / 20000))
         source = world._source_profile(src, frame_db, hop, sr, proc_sr, False)
         choice = world._octave_choice(p, profile, source, voice)
         plan = _plan(p, profile, source, choice, pool, proc_sr)

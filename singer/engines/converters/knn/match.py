@@ -87,9 +87,22 @@ class Matcher:
         total = sum(w for w, _ in self.groups)
         self.groups = [(w / total, idx) for w, idx in self.groups]
 
-    def blend(self, z: np.ndarray, voiced: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def blend(self, z: np.ndarray, voiced: np.ndarray, stride: int = 2) -> tuple[np.ndarray, np.ndarray]:
         """For normalised source features ``z`` (frames, d): the weighted mean envelope and aperiodicity (dB) of
-        each frame's k nearest voice frames."""
+        each frame's k nearest voice frames. Every ``stride``-th frame is searched (20 ms, kNN-VC's frame rate)
+        and the frames between are interpolated: half the search time, and the envelope moves smoothly."""
+        idx = np.unique(np.r_[np.arange(0, len(z), stride), len(z) - 1]) if len(z) else np.zeros(0, int)
+        env, ap = self._blend(z[idx], voiced[idx])
+        if len(idx) == len(z):
+            return env, ap
+        frames = np.arange(len(z))
+        j = np.clip(np.searchsorted(idx, frames, side="right") - 1, 0, max(len(idx) - 2, 0))
+        if len(idx) < 2:
+            return np.repeat(env, len(z), axis=0), np.repeat(ap, len(z), axis=0)
+        w = ((frames - idx[j]) / (idx[j + 1] - idx[j]))[:, None].astype(np.float32)
+        return env[j] * (1 - w) + env[j + 1] * w, ap[j] * (1 - w) + ap[j + 1] * w
+
+    def _blend(self, z: np.ndarray, voiced: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         env = np.zeros((len(z), vocoder.GRID_N), np.float32)
         ap = np.zeros((len(z), len(AP_IDX)), np.float32)
         for w, by_class in self.groups:

@@ -126,7 +126,12 @@ def references(judge: Judge) -> tuple[dict, dict]:
 
     mika = judge.embed(load(held_out(ALLISON)[10:50]))
     hana = judge.embed(load(held_out(JUNE)[10:50]))
-    target = {"mika": mika, "hana": hana, "kenji": judge.embed(load([KENJI_HELD])), "ayana": unit(0.6 * mika + 0.4 * hana)}
+    target = {
+        "mika": mika,
+        "hana": hana,
+        "kenji": judge.embed(load([KENJI_HELD])),
+        "ayana": unit(0.6 * mika + 0.4 * hana),
+    }
     kenji_other = sorted(p for p in LIBRIVOX.glob("*.wav") if p != KENJI_HELD)
     source = {"mika": mika, "hana": hana, "kenji": judge.embed(load(kenji_other))}
     for reg, midi in (("low", 50), ("high", 65)):
@@ -242,13 +247,15 @@ def speed(convs: dict, store, tmp: Path, repeat: int) -> dict:
 
 def peak_rss(engine: str, src: Path, dst: Path) -> float:
     code = (
-        "import resource,sys; sys.path.insert(0, %r)\n"
+        "import resource, sys\n"
+        "sys.path.insert(0, sys.argv[1])\n"
         "from singer.config import Settings; from singer.engines import registry; from singer.voices import VoiceStore\n"
-        "s = Settings(); c = registry.create('converter', %r, s)\n"
-        "c.convert(%r, %r, VoiceStore(s).get('ayana'), {'key': 'auto'})\n"
+        "s = Settings(); c = registry.create('converter', sys.argv[2], s)\n"
+        "c.convert(sys.argv[3], sys.argv[4], VoiceStore(s).get('ayana'), {'key': 'auto'})\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
-    ) % (str(REPO), engine, str(src), str(dst))
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    )
+    args = [str(REPO), engine, str(src), str(dst)]
+    res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
     return round(float(res.stdout.strip().splitlines()[-1]), 1)
 
 

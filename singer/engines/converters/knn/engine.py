@@ -52,15 +52,24 @@ class KnnConverter(Converter):
         key: Annotated[float, Field(ge=-36, le=36)] | Literal["auto"] = Field(
             0.0, description="Pitch shift in semitones (exact); 'auto' = key 0 with auto_octave."
         )
-        auto_octave: bool = Field(False, description="Add at most one octave that brings the vocal into the voice's register.")
-        formant: float = Field(1.0, ge=0, le=1, description="1 = the voice's own formants, 0 = moved back to the singer's.")
+        auto_octave: bool = Field(
+            False, description="Add at most one octave that brings the vocal into the voice's register."
+        )
+        formant: float = Field(
+            1.0, ge=0, le=1, description="1 = the voice's own formants, 0 = moved back to the singer's."
+        )
         formant_shift: float = Field(0.0, ge=-12, le=12, description="Extra formant shift in semitones.")
         strength: float = Field(1.0, ge=0, le=1, description="How far the sound moves to the voice's own frames.")
-        breathiness: float = Field(1.0, ge=0, le=1, description="Aperiodicity (breath): 1 = the voice's, 0 = the singer's.")
+        breathiness: float = Field(
+            1.0, ge=0, le=1, description="Aperiodicity (breath): 1 = the voice's, 0 = the singer's."
+        )
         k: int = Field(4, ge=1, le=32, description="Voice frames blended for each frame of the vocal.")
         air: float = Field(1.0, ge=0, le=2, description="Level of the original band above the analysis Nyquist rate.")
         analysis_rate: int = Field(
-            0, ge=0, le=48000, description="WORLD analysis rate in Hz; 0 = the input's rate over a whole number, near 20 kHz."
+            0,
+            ge=0,
+            le=48000,
+            description="WORLD analysis rate in Hz; 0 = the input's rate over a whole number, near 20 kHz.",
         )
         frame_period: float = Field(10.0, ge=5.0, le=20.0, description="WORLD frame period in ms.")
 

@@ -172,7 +172,8 @@ def merge_pools(items: Sequence[tuple[FramePool, float]], names: Sequence[str] |
     if not len(w) or (w < 0).any() or not np.isfinite(w).all() or w.sum() <= 0:
         raise InputError(f"Bad merge weights {w.tolist()}.", hint="Weights must be >= 0 and not all zero.")
     w = w / w.sum()
-    envs, aps, voiced, group, groups = [], [], [], [], []
+    envs, aps, voiced, group = [], [], [], []
+    groups: list[dict] = []
     for i, (p, _) in enumerate(items):
         if w[i] == 0:
             continue

@@ -246,13 +246,16 @@ def speed(convs: dict, store, tmp: Path, repeat: int) -> dict:
 
 
 def peak_rss(engine: str, src: Path, dst: Path) -> float:
+    """Peak RSS (MB) of one conversion in a fresh process: VmHWM, which exec resets (ru_maxrss would carry this
+    process's own peak, with the embedding model, into the child)."""
     code = (
-        "import resource, sys\n"
+        "import sys\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "from singer.config import Settings; from singer.engines import registry; from singer.voices import VoiceStore\n"
         "s = Settings(); c = registry.create('converter', sys.argv[2], s)\n"
         "c.convert(sys.argv[3], sys.argv[4], VoiceStore(s).get('ayana'), {'key': 'auto'})\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        "hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0]\n"
+        "print(int(hwm.split()[1]) / 1024)\n"
     )
     args = [str(REPO), engine, str(src), str(dst)]
     res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)

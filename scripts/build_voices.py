@@ -30,12 +30,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from singer.engines.converters.knn.pool import learn_pool, merge_pools
 from singer.engines.converters.world.profile import learn_profile, merge_profiles
 from singer.voices import write_profile_voice
 
 SOUNDS = Path("/usr/share/asterisk/sounds")
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 CC_BY_SA = "CC-BY-SA-3.0"
+# recordings kept out of the voices, so benchmarks/bench_identity.py can compare with the voice's own unseen speech
+# (the asterisk voices are built from the vm-* prompts only: every other prompt of the speaker is held out)
+HELD_OUT = ("sense_and_sensibility_01_austen_64kb-0920.wav",)
 
 VOICES = {
     "mika": {
@@ -57,7 +61,7 @@ VOICES = {
         "description": "Warm female speaking voice (Canadian French prompts).",
     },
     "kenji": {
-        "files": lambda: sorted(LIBRIVOX.glob("*.wav")),
+        "files": lambda: sorted(p for p in LIBRIVOX.glob("*.wav") if p.name not in HELD_OUT),
         "package": "pocketsphinx-testdata 0.8+5prealpha+1",
         "gender": "male",
         "licence": "public-domain",
@@ -96,7 +100,7 @@ def created() -> str:
 
 def build(out: Path) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
-    profiles, lines = {}, []
+    profiles, pools, lines = {}, {}, []
     for name, spec in VOICES.items():
         files = spec["files"]()
         if not files:
@@ -107,10 +111,12 @@ def build(out: Path) -> list[str]:
             "attribution": spec["attribution"],
             "package": spec["package"],
         }
+        if name == "kenji":
+            prov["held_out"] = list(HELD_OUT)
         prof = learn_profile(files, provenance=prov, created=created())
-        profiles[name] = prof
+        profiles[name], pools[name] = prof, learn_pool(files, name=name)
         meta = {k: spec[k] for k in ("description", "gender", "licence")}
-        write_profile_voice(out / f"{name}.json", name, prof, meta)
+        write_profile_voice(out / f"{name}.json", name, prof, meta, pools[name])
         lines.append(
             f"## {name}\n\n{spec['description']} Licence: {spec['licence']}.\n\n{spec['attribution']}\n\n"
             f"Source: Debian package `{spec['package']}`, {len(files)} files ({files[0].parent}/"
@@ -120,8 +126,9 @@ def build(out: Path) -> list[str]:
         parents = spec["parents"]
         prof = merge_profiles([(profiles[p], w) for p, w in parents], names=[p for p, _ in parents], created=created())
         prof.provenance.update(name=name, licence=spec["licence"])
+        pool = merge_pools([(pools[p], w) for p, w in parents], names=[p for p, _ in parents])
         meta = {k: spec[k] for k in ("description", "gender", "licence")}
-        write_profile_voice(out / f"{name}.json", name, prof, meta)
+        write_profile_voice(out / f"{name}.json", name, prof, meta, pool)
         lines.append(
             f"## {name}\n\n{spec['description']} Licence: {spec['licence']} (derived from "
             + ", ".join(f"{p} x {w}" for p, w in parents)
@@ -129,7 +136,11 @@ def build(out: Path) -> list[str]:
         )
     header = (
         "# Bundled voices: sources and licences\n\nEach `<name>.json` is a voice profile (statistics of "
-        "recordings: average spectral envelope, pitch range, formant scale), built by `scripts/build_voices.py`. "
+        "recordings: average spectral envelope, pitch range, formant scale), built by `scripts/build_voices.py`, "
+        "with its frame pool `<name>.pool.npy.gz` beside it (the WORLD spectral envelope and aperiodicity of up "
+        "to 10000 analysed 10 ms frames of the recordings, as float16 numbers: what the `knn` converter sings "
+        "with; no audio). kenji's recording -0920 is held out of the voice, as are all the asterisk prompts "
+        "other than vm-*: benchmarks/bench_identity.py compares converted vocals with them. "
         "All four were learned from speech (the profile records `delivery: spoken` with the evidence), so each "
         "voice's speaking pitch is measured (the median pitch of the recordings) and its singing range is "
         "derived from it by the rule in `singer/register/`: from 3 semitones below the speaking pitch to 18 "
@@ -137,11 +148,12 @@ def build(out: Path) -> list[str]:
         "Profiles derived from CC BY-SA 3.0 recordings are themselves offered under CC BY-SA 3.0 "
         "(https://creativecommons.org/licenses/by-sa/3.0/, text in LICENSE-CC-BY-SA-3.0.txt) with the attribution "
         "below; modifications: the "
-        "recordings were reduced to these statistics.\n\n"
+        "recordings were reduced to these statistics and analysed frames.\n\n"
     )
     (out / "SOURCES.md").write_text(header + "\n".join(lines), encoding="utf-8")
     (out / "LICENSE-CC-BY-SA-3.0.txt").write_text(cc_by_sa_text(), encoding="utf-8")
-    return [f"{n}.json" for n in [*VOICES, *MERGES]] + ["SOURCES.md", "LICENSE-CC-BY-SA-3.0.txt"]
+    names = [*VOICES, *MERGES]
+    return [f"{n}.json" for n in names] + [f"{n}.pool.npy.gz" for n in names] + ["SOURCES.md", "LICENSE-CC-BY-SA-3.0.txt"]
 
 
 def main(argv: list[str] | None = None) -> int:

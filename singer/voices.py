@@ -25,7 +25,8 @@ from .config import PACKAGE_DIR, Settings
 from .errors import InputError, ModelError, VoiceNotFound
 from .files import atomic_write_json
 
-if TYPE_CHECKING:  # the profile kind's code lives with the world engine; imported when a profile is used
+if TYPE_CHECKING:  # the profile kind's code lives with the world and knn engines; imported when a profile is used
+    from .engines.converters.knn.pool import FramePool
     from .engines.converters.world.profile import VoiceProfile
 
 BUNDLED_DIR = PACKAGE_DIR / "data" / "voices"
@@ -94,12 +95,21 @@ class Voice:
         }
 
 
-def write_profile_voice(path: Path, name: str, profile: VoiceProfile, meta: dict) -> None:
-    """Write a profile voice manifest atomically; ``meta`` gets the profile's summary (range, formant scale...)."""
+def write_profile_voice(
+    path: Path, name: str, profile: VoiceProfile, meta: dict, pool: FramePool | None = None
+) -> None:
+    """Write a profile voice manifest atomically; ``meta`` gets the profile's summary (range, formant scale...).
+    A frame pool (the knn converter's) is written first, beside it, and listed in the manifest's ``files``."""
 
     profile.provenance.setdefault("name", name)
     meta = {**meta, **profile.summary()}
-    atomic_write_json(Path(path), {"name": name, "kind": "profile", "meta": meta, "profile": profile.to_dict()})
+    manifest: dict[str, Any] = {"name": name, "kind": "profile", "meta": meta, "profile": profile.to_dict()}
+    if pool is not None:
+        from .engines.converters.knn.pool import pool_file, save_pool
+
+        manifest["pool"] = save_pool(pool_file(Path(path)), pool)
+        manifest["files"] = [manifest["pool"]["file"]]
+    atomic_write_json(Path(path), manifest)
 
 
 def validate_name(name: str) -> str:
@@ -128,6 +138,19 @@ def _changes(param: str) -> Callable:
         return inner
 
     return wrap
+
+
+def _merged_pool(voices: Sequence[Voice], weights: Sequence[float]) -> FramePool | None:
+    """The parents' frame pools blended by weight; None when a parent has none (made before pools)."""
+    from .engines.converters.knn.pool import merge_pools, voice_pool
+
+    try:
+        pools = [voice_pool(v) for v in voices]
+    except ValueError as e:
+        raise ModelError(f"Cannot merge: a voice is damaged: {e}", hint="Re-create that voice.") from None
+    if any(p is None for p in pools):
+        return None
+    return merge_pools([(p, w) for p, w in zip(pools, weights) if p is not None], names=[v.name for v in voices])
 
 
 class VoiceStore:
@@ -189,8 +212,8 @@ class VoiceStore:
             raise InputError(f"Voice '{name}' already exists.", hint="Choose another name, or remove it first.")
         return path
 
-    def _write(self, path: Path, name: str, profile: VoiceProfile, meta: dict) -> Voice:
-        write_profile_voice(path, name, profile, meta)
+    def _write(self, path: Path, name: str, profile: VoiceProfile, meta: dict, pool: FramePool | None = None) -> Voice:
+        write_profile_voice(path, name, profile, meta, pool)
         voice = self._read(path, False)
         assert voice is not None
         return voice
@@ -230,17 +253,19 @@ class VoiceStore:
                     f"Sample {p.name} is too short ({info.duration:.1f} s).",
                     hint=f"Give recordings with at least {MIN_SAMPLE_SECONDS:.0f} s of voice in total.",
                 )
+        from .engines.converters.knn.pool import learn_pool
         from .engines.converters.world.profile import learn_profile
 
         profile = learn_profile(
             paths, min_voiced_seconds=MIN_SAMPLE_SECONDS, provenance={"licence": licence} if licence else None
         )
+        pool = learn_pool(paths, name=name, min_voiced_seconds=MIN_SAMPLE_SECONDS)
         meta = {
             "description": description or f"learned from {len(paths)} sample(s)",
             "gender": gender,
             "licence": licence,
         }
-        return self._write(path, name, profile, meta)
+        return self._write(path, name, profile, meta, pool)
 
     @_changes("new_name")
     def merge(
@@ -272,6 +297,7 @@ class VoiceStore:
         from .engines.converters.world.profile import merge_profiles
 
         profile = merge_profiles([(v.load(), w) for v, w in zip(voices, weights)], names=list(names))
+        pool = _merged_pool(voices, weights)
         genders = {v.meta.get("gender", "") for v in voices}
         licences = sorted({v.meta.get("licence", "") for v in voices} - {""})
         desc = description or "merge of " + " + ".join(f"{w:g}*{n}" for n, w in zip(names, weights))
@@ -280,7 +306,7 @@ class VoiceStore:
             "gender": genders.pop() if len(genders) == 1 else "mixed",
             "licence": "; ".join(licences),
         }
-        return self._write(path, new_name, profile, meta)
+        return self._write(path, new_name, profile, meta, pool)
 
     @_changes("name")
     def add_rvc(

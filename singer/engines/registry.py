@@ -25,6 +25,7 @@ ENGINES: dict[str, dict[str, str]] = {
     },
     "converter": {
         "world": "singer.engines.converters.world.engine:WorldConverter",
+        "knn": "singer.engines.converters.knn.engine:KnnConverter",
         "rvc": "singer.engines.converters.rvc.engine:RVCConverter",
     },
 }

@@ -54,7 +54,9 @@ def test_bundled_voices_sing_above_their_speech(bundled):
         assert "rule" in d["singing"]["from"]
         assert reg.low == pytest.approx(reg.speaking - 3) and reg.high == pytest.approx(reg.speaking + 18)
     assert bundled["ayana"].to_dict()["singing"]["range"] == "E3-C#5"  # speaks at G3 (195 Hz)
-    assert bundled["kenji"].to_dict()["singing"]["range"] == "D#2-C4"  # speaks at F#2 (93 Hz)
+    assert (
+        bundled["kenji"].to_dict()["singing"]["range"] == "D#2-C4"
+    )  # speaks at F#2 (91 Hz; 93 Hz before -0920 was held out)
     # the female-sung example song of the issue (median 320 Hz, D#4) lies in ayana's singing range, not kenji's
     assert bundled["ayana"].low < R.hz_to_midi(320) < bundled["ayana"].high < R.hz_to_midi(600)
     assert R.hz_to_midi(320) > bundled["kenji"].high

@@ -93,7 +93,8 @@ def test_store_lifecycle(store, tmp_path):
     low = wav(tmp_path / "low.wav", sung(3.0, 110.0))
     high = wav(tmp_path / "high.flac", sung(3.0, 300.0, 1.2))
     v = store.create("low-guy", [low], gender="male", description="test")
-    assert v.kind == "profile" and v.files == [store.user_dir / "low-guy.json"] and not v.bundled
+    assert v.kind == "profile" and not v.bundled
+    assert v.files == [store.user_dir / "low-guy.json", store.user_dir / "low-guy.pool.npy.gz"]  # + its frame pool
     store.create("high_gal", [high], gender="female")
     names = store.names()
     assert {"low-guy", "high_gal"} <= set(names)
@@ -106,12 +107,15 @@ def test_store_lifecycle(store, tmp_path):
         np.sqrt(got.load().f0_median * store.get("high_gal").load().f0_median), rel=1e-3
     )
     assert mix.meta["gender"] == "mixed"
+    pool = mix.manifest["pool"]  # the merged pool keeps each parent's frames as a group with its weight
+    assert [(g["name"], g["weight"]) for g in pool["groups"]] == [("low-guy", 0.5), ("high_gal", 0.5)]
     with pytest.raises(InputError, match="already exists"):
         store.create("mixed", [low])
     store.remove("mixed")
     with pytest.raises(VoiceNotFound) as e:
         store.get("mixed")
     assert "low-guy" in e.value.hint and "mixed" in e.value.user_message
+    assert not (store.user_dir / "mixed.pool.npy.gz").exists()  # removed with its manifest
     assert not list(store.user_dir.glob(".*tmp"))  # atomic writes leave no temp files
 
 

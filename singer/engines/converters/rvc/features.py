@@ -46,6 +46,8 @@ class Features:
     env: np.ndarray  # RMS envelope of the high-passed input (half-second frames), for rms_mix_rate
     f0: np.ndarray | None  # Hz per 10 ms frame of the padded signal (n_pad // WINDOW), before any key shift
     version: str  # "v1" | "v2": which layer of the content model
+    f0_method: str = ""  # how f0 was tracked ("" without pitch)
+    precision: str = "fp32"  # the content model's number format
 
     def chunk_units(self, i: int) -> np.ndarray:
         return self.units[self.rows[i] : self.rows[i + 1]]
@@ -57,6 +59,7 @@ class Features:
             "bounds": self.bounds,
             "env": self.env,
             "scalars": np.array([FORMAT, self.n_pad, 1 if self.version == "v1" else 2], dtype=np.int64),
+            "labels": np.array([self.f0_method, self.precision]),
         }
         if self.f0 is not None:
             arrays["f0"] = self.f0
@@ -70,7 +73,9 @@ class Features:
             if fmt != FORMAT:
                 raise ValueError(f"features file format {fmt}, expected {FORMAT}")
             f0 = z["f0"] if "f0" in z.files else None
-            return cls(z["units"], z["rows"], z["bounds"], n_pad, z["env"], f0, "v1" if v == 1 else "v2")
+            method, precision = (str(x) for x in z["labels"])
+            version = "v1" if v == 1 else "v2"
+            return cls(z["units"], z["rows"], z["bounds"], n_pad, z["env"], f0, version, method, precision)
 
 
 def highpass(audio: np.ndarray) -> np.ndarray:
@@ -128,9 +133,11 @@ def extract(
     filter_radius: int = 3,
     models_path=None,
     chunking: Chunking = Chunking(),
+    precision: str = "fp32",
     progress: Callable[[float], None] | None = None,
 ) -> Features:
-    """``audio``: mono float 16 kHz -> the :class:`Features` every voice of ``version`` converts from."""
+    """``audio``: mono float 16 kHz -> the :class:`Features` every voice of ``version`` converts from.
+    ``precision``: the content model's (fp32, bf16, int8; :mod:`.precision`)."""
     import torch
 
     t_pad = SR * chunking.x_pad
@@ -151,11 +158,11 @@ def extract(
     parts: list[np.ndarray] = []
     spans = chunk_spans(bounds, len(audio_pad), t_pad)
     for i, (a, b) in enumerate(spans):
-        feats = encoder.features(torch.from_numpy(audio_pad[a:b]).float(), version)  # [1, frames, dim]
+        feats = encoder.features(torch.from_numpy(audio_pad[a:b]).float(), version, precision)  # [1, frames, dim]
         parts.append(feats[0].float().numpy())
         release_memory()
         if progress:
             progress(0.3 + 0.7 * (i + 1) / len(spans))
     rows = np.cumsum([0, *(len(p) for p in parts)]).astype(np.int64)
     units = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    return Features(units, rows, bounds, len(audio_pad), env, f0, version)
+    return Features(units, rows, bounds, len(audio_pad), env, f0, version, f0_method if pitch else "", precision)

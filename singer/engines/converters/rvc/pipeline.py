@@ -74,8 +74,9 @@ def mix_rms(
 class Converter:
     """One loaded voice: synthesizer + optional retrieval index + the content encoder."""
 
-    def __init__(self, net, encoder, index=None, chunking: Chunking = Chunking()):
+    def __init__(self, net, encoder, index=None, chunking: Chunking = Chunking(), content_precision: str = "fp32"):
         self.net, self.encoder, self.index, self.ch = net, encoder, index, chunking
+        self.content_precision = content_precision
         self.version, self.f0 = net.version, net.f0
         self.tgt_sr = net.cfg.sr
 
@@ -107,6 +108,7 @@ class Converter:
             filter_radius=s.filter_radius,
             models_path=models_path,
             chunking=self.ch,
+            precision=self.content_precision,
             progress=progress,
         )
 

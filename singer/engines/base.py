@@ -38,6 +38,12 @@ class Engine(Protocol):
     @classmethod
     def check(cls, settings: Any) -> None: ...
 
+    @classmethod
+    def run_path(cls, settings: Any) -> dict:
+        """How the engine would run here (device, number format, threads, instruction set, why), for `singer engines`
+        and /metrics; {} when there is nothing to choose. Must not load models or import torch."""
+        return {}
+
 
 @runtime_checkable
 class Separator(Engine, Protocol):

@@ -132,6 +132,12 @@ class RVCConverter(Converter):
         net.dec.compute_dtype = torch.bfloat16 if self.path.decoder == "bf16" else torch.float32
         return Converter(net, self.encoder(), index, content_precision=self.path.content)
 
+    @classmethod
+    def run_path(cls, settings: Any) -> dict:
+        from .precision import for_settings
+
+        return for_settings(settings).to_dict()
+
     # -- the workflow's two steps: features (voice-independent, cached across voices) and convert (synthesize) ------
     @classmethod
     def path_params(cls, settings: Any) -> dict:

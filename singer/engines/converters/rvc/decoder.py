@@ -54,6 +54,34 @@ def conv_t(m: nn.ConvTranspose1d, x: torch.Tensor, dt: torch.dtype = FP32) -> to
     return y if dt == FP32 else y.float()
 
 
+_FUSED: dict[str, bool] = {}
+
+
+def conv_lrelu(m: nn.Conv1d, x: torch.Tensor, dt: torch.dtype = FP32) -> torch.Tensor:
+    """``leaky_relu(conv(m, x))``: on CPU one oneDNN call with the activation fused into the convolution (the same
+    numbers, one pass over the output less), else the two ops."""
+    if _FUSED.get("ok", True) and x.device.type == "cpu":
+        w, b = _w4(m, dt)
+        try:
+            y = torch.ops.mkldnn._convolution_pointwise(
+                x.to(dt),
+                w,
+                b,
+                [0, m.padding[0]],
+                [1, m.stride[0]],
+                [1, m.dilation[0]],
+                1,
+                "leaky_relu",
+                [LRELU_SLOPE],
+                "",
+            )
+            _FUSED["ok"] = True
+            return y if dt == FP32 else y.float()
+        except (AttributeError, RuntimeError, NotImplementedError):  # a torch without the op: plain path from now on
+            _FUSED["ok"] = False
+    return F.leaky_relu_(conv(m, x, dt), LRELU_SLOPE)
+
+
 def to_cl(x: torch.Tensor) -> torch.Tensor:
     """[B, C, T] -> [B, C, 1, T] channels-last."""
     return x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
@@ -65,11 +93,12 @@ class ResBlock1(nn.Module):
         self.convs1 = nn.ModuleList(nn.Conv1d(ch, ch, k, dilation=d, padding=(k * d - d) // 2) for d in dilations)
         self.convs2 = nn.ModuleList(nn.Conv1d(ch, ch, k, padding=(k - 1) // 2) for _ in dilations)
 
-    def forward(self, x: torch.Tensor, dt: torch.dtype = FP32) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, dt: torch.dtype = FP32, xa: torch.Tensor | None = None) -> torch.Tensor:
+        """``xa``: ``leaky_relu(x)`` when the caller has it (the blocks of a stage share their input)."""
         for c1, c2 in zip(self.convs1, self.convs2):
-            xt = conv(c1, F.leaky_relu(x, LRELU_SLOPE), dt)
-            xt = conv(c2, F.leaky_relu_(xt, LRELU_SLOPE), dt)
-            x = xt.add_(x)
+            xt = conv_lrelu(c1, F.leaky_relu(x, LRELU_SLOPE) if xa is None else xa, dt)
+            xa = None
+            x = conv(c2, xt, dt).add_(x)
         return x
 
 
@@ -78,9 +107,10 @@ class ResBlock2(nn.Module):
         super().__init__()
         self.convs = nn.ModuleList(nn.Conv1d(ch, ch, k, dilation=d, padding=(k * d - d) // 2) for d in dilations)
 
-    def forward(self, x: torch.Tensor, dt: torch.dtype = FP32) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, dt: torch.dtype = FP32, xa: torch.Tensor | None = None) -> torch.Tensor:
         for c in self.convs:
-            x = conv(c, F.leaky_relu(x, LRELU_SLOPE), dt).add_(x)
+            x = conv(c, F.leaky_relu(x, LRELU_SLOPE) if xa is None else xa, dt).add_(x)
+            xa = None
         return x
 
 
@@ -96,7 +126,7 @@ class SineSource(nn.Module):
         """f0 [B, T] in Hz -> source [B, 1, T*upp]."""
         f0 = f0.unsqueeze(-1)  # [B, T, 1]
         rad = (f0 / self.sr) % 1
-        rand_ini = torch.rand(f0.shape[0], 1, generator=generator)  # drawn (and zeroed) as RVC does: same RNG order
+        rand_ini = torch.rand(f0.shape[0], 1, generator=generator).to(f0.device)  # drawn (and zeroed) as RVC does
         rand_ini[:, 0] = 0
         rad[:, 0, :] = rad[:, 0, :] + rand_ini
         wrap = torch.cumsum(rad, 1) * upp
@@ -111,7 +141,9 @@ class SineSource(nn.Module):
         uv = F.interpolate((f0 > 0).to(f0.dtype).transpose(2, 1), scale_factor=float(upp), mode="nearest").transpose(
             2, 1
         )
-        noise = (uv * self.noise_std + (1 - uv) * self.sine_amp / 3) * torch.randn(sine.shape, generator=generator)
+        noise = (uv * self.noise_std + (1 - uv) * self.sine_amp / 3) * torch.randn(sine.shape, generator=generator).to(
+            sine.device
+        )
         sine = sine * uv + noise
         return torch.tanh(self.l_linear(sine)).transpose(1, 2)
 
@@ -181,8 +213,10 @@ class Decoder(nn.Module):
             if src is not None:
                 x = x.add_(conv(self.noise_convs[i], src, dt))
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
-            xs = blocks[0](x, dt)
+            xa = F.leaky_relu(x, LRELU_SLOPE)  # every block's first convolution reads it
+            xs = blocks[0](x, dt, xa)
             for blk in blocks[1:]:
-                xs = xs.add_(blk(x, dt))
+                xs = xs.add_(blk(x, dt, xa))
+            del xa
             x = xs.div_(self.num_kernels)
         return torch.tanh(conv(self.conv_post, F.leaky_relu_(x))).squeeze(2)

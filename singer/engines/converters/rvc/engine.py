@@ -118,7 +118,7 @@ class RVCConverter(Converter):
         def load() -> tuple:
             from . import checkpoint as ck
 
-            net, index = ck.load(rv.pth).build(), None
+            net, index = ck.load(rv.pth).build(self.device()), None
             if rv.index is not None:
                 from .index import RetrievalIndex
 
@@ -127,7 +127,7 @@ class RVCConverter(Converter):
 
         import torch
 
-        where = str(Path(rv.pth).resolve())
+        where = (str(Path(rv.pth).resolve()), self.device())
         net, index = warm.get("rvc", rv.name, where, load, stamp=warm.file_stamp(rv.pth, rv.index))
         net.dec.compute_dtype = torch.bfloat16 if self.path.decoder == "bf16" else torch.float32
         return Converter(net, self.encoder(), index, content_precision=self.path.content)
@@ -137,6 +137,25 @@ class RVCConverter(Converter):
         from .precision import for_settings
 
         return for_settings(settings).to_dict()
+
+    def device(self) -> str:
+        """Where the synthesizer runs: Settings.device when torch can reach it, else the CPU (said in ``path``).
+        The content model and the pitch trackers run on the CPU."""
+        if self.path.device.startswith("cpu"):
+            return "cpu"
+        import torch
+
+        kind = self.path.device.split(":")[0]
+        ok = getattr(torch, kind, None) is not None and getattr(torch, kind).is_available()
+        if not ok:
+            from dataclasses import replace
+
+            from .precision import resolve
+
+            cpu = resolve(self.path.requested, "cpu", self.path.threads)
+            self.path = replace(cpu, reason=f"device {self.path.device} is not available to torch here; {cpu.reason}")
+            return "cpu"
+        return self.path.device
 
     # -- the workflow's two steps: features (voice-independent, cached across voices) and convert (synthesize) ------
     @classmethod

@@ -79,6 +79,7 @@ class Converter:
         self.content_precision = content_precision
         self.version, self.f0 = net.version, net.f0
         self.tgt_sr = net.cfg.sr
+        self.device = next(net.parameters()).device
 
     def __call__(
         self,
@@ -197,6 +198,10 @@ class Converter:
             mask[pitchf < 1] = s.protect
             mask = mask.unsqueeze(-1)
             feats = (feats * mask + feats0[:, :p_len] * (1 - mask)).to(feats0.dtype)
+        dev = self.device
+        if dev.type != "cpu":  # a GPU synthesizer (Settings.device): inputs there, audio back
+            feats = feats.to(dev)
+            pitch, pitchf = (None, None) if pitch is None else (pitch.to(dev), pitchf.to(dev))
         with torch.inference_mode():
             y = self.net.infer(feats, pitch, pitchf, s.sid, generator=gen, keep=keep)
-        return y[0, 0].numpy()
+        return y[0, 0].float().cpu().numpy()

@@ -18,10 +18,12 @@ import numpy as np
 
 # Limits a reduced precision must meet against fp32 on the same input (see benchmarks/RESULTS.md, issue 17):
 THRESHOLDS = {
-    # RVC draws random noise (prior and NSF source): the same model, same input, another seed -- two renderings a
-    # listener takes for the same voice -- differ by ~0.45 here. A precision must stay well inside that spread.
-    "mrstft": 0.25,
-    # 1 dB is about the smallest level change a listener notices in a band; the mean over bands must stay below.
+    # RVC draws random noise (prior and NSF source): the same model and input with another seed -- two renderings
+    # a listener takes for the same voice -- differ by 0.24 (full-size v2 40k, 30 s). A precision must add at most
+    # half of that spread.
+    "mrstft": 0.12,
+    # 1 dB is about the smallest level change a listener notices in a band; the mean over bands must stay below
+    # (another seed: 1.67 dB, so this is the stricter of the two spectral limits).
     "logmel_db": 1.0,
     # pitch differences under ~10-20 cents are not heard as out of tune in singing; the 95th percentile must be.
     "f0_cents": 20.0,

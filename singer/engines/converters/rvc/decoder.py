@@ -31,7 +31,7 @@ TILE_FRAMES = 500  # decoder tile: 5 s of audio
 FP32 = torch.float32
 
 
-def _w4(m: nn.Module, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _w4(m: nn.Conv1d | nn.ConvTranspose1d, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The module's weight as a [O, I, 1, K] channels-last tensor and its bias, in ``dtype`` (cached per dtype)."""
     cache = m.__dict__.setdefault("_w4", {})
     hit = cache.get(dtype)

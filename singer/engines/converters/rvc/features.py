@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,7 @@ class Features:
         return self.units[self.rows[i] : self.rows[i + 1]]
 
     def save(self, path: Path) -> None:
-        arrays = {
+        arrays: dict[str, Any] = {
             "units": self.units,
             "rows": self.rows,
             "bounds": self.bounds,

@@ -126,7 +126,7 @@ class Converter:
         if feats.version != self.version or (self.f0 and feats.f0 is None):
             raise ValueError(f"features for a {feats.version} voice cannot drive this {self.version} voice")
         t_pad, t_pad_tgt = SR * self.ch.x_pad, self.tgt_sr * self.ch.x_pad
-        pitch, pitchf = self._pitch(feats.f0, s, choose_key) if self.f0 else (None, None)
+        pitch, pitchf = self._pitch(feats.f0, s, choose_key) if self.f0 and feats.f0 is not None else (None, None)
         gen = torch.Generator().manual_seed(int(s.seed))
         spans = chunk_spans(feats.bounds, feats.n_pad, t_pad)
         out = np.empty((feats.n_pad - 2 * t_pad) * self.tgt_sr // SR + self.tgt_sr, dtype=np.float32)

@@ -43,7 +43,7 @@ def mrstft(ref: np.ndarray, test: np.ndarray) -> float:
     total = 0.0
     for n_fft in (512, 1024, 2048):
         a, b = _stft_mag(ref, n_fft), _stft_mag(test, n_fft)
-        sc = np.linalg.norm(a - b) / max(np.linalg.norm(a), 1e-12)
+        sc = float(np.linalg.norm(a - b)) / max(float(np.linalg.norm(a)), 1e-12)
         mag = np.mean(np.abs(np.log10(np.maximum(a, 1e-7)) - np.log10(np.maximum(b, 1e-7))))
         total += sc + mag
     return float(total / 3)

@@ -259,37 +259,44 @@ def speed(seconds: float, repeats: int, with_reference: bool = True) -> dict:
         "native_bf16": prec.native_bf16(flags),
         "threads": torch.get_num_threads(),
     }
-    paths = {
-        "fp32": ("fp32", "fp32"),
-        "bf16": ("bf16", "bf16"),
-        "int8_content": ("int8", "fp32"),
-        "bf16_decoder": ("fp32", "bf16"),
-    }
+    paths = {"fp32": ("fp32", "fp32"), "bf16": ("bf16", "bf16"), "int8_content": ("int8", "fp32")}
     auto = prec.resolve("auto")
-    paths["auto"] = (auto.content, auto.decoder)
-    ref_out = None
-    for name, (content, decoder) in paths.items():
+    out["auto_is"] = next((n for n, p in paths.items() if p == (auto.content, auto.decoder)), "auto")
+    if out["auto_is"] == "auto":  # a path of its own only when it is none of the above
+        paths["auto"] = (auto.content, auto.decoder)
+    for content, decoder in paths.values():  # warm-up of every path (bf16 weight copies, the int8 model)
         set_path(content, decoder)
-        for c in convs:  # warm-up of this path (bf16 weight copies, the int8 model)
+        for c in convs:
             c(audio[: 16000 * 3], s)
-        wall, cpu, y = _median_run(lambda: convs[0](audio, s), repeats)
-        fe_path = tmp / f"features-{name}.npz"
-        convs[0].features(audio, s).save(fe_path)
-        second, _, _ = _median_run(lambda fe=fe_path: convs[1].synthesize(Features.load(fe), s), repeats)
+    runs: dict[str, dict[str, list]] = {name: {"wall": [], "cpu": [], "w2": [], "c2": []} for name in paths}
+    outputs: dict[str, np.ndarray] = {}
+    for _ in range(repeats):  # paths interleaved, so a change of machine load hits them alike
+        for name, (content, decoder) in paths.items():
+            set_path(content, decoder)
+            wall, cpu, outputs[name] = _median_run(lambda: convs[0](audio, s), 1)
+            fe_path = tmp / f"features-{name}.npz"
+            convs[0].features(audio, s).save(fe_path)
+            w2, c2, _ = _median_run(lambda fe=fe_path: convs[1].synthesize(Features.load(fe), s), 1)
+            for k, v in (("wall", wall), ("cpu", cpu), ("w2", w2), ("c2", c2)):
+                runs[name][k].append(v)
+    set_path("fp32", "fp32")
+    _, _, seed1 = _median_run(lambda: convs[0](audio, Settings(**{**s.__dict__, "seed": 1})), 1)
+    out["fp32_other_seed_vs_fp32"] = compare(outputs["fp32"], seed1, 40000)
+    for name, (content, decoder) in paths.items():
+        wall, cpu, w2, c2 = (float(np.median(runs[name][k])) for k in ("wall", "cpu", "w2", "c2"))
         row = {"content": content, "decoder": decoder, "seconds": round(wall, 2), "rtf": round(wall / seconds, 3)}
         row |= {
+            "all_seconds": [round(x, 2) for x in runs[name]["wall"]],
             "cpu_seconds": round(cpu, 2),
-            "second_voice_seconds": round(second, 2),
-            "second_voice_ratio": round(second / wall, 3),
+            "rtf_cpu_bound": round(cpu / torch.get_num_threads() / seconds, 3),  # if the cores were ours alone
+            "second_voice_seconds": round(w2, 2),
+            "second_voice_ratio": round(w2 / wall, 3),
+            "second_voice_cpu_ratio": round(c2 / cpu, 3),
         }
-        if name == "fp32":
-            ref_out = y
-            _, _, seed1 = _median_run(lambda: convs[0](audio, Settings(**{**s.__dict__, "seed": 1})), 1)
-            out["fp32_other_seed_vs_fp32"] = compare(ref_out, seed1, 40000)
-        else:
-            row["quality_vs_fp32"] = compare(ref_out, y, 40000)
+        if name != "fp32":
+            row["quality_vs_fp32"] = compare(outputs["fp32"], outputs[name], 40000)
         out[name] = row
-        print(json.dumps({name: row}), file=sys.stderr, flush=True)
+    ref_out = outputs["fp32"]
     out["auto_path"] = auto.to_dict()
     out["thresholds"] = THRESHOLDS
     if with_reference:

@@ -231,10 +231,11 @@ class Singer:
                 engines[step.id] = request.separator
             if main and request.preset:
                 overrides.setdefault(step.id, {}).setdefault("model", request.preset)
-            if step.op == "convert" and request.converter:
+            if step.op in ("convert", "features") and request.converter:
                 engines[step.id] = request.converter
             if step.op == "convert" and isinstance(overrides.get(step.id, {}).get("key"), float):
                 overrides[step.id].setdefault("auto_octave", False)  # a numeric key is obeyed exactly
+        _features_follow_convert(spec, overrides)
         target = self._target_path(request, spec)  # validate the output place before any work
         result = self.runner(hooks, policy).run(
             spec,
@@ -355,3 +356,19 @@ class Singer:
         from .workflow import namespaces
 
         return namespaces.prune(self.settings, self.store, max_bytes, older_than_s, dry_run)
+
+
+def _features_follow_convert(spec: Any, overrides: dict[str, dict]) -> None:
+    """The features step tracks pitch as the convert step it feeds is told to (--f0, --set convert.f0_method=...):
+    its cache entry then fits, instead of the convert step computing the features again."""
+    feeds = {
+        ref[0].split(".")[0]: step.id
+        for step in spec.steps
+        if step.op == "convert"
+        for ref in [step.inputs.get("features")]
+        if isinstance(ref, list) and ref
+    }
+    for feat, conv in feeds.items():
+        for name in ("f0_method", "filter_radius"):
+            if name in overrides.get(conv, {}):
+                overrides.setdefault(feat, {}).setdefault(name, overrides[conv][name])

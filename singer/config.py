@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,11 @@ class Settings(BaseSettings):
     workflows_dir: Path | None = Field(default=None, description="Extra workflow TOML files.")
     device: str = Field(default="cpu", description="Torch device for neural engines.")
     threads: int = Field(default=0, description="Torch/CPU threads; 0 = all cores.")
+    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        default="auto",
+        description="Number format of the RVC content model and decoder: auto (bf16 only where the CPU has native "
+        "bf16, else fp32), fp32, bf16, int8 (content model; decoder fp32).",
+    )
     max_duration: float = Field(default=20 * 60, description="Longest input accepted, seconds.")
     search_max_duration: float = Field(default=15 * 60, description="Search skips candidates longer than this.")
     search_results: int = Field(default=5, description="Candidates returned by search.")

@@ -15,9 +15,19 @@ def _render(res: dict) -> None:
             e["name"],
             "[green]yes[/]" if e["available"] else "[red]no[/]",
             e["version"],
-            e["description"] if e["available"] else f"[red]{e['reason']}[/]",
+            _described(e) if e["available"] else f"[red]{e['reason']}[/]",
         )
     c.out_console.print(t)
+
+
+def _described(e: dict) -> str:
+    p = e.get("path") or {}
+    if not p:
+        return e["description"]
+    path = (
+        f"runs on {p['device']} · content {p['content']} · decoder {p['decoder']} · {p['threads']} threads · {p['isa']}"
+    )
+    return f"{e['description']}\n[cyan]{path}[/] [dim]({p['reason']})[/]"
 
 
 def engines(as_json: bool = c.JsonOpt) -> None:

@@ -39,6 +39,12 @@ class Engine(Protocol):
     @classmethod
     def check(cls, settings: Settings) -> None: ...
 
+    @classmethod
+    def run_path(cls, settings: Any) -> dict:
+        """How the engine would run here (device, number format, threads, instruction set, why), for `singer engines`
+        and /metrics; {} when there is nothing to choose. Must not load models or import torch."""
+        return {}
+
 
 @runtime_checkable
 class Separator(Engine, Protocol):
@@ -75,8 +81,27 @@ class Converter(Engine, Protocol):
         return getattr(voice, "kind", None) in cls.voice_kinds
 
     def convert(self, src: Path, dst: Path, voice: Any, params: dict, progress: Progress = no_progress) -> dict:
-        """Write ``dst``; return metadata (e.g. measured pitch range) for the step manifest."""
+        """Write ``dst``; return metadata (e.g. measured pitch range) for the step manifest. A converter with a
+        features stage (:meth:`features_bind`) also takes ``features=`` (the file that stage wrote, or None)."""
         ...
+
+    @classmethod
+    def path_params(cls, settings: Any) -> dict:
+        """Settings that change the output (a number format), joined to the convert step's cache key. Default: none."""
+        return {}
+
+    @classmethod
+    def features_bind(cls, settings: Any, voice: Any, params: dict) -> tuple[dict, dict[str, Path]] | None:
+        """For converters whose work splits into a voice-independent stage (content features, pitch) and a
+        voice-dependent one: the features step's canonical params (no voice in them: another voice of the same
+        kind hits the same cache entry) and its model files, for ``params`` (the convert step's own keys that
+        the stage uses). None (default): no features stage; the convert step does everything."""
+        return None
+
+    def features(self, src: Path, dst: Path, params: dict, progress: Progress = no_progress) -> dict:
+        """Write the voice-independent stage of ``src`` to ``dst`` (params: as :meth:`features_bind` gave)."""
+        del src, dst, params, progress  # a converter without a features stage is never asked for one
+        raise NotImplementedError(f"the {self.name} converter has no features stage")
 
 
 @dataclass

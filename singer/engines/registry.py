@@ -7,7 +7,7 @@ happens in :func:`get_class`. A new engine is one entry here and one folder unde
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Settings
@@ -41,6 +41,7 @@ class EngineStatus:
     reason: str
     description: str
     version: str
+    path: dict = field(default_factory=dict)  # how it runs here (device, precision, threads), where it chooses
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
@@ -104,7 +105,27 @@ def status(settings: Settings) -> list[EngineStatus]:
                 ok, reason = True, ""
             except EngineUnavailable as e:
                 ok, reason = False, str(e)
+            run_path = getattr(cls, "run_path", None)
+            path = run_path(settings) if run_path is not None else {}
             out.append(
-                EngineStatus(kind, name, ok, reason, getattr(cls, "description", ""), getattr(cls, "version", ""))
+                EngineStatus(kind, name, ok, reason, getattr(cls, "description", ""), getattr(cls, "version", ""), path)
             )
     return out
+
+
+def prometheus_paths(settings: Any) -> list[str]:
+    """/metrics lines: how each engine that chooses a path (device, precision, threads) would run here."""
+    lines = ["# TYPE singer_engine_path gauge"]
+    for kind, table in ENGINES.items():
+        for name in table:
+            try:
+                cls = get_class(kind, name)
+                path = cls.run_path(settings) if hasattr(cls, "run_path") else {}
+            except Exception:  # an engine that cannot load has no path to show
+                continue
+            if path:
+                labels = ",".join(
+                    f'{k}="{path[k]}"' for k in ("device", "content", "decoder", "threads", "isa") if k in path
+                )
+                lines.append(f'singer_engine_path{{engine="{name}",{labels}}} 1')
+    return lines

@@ -307,7 +307,8 @@ def healthz(service: ServiceDep, x_api_key: Annotated[str | None, Header()] = No
 
 @router.get("/metrics", response_class=PlainTextResponse, tags=["service"])
 def metrics(service: ServiceDep, owner: Caller) -> str:
-    """Prometheus text format: jobs by state, requests by route and status, the process's warm models."""
+    """Prometheus text format: jobs by state, requests by route and status, the process's warm models, the path
+    each engine runs on (device, precision, threads) and CPU-seconds per step over finished jobs."""
     from ..engines import warm
 
     lines = ["# TYPE singer_jobs gauge"]
@@ -317,4 +318,11 @@ def metrics(service: ServiceDep, owner: Caller) -> str:
         f'singer_http_requests_total{{route="{r}",status="{s}"}} {n}' for (r, s), n in sorted(service.requests.items())
     ]
     lines += warm.prometheus()
+    from ..engines.registry import prometheus_paths
+
+    lines += prometheus_paths(service.settings)
+    lines.append("# TYPE singer_step_cpu_seconds_total counter")
+    lines += [
+        f'singer_step_cpu_seconds_total{{step="{k}"}} {v:.3f}' for k, v in service.store.cpu_seconds_by_step().items()
+    ]
     return "\n".join(lines) + "\n"

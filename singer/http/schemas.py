@@ -68,6 +68,10 @@ class JobResult(BaseModel):
         "semitones), instrumental_key, and octave (the shift the converter chose "
         "and why) when it chose one.",
     )
+    cost: dict[str, Any] | None = Field(
+        None,
+        description="What the job cost: cpu_seconds of the whole run and steps_cpu_seconds per step (cached steps ~0).",
+    )
 
 
 class JobError(BaseModel):

@@ -103,6 +103,7 @@ def public_result(r: dict) -> dict:
         "title": r.get("title", ""),
         "voice": r.get("voice", ""),
         "pitch": r.get("pitch"),
+        "cost": r.get("cost"),  # CPU-seconds, per step
     }
 
 

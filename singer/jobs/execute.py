@@ -89,7 +89,14 @@ def result_of(res: Any, seconds: float) -> dict:
         "run_id": res.run.run_id,
         "pitch": res.pitch,
         "seconds": seconds,
+        "cost": cost_of(res.run),
     }
+
+
+def cost_of(run: Any) -> dict:
+    """What the request cost: CPU-seconds of the whole run and of each step that ran (a cached step costs ~0)."""
+    steps = {s.id: round(s.cpu_seconds, 3) for s in run.steps if not s.skipped}
+    return {"cpu_seconds": round(sum(steps.values()), 3), "steps_cpu_seconds": steps}
 
 
 def run_job(

@@ -83,6 +83,18 @@ class JobStore:
         rows = self.db.conn().execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
         return {s: 0 for s in STATES} | {r[0]: r[1] for r in rows}
 
+    def cpu_seconds_by_step(self) -> dict[str, float]:
+        """CPU-seconds spent per step id over every finished job still in the store (all owners), for /metrics."""
+        rows = (
+            self.db.conn()
+            .execute(
+                "SELECT s.key, SUM(s.value) FROM jobs, json_each(jobs.result, '$.cost.steps_cpu_seconds') AS s "
+                "WHERE jobs.state = 'done' AND json_valid(jobs.result) GROUP BY s.key"
+            )
+            .fetchall()
+        )
+        return {str(r[0]): float(r[1] or 0.0) for r in rows}
+
     def active(self, owner: str) -> int:
         """Queued + running jobs of ``owner`` outside batches (for the per-key concurrency limit; batches have
         their own, ``store.batches.active``)."""

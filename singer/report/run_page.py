@@ -72,6 +72,7 @@ def render(record: dict, assets: page.Assets) -> str:
         page.cards(
             [
                 ("total time", f"{record.get('seconds', 0):.1f} s"),
+                ("CPU time", f"{record.get('cpu_seconds', 0):.1f} s" if "cpu_seconds" in record else "-"),
                 ("steps computed", str(computed)),
                 ("cache hits", str(hits)),
                 ("output loudness", page.fmt(out_fig.get("integrated_lufs"), " LUFS") if out_fig else "-"),
@@ -108,9 +109,11 @@ def _steps_table(steps: list[dict]) -> str:
                 page.params(s.get("params", {})),
                 cache,
                 f"{sec:.2f} s{bar}",
+                f"{s['cpu_seconds']:.2f} s" if "cpu_seconds" in s else "-",
             ]
         )
-    return page.table(["#", "step", "op", "engine", "parameters", "cache", "time"], rows, num={0}, cls="steps")
+    heads = ["#", "step", "op", "engine", "parameters", "cache", "time", "CPU time"]
+    return page.table(heads, rows, num={0}, cls="steps")
 
 
 def _stage(label: str, path: Path, assets: page.Assets, figures: dict, pitches: dict | None) -> str:

@@ -8,78 +8,17 @@ into the step's temp folder. Ops are thin: the real work lives in engines, :mod:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .. import audio
 from ..engines import registry
 from ..errors import InputError, UsageError
-from ..keys import APPLIED_KEY_LIMIT, parse_key
-from ..progress import Progress, scaled_progress
+from ..keys import parse_key
+from ..progress import scaled_progress
+from .convert_ops import ConvertOp, FeaturesOp
+from .opbase import Bound, Op, _engine_params, _validated, param_problem
 
-
-@dataclass
-class Bound:
-    params: dict  # canonical, hashed
-    files: dict[str, Path] = field(default_factory=dict)  # extra inputs, hashed by content
-    state: dict = field(default_factory=dict)  # objects run() needs but that are not hashed (a loaded voice)
-
-
-class Op:
-    name = ""
-    version = "1"
-
-    def bind(self, ctx: Any, params: dict, engine: str | None) -> Bound:
-        return Bound(dict(params))
-
-    def is_noop(self, bound: Bound) -> bool:
-        return False
-
-    def run(self, ctx: Any, work: Path, inputs: dict[str, Path], bound: Bound, progress: Progress) -> tuple[dict, dict]:
-        raise NotImplementedError
-
-
-def param_problem(e: Exception, params: dict) -> str:
-    """A pydantic ValidationError as one line naming the parameter, the value given and what is wrong:
-    ``target_lufs=3: Input should be less than or equal to -5``."""
-    try:
-        errors = e.errors()  # type: ignore[attr-defined]
-    except Exception:  # not a ValidationError
-        return type(e).__name__
-    if not errors:
-        return type(e).__name__
-    loc = [str(x) for x in errors[0].get("loc", ())]
-    where = ".".join(loc)
-    if len(loc) == 1 and loc[0] in params:
-        where += f"={params[loc[0]]!r}"[:48]
-    msg = str(errors[0].get("msg", "invalid")).removeprefix("Value error, ")
-    text = f"{where}: {msg}" if where else msg
-    return text + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
-
-
-def _engine_params(kind: str, engine: str, params: dict) -> dict:
-    cls = registry.get_class(kind, engine)
-    model = getattr(cls, "Params", None)
-    if model is None:
-        if params:
-            raise UsageError(f"The {kind} engine '{engine}' takes no parameters (got {', '.join(params)})")
-        return {}
-    try:
-        return model(**params).model_dump(mode="json")
-    except ValueError as e:  # pydantic.ValidationError
-        raise UsageError(
-            f"Bad parameter for the {kind} engine '{engine}': {param_problem(e, params)}",
-            hint=f"See `singer engines` for {engine}'s parameters.",
-        ) from None
-
-
-def _validated(model: Any, params: dict, what: str) -> Bound:
-    """Params checked by a pydantic model, in canonical form."""
-    try:
-        return Bound(model(**params).model_dump(mode="json"))
-    except ValueError as e:  # pydantic.ValidationError
-        raise UsageError(f"Bad {what} parameter {param_problem(e, params)}") from None
+__all__ = ["OPS", "Bound", "Op", "get", "param_problem"]
 
 
 class SourceOp(Op):
@@ -232,45 +171,6 @@ class SeparateOp(Op):
         return outs, {"stems": sorted(outs), "lufs_stereo": lufs}
 
 
-class ConvertOp(Op):
-    name = "convert"
-    version = "1"
-
-    def bind(self, ctx, params, engine):
-        params = dict(params)
-        name = params.pop("voice", None)
-        if not name:
-            raise UsageError("No voice chosen.", hint="Pass --voice NAME (see `singer voices list`).")
-        voice = ctx.voices.get(name)
-        if not engine or engine == "auto":  # the voice's kind picks the engine: RVC models -> rvc, profiles -> world
-            engine = registry.converter_for(voice.kind) or registry.DEFAULTS["converter"]
-        cls = registry.get_class("converter", engine)
-        if not cls.accepts(voice):
-            other = registry.converter_for(voice.kind) or registry.DEFAULTS["converter"]
-            raise UsageError(
-                f"The {engine} converter cannot sing voice '{name}' (a {voice.kind} voice).",
-                hint=f"Use --engine {other} or pick another voice.",
-            )
-        if "key" in params:  # the user's key (checked at -24..24 by CoverRequest), or for convert_backing the shift
-            # the lead's conversion applied, whole octaves included: hence the wider limit here
-            params["key"] = parse_key(params["key"], "key", limit=APPLIED_KEY_LIMIT)
-        files = {f"voice_{i}": Path(f) for i, f in enumerate(voice.files)}
-        bound = {
-            "engine": engine,
-            "engine_version": cls.version,
-            "voice": name,
-            **_engine_params("converter", engine, params),
-        }
-        return Bound(bound, files=files, state={"voice": voice})
-
-    def run(self, ctx, work, inputs, bound, progress):
-        conv = ctx.engine("converter", bound.params["engine"])
-        p = {k: v for k, v in bound.params.items() if k not in ("engine", "engine_version", "voice")}
-        out = work / "converted.wav"
-        meta = conv.convert(inputs["audio"], out, bound.state["voice"], p, progress) or {}
-        return {"audio": out}, {"voice": bound.params["voice"], **meta}
-
-
 class PitchShiftOp(Op):
     """Re-key a stem (the instrumental follows the vocal key shift)."""
 
@@ -380,6 +280,7 @@ OPS: dict[str, Op] = {
         TrimOp(),
         DenoiseOp(),
         SeparateOp(),
+        FeaturesOp(),
         ConvertOp(),
         PitchShiftOp(),
         ReverbOp(),

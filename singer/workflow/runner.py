@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from ..files import atomic_write_json
 from ..progress import Hooks, NullHooks
 from . import ops
 from .hashing import file_digest, step_key
+from .records import RunResult, StepRecord, _run_record, _RunState, _slug, cpu_seconds
 from .spec import StepSpec, WorkflowSpec
 from .store import Entry, Pins, Store
 from .values import enabled, has_ref, origin_ref, resolve
@@ -59,84 +59,6 @@ class RunContext:
 
     def engine(self, kind: str, name: str) -> Any:
         return self.pool.get(kind, name)
-
-
-@dataclass
-class StepRecord:
-    id: str
-    op: str
-    key: str | None
-    cached: bool
-    skipped: bool
-    seconds: float
-    params: dict
-    outputs: dict[str, str] = field(default_factory=dict)
-    meta: dict = field(default_factory=dict)
-    inputs: dict[str, str] = field(default_factory=dict)  # input name -> "step.output" it was fed from
-    engine: str = ""
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
-@dataclass
-class RunResult:
-    run_id: str
-    workflow: str
-    run_dir: Path
-    output: Path
-    steps: list[StepRecord]
-    seconds: float
-
-    def step(self, step_id: str) -> StepRecord:
-        return next(s for s in self.steps if s.id == step_id)
-
-    def to_dict(self) -> dict:
-        return {
-            "run_id": self.run_id,
-            "workflow": self.workflow,
-            "run_dir": str(self.run_dir),
-            "output": str(self.output),
-            "seconds": round(self.seconds, 3),
-            "steps": [s.to_dict() for s in self.steps],
-        }
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:40] or "run"
-
-
-@dataclass
-class _RunState:
-    """What one run accumulates as its steps go: each produced file, each step's meta, the records."""
-
-    variables: dict
-    overrides: dict[str, dict]
-    engines: dict[str, str]
-    recompute: set[str] | frozenset
-    no_cache: bool
-    run_dir: Path
-    checked: dict[str, ops.Bound] = field(default_factory=dict)  # step id -> params bound before the run
-    files: dict[str, tuple[Path, str]] = field(default_factory=dict)  # "step.output" -> (path, digest)
-    metas: dict[str, dict] = field(default_factory=dict)
-    origins: dict[str, tuple[dict, str]] = field(default_factory=dict)  # "step.output" -> (maker's meta, output)
-    records: list[StepRecord] = field(default_factory=list)
-
-
-def _run_record(run_id: str, spec: WorkflowSpec, st: _RunState, ok: bool, error: dict | None, t_run: float) -> dict:
-    seconds = time.perf_counter() - t_run
-    return {
-        "run_id": run_id,
-        "workflow": spec.name,
-        "ok": ok,
-        "error": error,
-        "variables": st.variables,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds)),
-        "seconds": round(seconds, 3),
-        "output": spec.output,
-        "output_digest": st.files[spec.output][1] if spec.output in st.files else None,
-        "steps": [r.to_dict() for r in st.records],
-    }
 
 
 class Runner:
@@ -305,7 +227,7 @@ class Runner:
         )
         force = st.no_cache or step.id in st.recompute
         self.hooks.on_step_start(step.id, (not force) and self.store.lookup(key) is not None)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), cpu_seconds()
 
         def progress(fraction: float, message: str | None = None) -> None:
             self.hooks.on_step_progress(step.id, min(max(fraction, 0.0), 1.0), message)
@@ -315,7 +237,7 @@ class Runner:
 
         describe = {"step": step.id, "op": op.name, "version": op.version, "params": bound.params, "inputs": digests}
         entry, cached = self.store.compute(key, compute, describe, force=force, pins=self.pins)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
         self.hooks.on_step_end(step.id, cached, seconds)
         self._link(st.run_dir, n, step.id, entry)
         for name, path in entry.outputs.items():
@@ -335,6 +257,7 @@ class Runner:
             entry.meta,
             refs,
             str(engine or ""),
+            round(cpu, 3),
         )
 
     @staticmethod

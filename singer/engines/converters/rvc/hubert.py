@@ -74,7 +74,7 @@ def _transformers() -> Any:
         try:
             import torchaudio  # noqa: F401  (transformers imports it when present)
         except (OSError, ImportError):
-            sys.modules["torchaudio"] = None  # type: ignore[assignment]  # unusable anyway; find_spec -> None
+            sys.modules["torchaudio"] = None  # unusable anyway; find_spec -> None
     if "torchaudio" in sys.modules and sys.modules["torchaudio"] is None:  # hidden (here or by f0): tell transformers
         utils = sys.modules.get("transformers.utils.import_utils")
         getattr(getattr(utils, "is_torchaudio_available", None), "cache_clear", lambda: None)()
@@ -316,8 +316,28 @@ class ContentEncoder:
         model.eval().requires_grad_(False)
         return cls(model, final_proj, path)
 
-    def layer_output(self, wav16k: Any, layer: int) -> Any:
-        """fairseq ``extract_features(output_layer=layer)[0]``: [1, frames, dim]; layer clamped to the model."""
+    def blocks(self, precision: str) -> Any:
+        """The transformer layers in ``precision``: fp32 and bf16 (autocast) share the loaded ones; int8 is a
+        dynamically quantized copy of their linear layers (made once, kept with this encoder)."""
+        if precision != "int8":
+            return self.model.encoder.layers
+        q = self.__dict__.get("_int8")
+        if q is None:
+            import copy
+
+            import torch
+
+            q = torch.ao.quantization.quantize_dynamic(
+                copy.deepcopy(self.model.encoder.layers), {torch.nn.Linear}, dtype=torch.qint8
+            )
+            self.__dict__["_int8"] = q
+        return q
+
+    def layer_output(self, wav16k: Any, layer: int, precision: str = "fp32") -> Any:
+        """fairseq ``extract_features(output_layer=layer)[0]``: [1, frames, dim]; layer clamped to the model.
+        ``precision``: fp32, bf16 (the transformer layers under bf16 autocast) or int8 (their linears quantized)."""
+        import contextlib
+
         import torch
 
         if isinstance(wav16k, torch.Tensor):
@@ -335,11 +355,13 @@ class ContentEncoder:
             h = h + m.encoder.pos_conv_embed(h)
             if not self._stable:
                 h = m.encoder.layer_norm(h)
-            for block in m.encoder.layers[: max(1, min(int(layer), self.num_layers))]:
-                h = block(h)
-        return h.clone()  # a normal tensor, usable outside inference mode
+            bf16 = precision == "bf16"
+            with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+                for block in self.blocks(precision)[: max(1, min(int(layer), self.num_layers))]:
+                    h = block(h)
+        return h.float().clone()  # a normal float32 tensor, usable outside inference mode
 
-    def features(self, wav16k: Any, version: str) -> Any:
+    def features(self, wav16k: Any, version: str, precision: str = "fp32") -> Any:
         """[1, frames, 256] for "v1" (layer 9 through final_proj), [1, frames, 768] for "v2" (layer 12)."""
         import torch
 
@@ -350,7 +372,7 @@ class ContentEncoder:
                 f"The content model {self.path.name} lacks final_proj, which v1 voices need.",
                 hint="Use hubert_base.pt from the RVC release (it has final_proj), or a v2 voice.",
             )
-        h = self.layer_output(wav16k, LAYERS[version])
+        h = self.layer_output(wav16k, LAYERS[version], precision)
         if version == "v1":
             with torch.inference_mode():
                 h = self.final_proj(h)

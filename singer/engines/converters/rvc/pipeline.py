@@ -24,19 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ....memory import release_memory
+from .features import SR, WINDOW, Chunking, Features, chunk_spans, cut_points, extract, highpass, rms_envelope
 
-SR = 16000
-WINDOW = 160  # samples per content/pitch frame at 16 kHz
-
-
-@dataclass(frozen=True)
-class Chunking:
-    """RVC's chunking in seconds (its CPU/fp32 defaults)."""
-
-    x_pad: int = 1
-    x_query: int = 6
-    x_center: int = 38
-    x_max: int = 41
+__all__ = ["SR", "WINDOW", "Chunking", "Converter", "Features", "Settings", "cut_points", "highpass", "mix_rms"]
 
 
 @dataclass(frozen=True)
@@ -50,44 +40,6 @@ class Settings:
     sid: int = 0
     seed: int = 0
     crossfade_ms: float = 0.0  # > 0: chunks overlap this much around each cut and are crossfaded (RVC: hard cut)
-
-
-def highpass(audio: np.ndarray) -> np.ndarray:
-    from scipy import signal
-
-    bh, ah = signal.butter(N=5, Wn=48, btype="high", fs=SR)
-    return signal.filtfilt(bh, ah, audio)
-
-
-def cut_points(audio: np.ndarray, ch: Chunking) -> list[int]:
-    """Chunk boundaries (samples of the high-passed signal) at the quietest 10 ms window near each centre."""
-    t_query, t_center, t_max = SR * ch.x_query, SR * ch.x_center, SR * ch.x_max
-    pad = np.pad(audio, (WINDOW // 2, WINDOW // 2), mode="reflect")
-    if pad.shape[0] <= t_max:
-        return []
-    out = []
-    for t in range(t_center, audio.shape[0], t_center):
-        a, b = t - t_query, min(t + t_query, audio.shape[0])
-        s = np.zeros(b - a, dtype=audio.dtype)
-        for i in range(WINDOW):  # same summation order as the reference
-            s += np.abs(pad[a + i : b + i])
-        out.append(a + int(np.where(s == s.min())[0][0]))
-    return out
-
-
-def rms_envelope(x: np.ndarray, sr: int) -> np.ndarray:
-    """Frame RMS with half-second frames and hops, centred with zero padding (librosa.feature.rms's defaults),
-    from sums over hop-sized blocks (a frame is two blocks), so no frame matrix is ever built."""
-    hop = sr // 2
-    frame = 2 * hop
-    n = 1 + len(x) // hop  # frames of the padded signal, as librosa counts them
-    blocks = np.zeros(n + 1)
-    for j in range(n + 1):  # block j covers padded samples [j*hop, (j+1)*hop) = x[(j-1)*hop : j*hop]
-        a, b = max(0, (j - 1) * hop), min(len(x), j * hop)
-        if b > a:
-            seg = x[a:b].astype(np.float64)
-            blocks[j] = float(np.dot(seg, seg))
-    return np.sqrt((blocks[:-1] + blocks[1:]) / frame)
 
 
 def _interp(env: np.ndarray, size: int, a: int, b: int) -> np.ndarray:
@@ -109,7 +61,12 @@ def mix_rms(
 ) -> np.ndarray:
     """Move the output's loudness envelope toward the input's: env_in**(1-rate) * env_out**(rate-1), in place,
     a block at a time (RVC's change_rms without full-length temporaries). ``src_env``: the input's envelope."""
-    r1 = src_env if src_env is not None else rms_envelope(src, SR)
+    if src_env is not None:
+        r1 = src_env
+    elif src is not None:
+        r1 = rms_envelope(src, SR)
+    else:
+        raise ValueError("change_rms needs the input or its envelope")
     r2 = rms_envelope(out, out_sr)
     n = len(out)
     for a in range(0, n, block):
@@ -122,10 +79,12 @@ def mix_rms(
 class Converter:
     """One loaded voice: synthesizer + optional retrieval index + the content encoder."""
 
-    def __init__(self, net, encoder, index=None, chunking: Chunking = Chunking()):
+    def __init__(self, net, encoder, index=None, chunking: Chunking = Chunking(), content_precision: str = "fp32"):
         self.net, self.encoder, self.index, self.ch = net, encoder, index, chunking
+        self.content_precision = content_precision
         self.version, self.f0 = net.version, net.f0
         self.tgt_sr = net.cfg.sr
+        self.device = next(net.parameters()).device
 
     def __call__(
         self,
@@ -135,31 +94,56 @@ class Converter:
         choose_key: Callable[[np.ndarray], float] | None = None,
         progress: Callable[[float], None] | None = None,
     ) -> np.ndarray:
-        """``audio``: mono float 16 kHz -> float32 at ``self.tgt_sr`` (length = len(audio) * tgt_sr / 16000).
+        """``audio``: mono float 16 kHz -> float32 at ``self.tgt_sr`` (length = len(audio) * tgt_sr / 16000):
+        :meth:`features` then :meth:`synthesize`.
 
         ``choose_key(f0)`` (optional) sees the pitch track before the shift and returns the key to apply."""
+        part = (lambda f: progress(0.3 * f)) if progress else None
+        feats = self.features(audio, s, models_path, part)
+        rest = (lambda f: progress(0.3 + 0.7 * f)) if progress else None
+        return self.synthesize(feats, s, choose_key, rest)
+
+    def features(self, audio: np.ndarray, s: Settings, models_path=None, progress=None) -> Features:
+        """The voice-independent half (content features and pitch), for this voice's version and pitch use."""
+        return extract(
+            self.encoder,
+            audio,
+            self.version,
+            pitch=bool(self.f0),
+            f0_method=s.f0_method,
+            filter_radius=s.filter_radius,
+            models_path=models_path,
+            chunking=self.ch,
+            precision=self.content_precision,
+            progress=progress,
+        )
+
+    def synthesize(
+        self,
+        feats: Features,
+        s: Settings,
+        choose_key: Callable[[np.ndarray], float] | None = None,
+        progress: Callable[[float], None] | None = None,
+    ) -> np.ndarray:
+        """The voice-dependent half: retrieval blend, key, protection, synthesis, chunks joined, loudness mixed."""
         import torch
 
-        ch = self.ch
-        t_pad, t_pad_tgt = SR * ch.x_pad, self.tgt_sr * ch.x_pad
-        audio = highpass(np.asarray(audio, dtype=np.float64))
-        cuts = cut_points(audio, ch)
-        env_in = rms_envelope(audio, SR) if s.rms_mix_rate != 1 else None
-        audio_pad = np.pad(audio, (t_pad, t_pad), mode="reflect")
-        del audio  # long songs: keep one copy
-        p_len = audio_pad.shape[0] // WINDOW
-        pitch, pitchf = self._pitch(audio_pad, p_len, s, models_path, choose_key) if self.f0 else (None, None)
+        if feats.version != self.version or (self.f0 and feats.f0 is None):
+            raise ValueError(f"features for a {feats.version} voice cannot drive this {self.version} voice")
+        t_pad, t_pad_tgt = SR * self.ch.x_pad, self.tgt_sr * self.ch.x_pad
+        pitch, pitchf = self._pitch(feats.f0, s, choose_key) if self.f0 and feats.f0 is not None else (None, None)
         gen = torch.Generator().manual_seed(int(s.seed))
-        start, pos = 0, 0
-        out = np.empty((len(audio_pad) - 2 * t_pad) * self.tgt_sr // SR + self.tgt_sr, dtype=np.float32)
-        bounds = [c // WINDOW * WINDOW for c in cuts]
-        h = min(t_pad_tgt, int(s.crossfade_ms / 2000 * self.tgt_sr)) if bounds else 0
-        for i, t in enumerate([*bounds, None]):
-            end = None if t is None else t + 2 * t_pad + WINDOW
-            fs, fe = start // WINDOW, None if t is None else (t + 2 * t_pad) // WINDOW
-            keep = (t_pad_tgt - (h if i else 0), t_pad_tgt - (h if t is not None else 0))
+        spans = chunk_spans(feats.bounds, feats.n_pad, t_pad)
+        out = np.empty((feats.n_pad - 2 * t_pad) * self.tgt_sr // SR + self.tgt_sr, dtype=np.float32)
+        h = min(t_pad_tgt, int(s.crossfade_ms / 2000 * self.tgt_sr)) if len(spans) > 1 else 0
+        pos = 0
+        for i, (a, b) in enumerate(spans):
+            last = i == len(spans) - 1
+            fs, fe = a // WINDOW, None if last else (int(feats.bounds[i]) + 2 * t_pad) // WINDOW
+            keep = (t_pad_tgt - (h if i else 0), t_pad_tgt - (0 if last else h))
             y = self._chunk(
-                audio_pad[start:end],
+                feats.chunk_units(i),
+                b - a,
                 None if pitch is None else pitch[:, fs:fe],
                 None if pitchf is None else pitchf[:, fs:fe],
                 s,
@@ -174,54 +158,55 @@ class Converter:
             out[pos : pos + len(y)] = y
             pos += len(y)
             release_memory()
-            if t is not None:
-                start = t
             if progress:
-                progress((i + 1) / (len(bounds) + 1))
+                progress((i + 1) / len(spans))
         out = out[:pos]
         if s.rms_mix_rate != 1:
-            out = mix_rms(None, out, self.tgt_sr, s.rms_mix_rate, src_env=env_in)
+            out = mix_rms(None, out, self.tgt_sr, s.rms_mix_rate, src_env=feats.env)
         return out.astype(np.float32, copy=False)
 
-    def _pitch(self, audio_pad: np.ndarray, p_len: int, s: Settings, models_path, choose_key) -> tuple:
+    @staticmethod
+    def _pitch(f0: np.ndarray, s: Settings, choose_key) -> tuple:
         """Coarse pitch (long) and pitch in Hz, [1, p_len] tensors, after the key shift (``choose_key(f0)`` or
         ``s.key``)."""
         import torch
 
-        from .f0 import coarse_f0, extract_f0
+        from .f0 import coarse_f0
 
-        f0 = extract_f0(audio_pad, p_len, s.f0_method, filter_radius=s.filter_radius, models_path=models_path)
-        f0 = np.asarray(f0)[:p_len]
         key = choose_key(f0) if choose_key is not None else s.key
         f0 = f0 * pow(2, key / 12)
         pitch = torch.from_numpy(coarse_f0(f0).astype(np.int64)).unsqueeze(0)
         pitchf = torch.from_numpy(f0.astype(np.float32)).unsqueeze(0)
         return pitch, pitchf
 
-    def _chunk(self, x: np.ndarray, pitch, pitchf, s: Settings, gen, keep: tuple[int, int]) -> np.ndarray:
+    def _chunk(self, units: np.ndarray, n: int, pitch, pitchf, s: Settings, gen, keep: tuple[int, int]) -> np.ndarray:
+        """One chunk of ``n`` input samples: its content ``units`` [frames, dim] -> audio, less ``keep`` samples."""
         import torch
         import torch.nn.functional as F
 
-        feats = self.encoder.features(torch.from_numpy(x).float(), self.version)  # [1, frames, dim]
+        feats = torch.from_numpy(np.ascontiguousarray(units, dtype=np.float32)).unsqueeze(0)
         protect = s.protect < 0.5 and pitch is not None
         feats0 = feats.clone() if protect else None
         if self.index is not None and s.index_rate != 0:
             blended = self.index.blend(feats[0].numpy(), s.index_rate)
             feats = torch.from_numpy(np.ascontiguousarray(blended, dtype=np.float32)).unsqueeze(0)
         feats = F.interpolate(feats.permute(0, 2, 1), scale_factor=2).permute(0, 2, 1)
-        if protect:
+        if feats0 is not None:
             feats0 = F.interpolate(feats0.permute(0, 2, 1), scale_factor=2).permute(0, 2, 1)
-        p_len = min(x.shape[0] // WINDOW, feats.shape[1])
+        p_len = min(n // WINDOW, feats.shape[1])
         feats = feats[:, :p_len]
         if pitch is not None:
             pitch, pitchf = pitch[:, :p_len], pitchf[:, :p_len]
-        if protect:
+        if protect and feats0 is not None:
             mask = pitchf.clone()
             mask[pitchf > 0] = 1
             mask[pitchf < 1] = s.protect
             mask = mask.unsqueeze(-1)
             feats = (feats * mask + feats0[:, :p_len] * (1 - mask)).to(feats0.dtype)
+        dev = self.device
+        if dev.type != "cpu":  # a GPU synthesizer (Settings.device): inputs there, audio back
+            feats = feats.to(dev)
+            pitch, pitchf = (None, None) if pitch is None else (pitch.to(dev), pitchf.to(dev))
         with torch.inference_mode():
             y = self.net.infer(feats, pitch, pitchf, s.sid, generator=gen, keep=keep)
-        y = y[0, 0].numpy()
-        return y
+        return y[0, 0].float().cpu().numpy()

@@ -310,6 +310,7 @@ class Synthesizer(nn.Module):
         (less ``keep`` = (left, right) samples). Random draws come from ``generator`` (default: torch's global RNG)."""
         g = self.emb_g(torch.tensor([sid], device=phone.device)).unsqueeze(-1)
         m_p, logs_p = self.enc_p(phone, pitch if self.f0 else None)
-        z_p = m_p + torch.exp(logs_p) * torch.randn(m_p.shape, generator=generator) * 0.66666
+        noise = torch.randn(m_p.shape, generator=generator).to(m_p.device)  # drawn on the CPU: same numbers anywhere
+        z_p = m_p + torch.exp(logs_p) * noise * 0.66666
         z = self.flow.reverse(z_p, g)
         return self.dec(z, pitchf if self.f0 else None, g, generator, keep)

@@ -320,7 +320,7 @@ def merge(
         if all(r.index is not None for r, _ in live):
             from .index import RetrievalIndex, merge_indexes
 
-            idx = merge_indexes([RetrievalIndex.load(r.index) for r, _ in live], [w for _, w in live])
+            idx = merge_indexes([RetrievalIndex.load(r.index) for r, _ in live if r.index], [w for _, w in live])
             made[f"{new_name}.index"] = Path(staging) / f"{new_name}.index"
             idx.save(made[f"{new_name}.index"])
         elif any(r.index is not None for r, _ in live):

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from ...config import Settings
 from ...errors import InputError, SourceError
-from ..base import Candidate, Progress, no_progress
+from ..base import Candidate, Progress, Source, no_progress
 
 INDEX_NAME = "library-index.json"
 TEMP_PREFIX = ".library-index-"  # the index being written (held by its writer: see singer.locks)
@@ -175,7 +175,7 @@ class LibraryIndex:
         return current
 
 
-class LibrarySource:
+class LibrarySource(Source):
     """Local music folders from SINGER_LIBRARY, searched by file name and title/artist/album tags."""
 
     name: ClassVar[str] = "library"

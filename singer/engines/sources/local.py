@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from ...config import Settings
 from ...errors import EngineUnavailable, InputError
-from ..base import Candidate, Progress, no_progress
+from ..base import Candidate, Progress, Source, no_progress
 
 
 def as_path(query: str) -> Path:
@@ -19,7 +19,7 @@ def as_path(query: str) -> Path:
     return Path(text).expanduser()
 
 
-class LocalFileSource:
+class LocalFileSource(Source):
     """Any audio or video file ffmpeg can read, given by path (names with spaces and unicode are fine)."""
 
     name: ClassVar[str] = "local"

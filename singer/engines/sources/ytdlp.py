@@ -32,7 +32,7 @@ from ...errors import EngineUnavailable, InputError, NetworkUnavailable, SourceE
 from ...netguard import guarded
 from ...workflow import namespaces
 from ...workflow.namespaces import DOWNLOAD_TEMP_PREFIX
-from ..base import Candidate, Progress, no_progress
+from ..base import Candidate, Progress, Source, no_progress
 from .urls import check_url
 from .ytdlp_errors import first_line, hint_for, is_network_error
 from .ytdlp_safety import BYTES_PER_MB, SAFE_DOWNLOAD, DownloadCaps, check_proxy
@@ -79,7 +79,7 @@ def _media_key(extractor: str, video_id: str | None, url: str) -> str:
     return f"{extractor}-{vid}"
 
 
-class YtDlpSource:
+class YtDlpSource(Source):
     """Search YouTube and download from any site yt-dlp supports."""
 
     name: ClassVar[str] = "ytdlp"

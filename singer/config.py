@@ -32,9 +32,9 @@ class Settings(BaseSettings):
     device: str = Field(default="cpu", description="Torch device for neural engines.")
     threads: int = Field(default=0, description="Torch/CPU threads; 0 = all cores.")
     precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
-        default="auto",
-        description="Number format of the RVC content model and decoder: auto (bf16 only where the CPU has native "
-        "bf16, else fp32), fp32, bf16, int8 (content model; decoder fp32).",
+        default="fp32",
+        description="Number format of the RVC content model and decoder: fp32 (default; bf16 measured no faster "
+        "here), auto (bf16 only where the CPU has native bf16, else fp32), bf16, int8 (content model).",
     )
     max_duration: float = Field(default=20 * 60, description="Longest input accepted, seconds.")
     search_max_duration: float = Field(default=15 * 60, description="Search skips candidates longer than this.")

@@ -31,6 +31,25 @@ def safe_name(name: str | None) -> str:
     return (stem[:NAME_MAX].rstrip(" .") or "upload") + suffix
 
 
+def stream_upload(file: UploadFile, folder: Path, limit: int, too_large: str, hint: str) -> Path:
+    """Stream an upload to a random name in ``folder`` (nothing from the request reaches the file system); past
+    ``limit`` bytes a 413 with ``too_large`` and ``hint``. A refused upload leaves nothing behind."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / uuid.uuid4().hex
+    try:
+        with open(path, "wb") as out:
+            size = 0
+            while chunk := file.file.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise http_error(413, "too_large", too_large, hint)
+                out.write(chunk)
+        return path
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
 def save_upload(settings: Settings, file: UploadFile, folder: Path, label: str | None = None) -> Path:
     """Stream an upload into ``folder`` and check it: at most ``max_upload_mb`` (413), audio by content (ffprobe;
     InputError otherwise), at most ``max_upload_duration`` seconds (InputError). Returns its path; a refused upload
@@ -38,18 +57,10 @@ def save_upload(settings: Settings, file: UploadFile, folder: Path, label: str |
     from .. import audio
 
     limit = int(settings.max_upload_mb * 1e6)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / uuid.uuid4().hex  # our name: nothing from the request reaches the file system
+    path = stream_upload(
+        file, folder, limit, f"The upload is over {settings.max_upload_mb:g} MB.", "Send a shorter note."
+    )
     try:
-        with open(path, "wb") as out:
-            size = 0
-            while chunk := file.file.read(CHUNK):
-                size += len(chunk)
-                if size > limit:
-                    raise http_error(
-                        413, "too_large", f"The upload is over {settings.max_upload_mb:g} MB.", "Send a shorter note."
-                    )
-                out.write(chunk)
         try:
             info = audio.probe(path)  # content sniffing: InputError when there is no audio stream
         except InputError as e:

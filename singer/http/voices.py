@@ -6,7 +6,6 @@ all again. No answer carries a server path.
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +28,7 @@ from .schemas import (
     VoiceRemoved,
 )
 from .security import KeyRing
+from .uploads import stream_upload
 
 router = APIRouter(tags=["voices"])
 ANY_KEY: dict[int | str, dict[str, Any]] = {k: v for k, v in ERRORS.items()}  # noqa: C416 - typed for FastAPI
@@ -122,26 +122,13 @@ def add_voice(body: VoiceAddIn, service: ServiceDep, owner: Operator) -> JobAcce
 
 def _save(service, file: UploadFile, limit: int) -> Path:
     """Stream an uploaded model file to a random name in the uploads folder (413 past ``limit`` bytes)."""
-    folder = uploads_dir(service.settings)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / uuid.uuid4().hex
-    try:
-        with open(path, "wb") as out:
-            size = 0
-            while chunk := file.file.read(CHUNK):
-                size += len(chunk)
-                if size > limit:
-                    raise http_error(
-                        413,
-                        "too_large",
-                        f"The upload is over {service.settings.max_voice_mb:g} MB.",
-                        "Ask the operator to raise SINGER_MAX_VOICE_MB, or send the voice's own files only.",
-                    )
-                out.write(chunk)
-        return path
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+    return stream_upload(
+        file,
+        uploads_dir(service.settings),
+        limit,
+        f"The upload is over {service.settings.max_voice_mb:g} MB.",
+        "Ask the operator to raise SINGER_MAX_VOICE_MB, or send the voice's own files only.",
+    )
 
 
 @router.post(
